@@ -1,1 +1,5 @@
-fn main() {}
+//! The `pveops` binary: everything is in the library.
+
+fn main() {
+    std::process::exit(pveops::run(std::env::args_os()));
+}

@@ -1,0 +1,114 @@
+//! The command line (clap): the only module that knows clap. Options shared by every command
+//! that reaches nodes are global, so they are accepted before or after the command name.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::known_hosts::Policy;
+
+const AFTER_HELP: &str = "\
+Targets are [user@]host[:port] (IPv6 as [addr]:port), OpenSSH config aliases, or node and group
+names of the inventory (-I). Settings come from, in order: the target as typed, these options,
+the inventory node, the inventory [defaults], the ssh config, built-in defaults (user root,
+port 22, keys from ssh-agent then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
+
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL (a node failed or was unreachable), 3 UNKNOWN,
+64 usage error, 130 interrupted.";
+
+/// Assess, plan, execute, verify and record Proxmox VE maintenance over plain SSH.
+#[derive(Debug, Parser)]
+#[command(name = "pveops", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection options, accepted anywhere on the command line.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// TOML inventory of nodes and groups
+    #[arg(
+        short = 'I',
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "PVEOPS_INVENTORY"
+    )]
+    pub inventory: Option<PathBuf>,
+    /// OpenSSH client config to read [default: ~/.ssh/config]
+    #[arg(short = 'F', long = "ssh-config", global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Login user for targets that do not name one [default: root]
+    #[arg(short = 'l', long, global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// SSH port for targets that do not name one [default: 22]
+    #[arg(short = 'p', long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Private key file, as `ssh -i` (repeatable); encrypted keys read PVEOPS_KEY_PASSPHRASE or ask on the terminal
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// known_hosts file to verify against and, with accept-new, to append to [default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts]
+    #[arg(long = "known-hosts", global = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Unknown host keys: `strict` refuses them, `accept-new` records them; a changed key is always refused [default: strict]
+    #[arg(long = "host-keys", global = true, value_enum, value_name = "POLICY")]
+    pub host_keys: Option<Policy>,
+    /// Connect through this bastion, as `ssh -J` ([user@]host[:port], comma-separated for a chain)
+    #[arg(short = 'J', long, global = true, value_name = "[USER@]HOST[:PORT]")]
+    pub jump: Option<String>,
+    /// Seconds allowed for connecting, the SSH handshake and authentication
+    #[arg(long = "connect-timeout", global = true, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
+    /// Seconds a remote command may run; past it, it is killed on the node too
+    #[arg(long = "command-timeout", global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub command_timeout: u64,
+    /// Nodes worked on at once
+    #[arg(long, global = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub parallel: u64,
+    /// Run every remote command through `sudo -n` (for a non-root login)
+    #[arg(long, global = true)]
+    pub sudo: bool,
+    /// Directory of templates overriding the embedded ones (`commands/*.hbs`)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); PVEOPS_LOG takes a tracing filter
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an ad-hoc command on every target in parallel
+    #[command(after_help = "\
+The COMMAND words are joined with spaces and run by each node's login shell, as `ssh host
+COMMAND...` does, under `timeout` (--command-timeout) and with LC_ALL=C.UTF-8.
+
+Examples:
+  pveops exec pve1 pve2 pve3 -- pveversion
+  pveops exec -I inventory.toml prod -- 'pvecm status | grep -i quorate'
+  pveops exec --json root@10.0.0.11 -- qm list
+
+Exit status: 0 when every node ran the command with exit 0, else 2; 64 on usage errors.")]
+    Exec(ExecArgs),
+    /// Print shell completions
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Nodes to run on: [user@]host[:port], ssh config aliases, inventory nodes or groups
+    #[arg(required = true, value_name = "TARGETS")]
+    pub targets: Vec<String>,
+    /// The command to run, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// Print one JSON array on stdout (node, stdout, stderr, exit_code, signal, duration_ms, error)
+    #[arg(long)]
+    pub json: bool,
+}

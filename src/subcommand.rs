@@ -1,0 +1,103 @@
+//! One function per command, joining the pieces; no logic of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, ExecArgs, Global};
+use crate::command::{self, Templates};
+use crate::inventory::{Inventory, Node, Overrides, Resolver};
+use crate::session::{Connector, Settings};
+use crate::ssh_config::ClientConfig;
+
+/// Runs the parsed command line; returns the exit status.
+pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
+    match cli.command {
+        Command::Exec(args) => runtime()?.block_on(exec(&cli.global, args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "pveops", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, crate::Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::io(std::path::Path::new("tokio"), "start the async runtime", e))
+}
+
+/// Resolves targets into nodes from the inventory, the ssh config and the options.
+pub fn nodes(global: &Global, targets: &[String]) -> Result<Vec<Node>, crate::Error> {
+    let inventory = match &global.inventory {
+        Some(p) => Inventory::load(p)?,
+        None => Inventory::default(),
+    };
+    let ssh_config = ClientConfig::load(global.ssh_config.as_deref())?;
+    let overrides = Overrides {
+        user: global.user.clone(),
+        port: global.port,
+        identities: global.identities.clone(),
+        known_hosts: global.known_hosts.clone(),
+        host_keys: global.host_keys,
+        jump: global.jump.clone(),
+    };
+    Resolver {
+        inventory: &inventory,
+        ssh_config: &ssh_config,
+        overrides: &overrides,
+    }
+    .resolve_all(targets)
+}
+
+fn connector(global: &Global) -> Arc<Connector> {
+    Arc::new(Connector::new(Settings {
+        connect_timeout: Duration::from_secs(global.connect_timeout),
+        sudo: global.sudo,
+    }))
+}
+
+async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
+    let nodes = nodes(global, &args.targets)?;
+    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    let command = command::Command::operator(&args.command);
+    let progress = Arc::new(crate::progress::Progress::new("exec", nodes.len()));
+    let p = progress.clone();
+    let run = crate::fleet::run(
+        connector(global),
+        templates,
+        nodes,
+        vec![command],
+        Duration::from_secs(global.command_timeout),
+        global.parallel as usize,
+        move |r| {
+            p.node_done(
+                &r.node.name,
+                r.outcome.as_ref().is_ok_and(|c| {
+                    c.iter()
+                        .all(|c| c.result.as_ref().is_ok_and(|o| o.success()))
+                }),
+            )
+        },
+    );
+    let results = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => {
+            drop(progress);
+            eprintln!("exec: interrupted; commands already started finish on the nodes under their timeout");
+            return Err(crate::Error::Interrupted);
+        }
+    };
+    drop(progress);
+    let records = crate::exec::records(&results);
+    if args.json {
+        let text = serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into());
+        println!("{text}");
+    } else {
+        print!("{}", crate::exec::render_text(&records));
+    }
+    eprintln!("{}", crate::exec::summary(&records));
+    Ok(if records.iter().all(|r| r.ok()) { 0 } else { 2 })
+}

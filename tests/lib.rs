@@ -1,0 +1,13 @@
+//! The integration test binary: real OpenSSH sshd on loopback, the real `pveops` binary.
+
+// Shared harness: sshd per node, the pveops runner, polling.
+mod support;
+
+// Authentication: key files, encrypted keys, ssh-agent, sudo.
+mod auth;
+// Host key verification: unknown, changed, accept-new, hashed, revoked, certificates.
+mod host_keys;
+// `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
+mod exec;
+// Shell quoting: arbitrary values survive template → sh -c → argv.
+mod quoting;

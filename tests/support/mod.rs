@@ -1,0 +1,66 @@
+//! Test support: real OpenSSH sshd processes on loopback, and a builder for running the
+//! `pveops` binary against them.
+
+pub mod sshd;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub use sshd::{Lab, SshdOptions};
+
+/// The `pveops` binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pveops"))
+}
+
+/// Runs `pveops` with a clean environment: `HOME` is `home` (so no user ssh config, keys or
+/// known_hosts leak in), no ssh-agent unless `env` sets one.
+pub fn pveops(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PVEOPS_LOG", "warn,russh=error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::null());
+    cmd.output().expect("run pveops")
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls `cond` every few milliseconds until it holds or `secs` pass; returns whether it held.
+pub fn poll_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// Runs a local helper program and panics with its stderr when it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
