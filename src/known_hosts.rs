@@ -392,7 +392,7 @@ mod tests {
         let path = dir.path().join("kh");
         let mut f = fs::File::create(&path).unwrap();
         write_line(&mut f, text);
-        KnownHosts::load(&[path.clone()], &path).unwrap()
+        KnownHosts::load(std::slice::from_ref(&path), &path).unwrap()
     }
 
     fn key(s: &str) -> PublicKey {
@@ -457,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kh");
         fs::write(&path, format!("pve1 {K1}")).unwrap();
-        let kh = KnownHosts::load(&[path.clone()], &path).unwrap();
+        let kh = KnownHosts::load(std::slice::from_ref(&path), &path).unwrap();
         kh.learn("10.0.0.12", 2222, &key(K2)).unwrap();
         assert_eq!(kh.check_key("10.0.0.12", 2222, &key(K2)), Verdict::Trusted);
         let text = fs::read_to_string(&path).unwrap();

@@ -42,12 +42,19 @@ pub struct Settings {
     pub sudo: bool,
 }
 
+/// A value computed once and shared by every task that asks for it.
+type Shared<T> = Arc<OnceCell<T>>;
+/// A decrypted key, or why it could not be loaded.
+type LoadedKey = Result<Arc<PrivateKey>, String>;
+/// A jump host connection, or why it failed.
+type JumpSession = Result<Arc<Session>, NodeError>;
+
 /// Opens sessions; shares known_hosts files, decrypted keys and jump connections across nodes.
 pub struct Connector {
     settings: Settings,
     known_hosts: Mutex<HashMap<KnownHostsFiles, Arc<KnownHosts>>>,
-    keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Result<Arc<PrivateKey>, String>>>>>,
-    jumps: Mutex<HashMap<String, Arc<OnceCell<Result<Arc<Session>, NodeError>>>>>,
+    keys: Mutex<HashMap<PathBuf, Shared<LoadedKey>>>,
+    jumps: Mutex<HashMap<String, Shared<JumpSession>>>,
 }
 
 /// An authenticated connection to one node.

@@ -26,7 +26,7 @@ fn stdout_stderr_and_exit_status_are_kept_apart() {
     let t = lab.nodes[0].target();
     let out = exec(
         &lab,
-        &[t.clone()],
+        std::slice::from_ref(&t),
         &["--json"],
         "echo out; echo err >&2; exit 3",
     );
@@ -41,7 +41,12 @@ fn stdout_stderr_and_exit_status_are_kept_apart() {
     assert_eq!(v[0]["error"], serde_json::Value::Null);
     assert!(v[0]["duration_ms"].is_u64());
 
-    let out = exec(&lab, &[t.clone()], &[], "echo out; echo err >&2");
+    let out = exec(
+        &lab,
+        std::slice::from_ref(&t),
+        &[],
+        "echo out; echo err >&2",
+    );
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(
