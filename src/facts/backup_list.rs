@@ -46,7 +46,9 @@ static VZDUMP: LazyRegex = LazyLock::new(|| {
     regex(r"vzdump-(qemu|lxc|openvz)-(\d+)-(\d{4})_(\d{2})_(\d{2})-(\d{2})_(\d{2})_(\d{2})\.")
 });
 static PBS: LazyRegex = LazyLock::new(|| {
-    regex(r"backup/(vm|ct|host)/([^/]+)/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))$")
+    regex(
+        r"backup/(vm|ct|host)/([^/]+)/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))$",
+    )
 });
 
 fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
@@ -112,17 +114,31 @@ pub fn parse(text: &str) -> Result<BackupList, ParseError> {
             (true, [v, f, c, s]) => (v, f, Some(c), Some(s), None),
             (false, [v, f, s, id]) => (v, f, None, Some(s), Some(id)),
             (false, [v, f, s]) => (v, f, None, Some(s), None),
-            _ => return Err(err(line, format!("expected \"Volid Format Type Size VMID\" columns, found {}", tokens.len()))),
+            _ => {
+                return Err(err(
+                    line,
+                    format!(
+                        "expected \"Volid Format Type Size VMID\" columns, found {}",
+                        tokens.len()
+                    ),
+                ));
+            }
         };
         let Some((storage, _)) = volid.split_once(':') else {
             return Err(err(line, "the volid has no \"storage:\" prefix"));
         };
         let size_bytes = match size {
-            Some(s) => Some(s.parse::<u64>().map_err(|_| err(line, "the size is not a number"))?),
+            Some(s) => Some(
+                s.parse::<u64>()
+                    .map_err(|_| err(line, "the size is not a number"))?,
+            ),
             None => None,
         };
         let vmid = match vmid {
-            Some(v) => Some(v.parse::<u64>().map_err(|_| err(line, "the VMID is not a number"))?),
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .map_err(|_| err(line, "the VMID is not a number"))?,
+            ),
             None => None,
         };
         let mut b = Backup {
@@ -143,7 +159,12 @@ pub fn parse(text: &str) -> Result<BackupList, ParseError> {
     }
     if !header && out.backups.is_empty() && out.diagnostics.is_empty() {
         // `pvesm list` always prints the header, even for an empty storage.
-        return Err(ParseError::new(KIND, 0, "", "no \"Volid Format Type Size VMID\" header"));
+        return Err(ParseError::new(
+            KIND,
+            0,
+            "",
+            "no \"Volid Format Type Size VMID\" header",
+        ));
     }
     Ok(out)
 }
@@ -160,12 +181,18 @@ mod tests {
         let l = parse(LISTING).unwrap();
         assert_eq!(l.backups.len(), 4);
         let a = &l.backups[0];
-        assert_eq!((a.vmid, a.source, a.guest_type.as_deref()), (Some(100), Some("vzdump"), Some("qemu")));
+        assert_eq!(
+            (a.vmid, a.source, a.guest_type.as_deref()),
+            (Some(100), Some("vzdump"), Some("qemu"))
+        );
         assert_eq!(a.backup_time.as_deref(), Some("2026-03-04T11:20:01"));
         assert_eq!(a.time_zone, Some("local"));
         assert_eq!(a.size_bytes, Some(1234567890));
         let p = &l.backups[2];
-        assert_eq!((p.storage.as_str(), p.source, p.guest_type.as_deref()), ("pbs", Some("pbs"), Some("vm")));
+        assert_eq!(
+            (p.storage.as_str(), p.source, p.guest_type.as_deref()),
+            ("pbs", Some("pbs"), Some("vm"))
+        );
         assert_eq!(p.backup_time.as_deref(), Some("2026-03-06T02:00:00Z"));
         assert_eq!(p.epoch, Some(1772762400));
         assert_eq!(l.backups[3].vmid, Some(103));
@@ -173,11 +200,21 @@ mod tests {
 
     #[test]
     fn empty_storage_and_errors() {
-        assert!(parse("Volid Format  Type      Size VMID\n").unwrap().backups.is_empty());
+        assert!(
+            parse("Volid Format  Type      Size VMID\n")
+                .unwrap()
+                .backups
+                .is_empty()
+        );
         assert!(parse("").is_err());
         let l = parse("storage 'pbs' is not online\n").unwrap();
         assert_eq!(l.diagnostics[0].code, "storage-offline");
-        assert_eq!(parse("Volid Format Type Size VMID\nlocal:x raw images lots 100\n").unwrap_err().line, 2);
+        assert_eq!(
+            parse("Volid Format Type Size VMID\nlocal:x raw images lots 100\n")
+                .unwrap_err()
+                .line,
+            2
+        );
     }
 
     #[test]

@@ -43,12 +43,7 @@ pub(crate) type LazyRegex = LazyLock<Option<Regex>>;
 pub(crate) fn captures<'t>(re: &LazyRegex, text: &'t str) -> Option<Vec<Option<&'t str>>> {
     let re = re.as_ref()?;
     let caps = re.captures(text)?;
-    Some(
-        caps.iter()
-            .skip(1)
-            .map(|m| m.map(|m| m.as_str()))
-            .collect(),
-    )
+    Some(caps.iter().skip(1).map(|m| m.map(|m| m.as_str())).collect())
 }
 
 /// The `n`-th (0-based) capture group as a string, if it matched.
@@ -146,9 +141,7 @@ pub(crate) fn json_number(s: &str) -> Option<serde_json::Number> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(i.into());
     }
-    s.parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
+    s.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
 }
 
 /// Compares two Debian-ish version strings by their numeric and textual runs
@@ -209,7 +202,10 @@ mod tests {
 
     #[test]
     fn kv_split_keeps_colons_in_values() {
-        assert_eq!(split_kv("net0: ip6=fd00::53/64"), Some(("net0", "ip6=fd00::53/64")));
+        assert_eq!(
+            split_kv("net0: ip6=fd00::53/64"),
+            Some(("net0", "ip6=fd00::53/64"))
+        );
         assert_eq!(split_kv("ballooninfo:"), Some(("ballooninfo", "")));
         assert_eq!(split_kv("no separator"), None);
     }

@@ -52,15 +52,19 @@ pub struct CorosyncCfgtool {
     pub diagnostics: Vec<stderr::Diagnostic>,
 }
 
-static LOCAL_NODE: LazyRegex = LazyLock::new(|| regex(r"^Local node ID (\d+)(?:, transport (\S+))?$"));
+static LOCAL_NODE: LazyRegex =
+    LazyLock::new(|| regex(r"^Local node ID (\d+)(?:, transport (\S+))?$"));
 static LINK_HDR: LazyRegex = LazyLock::new(|| regex(r"^(LINK|RING) ID (\d+)(?: (\S+))?$"));
 static ADDR: LazyRegex = LazyLock::new(|| regex(r"^(?:addr|id)\s*=\s*(\S+)$"));
 static STATUS_EQ: LazyRegex = LazyLock::new(|| regex(r"^status\s*=\s*(.+)$"));
 // `nodeid: %10u:\t<state>` (3.1.5+) or `nodeid %2d:\t<state>` (3.0.x).
 static PEER: LazyRegex = LazyLock::new(|| regex(r"^nodeid:?\s*(\d+):\s*(\S+)(.*)$"));
-static N_NODE: LazyRegex = LazyLock::new(|| regex(r"^nodeid:?\s*(\d+)\s+(reachable|unreachable)\b.*$"));
+static N_NODE: LazyRegex =
+    LazyLock::new(|| regex(r"^nodeid:?\s*(\d+)\s+(reachable|unreachable)\b.*$"));
 static N_LINK: LazyRegex = LazyLock::new(|| {
-    regex(r"^LINK:\s*(\d+)\s+(\S+)\s+\(([^)]*?)->([^)]*)\)\s+(enabled|disabled)\s+(connected|disconnected)(?:\s+mtu:\s*(\d+))?")
+    regex(
+        r"^LINK:\s*(\d+)\s+(\S+)\s+\(([^)]*?)->([^)]*)\)\s+(enabled|disabled)\s+(connected|disconnected)(?:\s+mtu:\s*(\d+))?",
+    )
 });
 
 fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
@@ -115,20 +119,24 @@ pub fn parse(text: &str) -> Result<CorosyncCfgtool, ParseError> {
             continue;
         }
         if let Some(c) = captures(&LINK_HDR, t) {
-            let id = group(&c, 1).and_then(|v| v.parse().ok()).ok_or_else(|| err(line, "bad link id"))?;
+            let id = group(&c, 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| err(line, "bad link id"))?;
             link_mut(&mut out.links, id, group(&c, 2).map(str::to_owned));
             current = Some(id);
             continue;
         }
         if let Some(c) = captures(&ADDR, t) {
-            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id)) else {
+            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id))
+            else {
                 return Err(err(line, "address outside a LINK/RING block"));
             };
             l.addr = group(&c, 0).map(str::to_owned);
             continue;
         }
         if let Some(c) = captures(&STATUS_EQ, t) {
-            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id)) else {
+            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id))
+            else {
                 return Err(err(line, "status outside a LINK/RING block"));
             };
             let s = group(&c, 0).unwrap_or_default();
@@ -145,9 +153,14 @@ pub fn parse(text: &str) -> Result<CorosyncCfgtool, ParseError> {
             // `-n`: `LINK: <n> <proto> (<src>-><dst>) enabled connected mtu: <n>` under a
             // `nodeid: N reachable` line; only reachable peers are listed.
             let Some(nodeid) = n_node else {
-                return Err(err(line, "LINK line before any \"nodeid: N reachable\" line"));
+                return Err(err(
+                    line,
+                    "LINK line before any \"nodeid: N reachable\" line",
+                ));
             };
-            let id: u32 = group(&c, 0).and_then(|v| v.parse().ok()).unwrap_or_default();
+            let id: u32 = group(&c, 0)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default();
             if let Some(l) = link_mut(&mut out.links, id, group(&c, 1).map(str::to_owned)) {
                 l.addr = group(&c, 2).map(|s| s.trim().to_owned());
                 l.peers.push(Peer {
@@ -161,12 +174,15 @@ pub fn parse(text: &str) -> Result<CorosyncCfgtool, ParseError> {
             continue;
         }
         if let Some(c) = captures(&PEER, t) {
-            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id)) else {
+            let Some(l) = current.and_then(|id| out.links.iter_mut().find(|l| l.link_id == id))
+            else {
                 return Err(err(line, "node status outside a LINK block"));
             };
             let rest = group(&c, 2).unwrap_or_default();
             l.peers.push(Peer {
-                nodeid: group(&c, 0).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                nodeid: group(&c, 0)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default(),
                 status: group(&c, 1).unwrap_or_default().to_owned(),
                 // corosync 3.0.x: ` (not enabled)` after a connected but disabled link.
                 enabled: !rest.contains("not enabled"),

@@ -23,7 +23,11 @@ pub struct GuestConfig {
     pub lxc: Option<Vec<(String, String)>>,
 }
 
-pub(crate) fn parse(kind: &'static str, text: &str, container: bool) -> Result<GuestConfig, ParseError> {
+pub(crate) fn parse(
+    kind: &'static str,
+    text: &str,
+    container: bool,
+) -> Result<GuestConfig, ParseError> {
     let lines = lines(text);
     let noise = locale_noise(&lines);
     let mut config = BTreeMap::new();

@@ -45,7 +45,12 @@ fn depth_of(raw: &str) -> (usize, &str) {
     (depth, rest.trim_end())
 }
 
-fn build(kind: &'static str, entries: &[Entry<'_>], pos: &mut usize, depth: usize) -> Result<Value, ParseError> {
+fn build(
+    kind: &'static str,
+    entries: &[Entry<'_>],
+    pos: &mut usize,
+    depth: usize,
+) -> Result<Value, ParseError> {
     let mut map = Map::new();
     let mut items = Vec::new();
     while let Some(e) = entries.get(*pos) {
@@ -53,7 +58,12 @@ fn build(kind: &'static str, entries: &[Entry<'_>], pos: &mut usize, depth: usiz
             break;
         }
         if e.depth > depth {
-            return Err(ParseError::new(kind, e.line.no, e.line.text, "indented deeper than its parent"));
+            return Err(ParseError::new(
+                kind,
+                e.line.no,
+                e.line.text,
+                "indented deeper than its parent",
+            ));
         }
         *pos += 1;
         if let Some((k, v)) = e.body.split_once(": ") {
@@ -96,20 +106,31 @@ pub(crate) fn parse(kind: &'static str, text: &str) -> Result<GuestStatus, Parse
         .filter(|(l, n)| !n && !l.text.is_empty())
         .map(|(l, _)| {
             let (depth, body) = depth_of(l.raw);
-            Entry { line: *l, depth, body }
+            Entry {
+                line: *l,
+                depth,
+                body,
+            }
         })
         .collect();
     if let Some(first) = entries.first()
         && first.depth > 0
     {
-        return Err(ParseError::new(kind, first.line.no, first.line.text, "the first line is indented"));
+        return Err(ParseError::new(
+            kind,
+            first.line.no,
+            first.line.text,
+            "the first line is indented",
+        ));
     }
     let mut pos = 0;
     let Value::Object(mut fields) = build(kind, &entries, &mut pos, 0)? else {
         return Err(ParseError::new(kind, 0, "", "no status lines"));
     };
     let Some(Value::String(status)) = fields.remove("status") else {
-        let (no, text) = entries.first().map_or((0, ""), |e| (e.line.no, e.line.text));
+        let (no, text) = entries
+            .first()
+            .map_or((0, ""), |e| (e.line.no, e.line.text));
         return Err(ParseError::new(kind, no, text, "no \"status:\" line"));
     };
     let get = |k: &str| match fields.get(k) {

@@ -101,18 +101,25 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// Reads one `<type> <status>` entry; `Ok(false)` when the type is not known.
-    pub(crate) fn entry(&mut self, line: &Line<'_>, kind: &str, status: &str) -> Result<bool, ParseError> {
+    pub(crate) fn entry(
+        &mut self,
+        line: &Line<'_>,
+        kind: &str,
+        status: &str,
+    ) -> Result<bool, ParseError> {
         match kind {
             "quorum" => {
                 self.quorum = Some((status == "OK", status.to_owned()));
             }
             "master" => {
                 // `<node> (<state>, <localtime>)[ - <disarm state>, resource mode: <m>][ - <crs> load CRS]`
-                let (node, inner, tail) =
-                    split_parens(status).ok_or_else(|| err(line, "expected \"<node> (<state>, <time>)\""))?;
+                let (node, inner, tail) = split_parens(status)
+                    .ok_or_else(|| err(line, "expected \"<node> (<state>, <time>)\""))?;
                 let mut fields: Vec<&str> = inner.split(", ").collect();
                 let time = match fields.last() {
-                    Some(t) if fields.len() > 1 && is_localtime(t) => fields.pop().map(str::to_owned),
+                    Some(t) if fields.len() > 1 && is_localtime(t) => {
+                        fields.pop().map(str::to_owned)
+                    }
                     _ => None,
                 };
                 self.master = Some(Master {
@@ -145,8 +152,8 @@ impl Builder {
                 });
             }
             "lrm" => {
-                let (node, inner, _) =
-                    split_parens(status).ok_or_else(|| err(line, "expected \"<node> (<state>, ...)\""))?;
+                let (node, inner, _) = split_parens(status)
+                    .ok_or_else(|| err(line, "expected \"<node> (<state>, ...)\""))?;
                 if inner == "unable to read lrm status" {
                     self.lrms.push(Lrm {
                         node: node.to_owned(),
@@ -181,8 +188,8 @@ impl Builder {
             }
             "service" => {
                 // `<sid> (<node>, <state>)`
-                let (sid, inner, _) =
-                    split_parens(status).ok_or_else(|| err(line, "expected \"<sid> (<node>, <state>)\""))?;
+                let (sid, inner, _) = split_parens(status)
+                    .ok_or_else(|| err(line, "expected \"<sid> (<node>, <state>)\""))?;
                 let mut fields = inner.split(", ");
                 let node = fields.next().unwrap_or_default().to_owned();
                 let state = fields.next().unwrap_or_default().to_owned();
@@ -203,7 +210,12 @@ impl Builder {
 
     pub(crate) fn finish(self, full: Option<serde_json::Value>) -> Result<HaStatus, ParseError> {
         let Some((quorum_ok, quorum_message)) = self.quorum else {
-            return Err(ParseError::new(KIND, 0, "", "no \"quorum\" line (it is always printed first)"));
+            return Err(ParseError::new(
+                KIND,
+                0,
+                "",
+                "no \"quorum\" line (it is always printed first)",
+            ));
         };
         Ok(HaStatus {
             quorum_ok,
@@ -262,7 +274,10 @@ mod tests {
         assert_eq!(m.time.as_deref(), Some("Fri Apr  3 04:05:16 2026"));
         assert_eq!(m.extra, vec!["dynamic load CRS"]);
         let f = s.fencing.unwrap();
-        assert_eq!((f.state.as_str(), f.watchdog.as_deref()), ("armed", Some("CRM watchdog active")));
+        assert_eq!(
+            (f.state.as_str(), f.watchdog.as_deref()),
+            ("armed", Some("CRM watchdog active"))
+        );
         assert_eq!(s.lrms[1].state, "idle");
         assert_eq!(s.lrms[1].watchdog.as_deref(), Some("watchdog standby"));
         assert_eq!(s.lrms[1].time.as_deref(), Some("Fri Apr  3 04:05:13 2026"));
@@ -276,7 +291,10 @@ mod tests {
         assert!(!s.quorum_ok);
         assert_eq!(s.master.unwrap().state, "old timestamp - dead?");
         let f = s.fencing.unwrap();
-        assert_eq!((f.state.as_str(), f.resource_mode.as_deref()), ("disarmed", Some("freeze")));
+        assert_eq!(
+            (f.state.as_str(), f.resource_mode.as_deref()),
+            ("disarmed", Some("freeze"))
+        );
         assert_eq!(s.lrms[0].state, "maintenance mode");
         assert_eq!(s.lrms[1].state, "unknown");
     }

@@ -87,34 +87,110 @@ impl std::error::Error for ParseError {}
 
 /// Every kind `parse` knows, with a one-line description (`pveops parse --list`).
 pub const KINDS: &[(&str, &str)] = &[
-    (pvecm_status::KIND, "pvecm status: quorum, votes, flags, members, qdevice; no-cluster/corosync-down/pmxcfs-down states"),
-    (pvecm_nodes::KIND, "pvecm nodes: members of this node's partition"),
-    (pvesm_status::KIND, "pvesm status: storages with status and sizes in bytes, storage errors from STDERR"),
+    (
+        pvecm_status::KIND,
+        "pvecm status: quorum, votes, flags, members, qdevice; no-cluster/corosync-down/pmxcfs-down states",
+    ),
+    (
+        pvecm_nodes::KIND,
+        "pvecm nodes: members of this node's partition",
+    ),
+    (
+        pvesm_status::KIND,
+        "pvesm status: storages with status and sizes in bytes, storage errors from STDERR",
+    ),
     (qm_list::KIND, "qm list [--full]: VMs of this node"),
-    (pct_list::KIND, "pct list: containers of this node with their lock"),
-    (qm_config::KIND, "qm config ID: VM configuration, description/sshkeys decoded"),
-    (pct_config::KIND, "pct config ID: container configuration and raw lxc.* keys in order"),
-    (qm_status::KIND, "qm status ID [--verbose]: VM status and every other field"),
-    (pct_status::KIND, "pct status ID [--verbose]: container status and every other field"),
-    (ha_manager_status::KIND, "ha-manager status: quorum, master, fencing, LRMs, services"),
-    (pveversion::KIND, "pveversion: manager version and running kernel"),
-    (pveversion::KIND_V, "pveversion -v: package versions, kernels, reboot pending"),
-    (upgrade_checklist::KIND, "pve8to9 / pve7to8 [--full]: check results by section and the summary"),
-    (corosync_cfgtool::KIND, "corosync-cfgtool -s (or -n): links and peer states"),
-    (task_log::KIND, "output of qm/pct migrate/start/shutdown: task lines and outcome"),
-    (pvesh::KIND_CLUSTER_STATUS, "pvesh get /cluster/status --output-format json"),
-    (pvesh::KIND_CLUSTER_RESOURCES, "pvesh get /cluster/resources --output-format json"),
-    (pvesh::KIND_NODES_STORAGE, "pvesh get /nodes/NODE/storage --output-format json"),
-    (pvesh::KIND_HA_STATUS, "pvesh get /cluster/ha/status/current --output-format json"),
-    (systemctl_is_active::KIND, "systemctl is-active UNIT...: one state per unit"),
-    (zpool_status::KIND, "zpool status -x: healthy, or each unhealthy pool with its devices"),
-    (backup_list::KIND, "pvesm list STORAGE --content backup: backups with VMID and time (vzdump and PBS)"),
-    (stderr::KIND, "STDERR of any PVE command: known errors as codes and sentences"),
+    (
+        pct_list::KIND,
+        "pct list: containers of this node with their lock",
+    ),
+    (
+        qm_config::KIND,
+        "qm config ID: VM configuration, description/sshkeys decoded",
+    ),
+    (
+        pct_config::KIND,
+        "pct config ID: container configuration and raw lxc.* keys in order",
+    ),
+    (
+        qm_status::KIND,
+        "qm status ID [--verbose]: VM status and every other field",
+    ),
+    (
+        pct_status::KIND,
+        "pct status ID [--verbose]: container status and every other field",
+    ),
+    (
+        ha_manager_status::KIND,
+        "ha-manager status: quorum, master, fencing, LRMs, services",
+    ),
+    (
+        pveversion::KIND,
+        "pveversion: manager version and running kernel",
+    ),
+    (
+        pveversion::KIND_V,
+        "pveversion -v: package versions, kernels, reboot pending",
+    ),
+    (
+        upgrade_checklist::KIND,
+        "pve8to9 / pve7to8 [--full]: check results by section and the summary",
+    ),
+    (
+        corosync_cfgtool::KIND,
+        "corosync-cfgtool -s (or -n): links and peer states",
+    ),
+    (
+        task_log::KIND,
+        "output of qm/pct migrate/start/shutdown: task lines and outcome",
+    ),
+    (
+        pvesh::KIND_CLUSTER_STATUS,
+        "pvesh get /cluster/status --output-format json",
+    ),
+    (
+        pvesh::KIND_CLUSTER_RESOURCES,
+        "pvesh get /cluster/resources --output-format json",
+    ),
+    (
+        pvesh::KIND_NODES_STORAGE,
+        "pvesh get /nodes/NODE/storage --output-format json",
+    ),
+    (
+        pvesh::KIND_HA_STATUS,
+        "pvesh get /cluster/ha/status/current --output-format json",
+    ),
+    (
+        systemctl_is_active::KIND,
+        "systemctl is-active UNIT...: one state per unit",
+    ),
+    (
+        zpool_status::KIND,
+        "zpool status -x: healthy, or each unhealthy pool with its devices",
+    ),
+    (
+        backup_list::KIND,
+        "pvesm list STORAGE --content backup: backups with VMID and time (vzdump and PBS)",
+    ),
+    (
+        stderr::KIND,
+        "STDERR of any PVE command: known errors as codes and sentences",
+    ),
 ];
 
-fn to_json<T: Serialize>(kind: &'static str, r: Result<T, ParseError>) -> Result<serde_json::Value, ParseError> {
+fn to_json<T: Serialize>(
+    kind: &'static str,
+    r: Result<T, ParseError>,
+) -> Result<serde_json::Value, ParseError> {
     r.and_then(|v| {
-        serde_json::to_value(v).map_err(|e| ParseError::new(kind, 0, "", format!("cannot represent the result as JSON: {e}")))
+        serde_json::to_value(v).map_err(|e| {
+            ParseError::new(
+                kind,
+                0,
+                "",
+                format!("cannot represent the result as JSON: {e}"),
+            )
+        })
     })
 }
 
@@ -136,13 +212,21 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "upgrade-checklist" => to_json(upgrade_checklist::KIND, upgrade_checklist::parse(text)),
         "corosync-cfgtool" => to_json(corosync_cfgtool::KIND, corosync_cfgtool::parse(text)),
         "task-log" => to_json(task_log::KIND, task_log::parse(text)),
-        "pvesh-cluster-status" => to_json(pvesh::KIND_CLUSTER_STATUS, pvesh::parse_cluster_status(text)),
-        "pvesh-cluster-resources" => {
-            to_json(pvesh::KIND_CLUSTER_RESOURCES, pvesh::parse_cluster_resources(text))
+        "pvesh-cluster-status" => to_json(
+            pvesh::KIND_CLUSTER_STATUS,
+            pvesh::parse_cluster_status(text),
+        ),
+        "pvesh-cluster-resources" => to_json(
+            pvesh::KIND_CLUSTER_RESOURCES,
+            pvesh::parse_cluster_resources(text),
+        ),
+        "pvesh-nodes-storage" => {
+            to_json(pvesh::KIND_NODES_STORAGE, pvesh::parse_nodes_storage(text))
         }
-        "pvesh-nodes-storage" => to_json(pvesh::KIND_NODES_STORAGE, pvesh::parse_nodes_storage(text)),
         "pvesh-ha-status" => to_json(pvesh::KIND_HA_STATUS, pvesh::parse_ha_status(text)),
-        "systemctl-is-active" => to_json(systemctl_is_active::KIND, systemctl_is_active::parse(text)),
+        "systemctl-is-active" => {
+            to_json(systemctl_is_active::KIND, systemctl_is_active::parse(text))
+        }
         "zpool-status" => to_json(zpool_status::KIND, zpool_status::parse(text)),
         "backup-list" => to_json(backup_list::KIND, backup_list::parse(text)),
         "pve-stderr" => to_json(stderr::KIND, stderr::parse(text)),
@@ -156,7 +240,12 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -167,6 +256,7 @@ mod tests {
         ("pvecm-status.", "pvecm-status"),
         ("corosync-quorumtool-p.", "pvecm-status"),
         ("pvecm-nodes.", "pvecm-nodes"),
+        ("pvesm-status.", "pvesm-status"),
         ("pvesm-list.", "backup-list"),
         ("qm-list.", "qm-list"),
         ("pct-list.", "pct-list"),
@@ -189,7 +279,10 @@ mod tests {
         ("qm-shutdown.", "task-log"),
         ("pct-start.", "task-log"),
         ("pvesh-get-cluster-status.json", "pvesh-cluster-status"),
-        ("pvesh-get-cluster-resources.json", "pvesh-cluster-resources"),
+        (
+            "pvesh-get-cluster-resources.json",
+            "pvesh-cluster-resources",
+        ),
         ("pvesh-get-nodes-storage.json", "pvesh-nodes-storage"),
         ("pvesh-get-cluster-ha-status.json", "pvesh-ha-status"),
         ("systemctl-is-active.", "systemctl-is-active"),
@@ -229,7 +322,9 @@ mod tests {
     fn every_fixture_matches_its_reviewed_snapshot() {
         let mut covered = 0;
         for (name, text) in fixtures() {
-            let Some(kind) = kind_for(&name) else { continue };
+            let Some(kind) = kind_for(&name) else {
+                continue;
+            };
             let value = parse(kind, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let snap = name.trim_end_matches(".txt").to_owned();
             insta::with_settings!({
@@ -259,7 +354,11 @@ mod tests {
         for (kind, desc) in KINDS {
             assert!(!desc.is_empty());
             let e = parse(kind, "\u{1}garbage\u{1}\n").err();
-            assert_ne!(e.map(|e| e.kind), Some("parse"), "{kind} is listed but not dispatched");
+            assert_ne!(
+                e.map(|e| e.kind),
+                Some("parse"),
+                "{kind} is listed but not dispatched"
+            );
         }
         for (_, kind) in FIXTURE_KINDS {
             assert!(KINDS.iter().any(|(k, _)| k == kind), "{kind} not listed");
@@ -270,12 +369,19 @@ mod tests {
     fn unknown_kind_is_line_zero() {
         let e = parse("nope", "x").unwrap_err();
         assert_eq!(e.line, 0);
-        assert_eq!(e.to_string(), "parse: cannot read the input: unknown kind \"nope\" (pveops parse --list shows the kinds)");
+        assert_eq!(
+            e.to_string(),
+            "parse: cannot read the input: unknown kind \"nope\" (pveops parse --list shows the kinds)"
+        );
     }
 
     #[test]
     fn display_is_one_sentence_with_kind_line_and_text() {
-        let e = parse("pvesm-status", "Name Type Status Total Used Available %\nlocal dir active x 1 1 1%\n").unwrap_err();
+        let e = parse(
+            "pvesm-status",
+            "Name Type Status Total Used Available %\nlocal dir active x 1 1 1%\n",
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "pvesm-status: line 2: cannot read \"local dir active x 1 1 1%\": the total size is not a number"
@@ -286,7 +392,12 @@ mod tests {
     #[test]
     fn stderr_fixtures_become_precise_states() {
         let all = fixtures();
-        let get = |n: &str| all.iter().find(|(name, _)| name == n).map(|(_, t)| t.clone()).unwrap();
+        let get = |n: &str| {
+            all.iter()
+                .find(|(name, _)| name == n)
+                .map(|(_, t)| t.clone())
+                .unwrap()
+        };
         let s = pvecm_status::parse(&get("pvecm-status.no-cluster.stderr.txt")).unwrap();
         assert_eq!(s.state, "no-cluster");
         assert_eq!(
@@ -295,27 +406,110 @@ mod tests {
         );
         let s = pvecm_status::parse(&get("pvecm-status.pmxcfs-down.stderr.txt")).unwrap();
         assert_eq!(s.state, "pmxcfs-down");
-        let s = pvecm_status::parse(&get("pvecm-status.corosync-down.stderr.constructed.txt")).unwrap();
+        let s =
+            pvecm_status::parse(&get("pvecm-status.corosync-down.stderr.constructed.txt")).unwrap();
         assert_eq!(s.state, "corosync-down");
         // The stdout half alone (Cluster information, then nothing) says the same.
         let s = pvecm_status::parse(&get("pvecm-status.corosync-down.constructed.txt")).unwrap();
-        assert_eq!((s.state, s.cluster_name.as_deref(), s.quorate), ("corosync-down", Some("prod-cluster"), None));
+        assert_eq!(
+            (s.state, s.cluster_name.as_deref(), s.quorate),
+            ("corosync-down", Some("prod-cluster"), None)
+        );
         let st = pvesm_status::parse_with_stderr(
             &get("pvesm-status.nfs-offline-notmounted.constructed.txt"),
             &get("pvesm-status.nfs-offline-notmounted.stderr.constructed.txt"),
         )
         .unwrap();
         let by = |n: &str| st.storages.iter().find(|s| s.name == n).unwrap().clone();
-        assert_eq!(by("backup-nas").error.as_deref(), Some("storage backup-nas is not online (its server does not answer)"));
+        assert_eq!(
+            by("backup-nas").error.as_deref(),
+            Some("storage backup-nas is not online (its server does not answer)")
+        );
         assert_eq!(
             by("usb-dump").error.as_deref(),
             Some("storage usb-dump is not mounted although it is configured as a mount point")
         );
         assert_eq!(by("local").error, None);
-        let t = task_log::parse_with_stderr("", &get("qm-start.already-running.stderr.constructed.txt"), Some(255)).unwrap();
-        assert_eq!((t.outcome, t.error.as_deref()), ("error", Some("guest 100 is already running")));
-        let t = task_log::parse_with_stderr("", &get("qm-shutdown.timeout.stderr.constructed.txt"), Some(255)).unwrap();
-        assert_eq!(t.error.as_deref(), Some("the guest did not shut down before the timeout"));
+        let t = task_log::parse_with_stderr(
+            "",
+            &get("qm-start.already-running.stderr.constructed.txt"),
+            Some(255),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.outcome, t.error.as_deref()),
+            ("error", Some("guest 100 is already running"))
+        );
+        let t = task_log::parse_with_stderr(
+            "",
+            &get("qm-shutdown.timeout.stderr.constructed.txt"),
+            Some(255),
+        )
+        .unwrap();
+        assert_eq!(
+            t.error.as_deref(),
+            Some("the guest did not shut down before the timeout")
+        );
+    }
+
+    #[test]
+    fn checklist_counts_agree_with_the_printed_summary() {
+        for (name, text) in fixtures()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("pve8to9") || n.starts_with("pve7to8"))
+        {
+            let c = upgrade_checklist::parse(&text).unwrap();
+            let n = |l: &str| c.results.iter().filter(|r| r.level == l).count() as u64;
+            assert!(c.complete, "{name}");
+            assert_eq!(n("PASS"), c.summary.passed, "{name}");
+            assert_eq!(n("SKIP"), c.summary.skipped, "{name}");
+            assert_eq!(n("WARN"), c.summary.warnings, "{name}");
+            assert_eq!(n("FAIL"), c.summary.failures, "{name}");
+            assert_eq!(n("NOTICE"), c.summary.notices, "{name}");
+        }
+    }
+
+    #[test]
+    fn locale_warnings_before_any_output_are_skipped() {
+        let warn = "perl: warning: Setting locale failed.\nperl: warning: Please check that your locale settings:\n\tLANGUAGE = (unset),\n\tLC_ALL = (unset),\n\tLANG = \"en_US.UTF-8\"\n    are supported and installed on your system.\nperl: warning: Falling back to a fallback locale (\"en_US.UTF-8\").\n";
+        let cases = [
+            (
+                "pvesm-status",
+                "Name Type Status Total Used Available %\nlocal dir active 1 1 0 100.00%\n",
+            ),
+            (
+                "qm-list",
+                "VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 100 a running 1 1.00 5\n",
+            ),
+            ("pct-list", "VMID Status Lock Name\n100 running  a\n"),
+            ("qm-config", "name: a\n"),
+            (
+                "pveversion",
+                "pve-manager/8.4.11/14a32011146091ed (running kernel: 6.8.12-8-pve)\n",
+            ),
+            (
+                "pveversion-v",
+                "proxmox-ve: 8.4.0 (running kernel: 6.8.12-8-pve)\n",
+            ),
+            ("ha-manager-status", "quorum OK\n"),
+            (
+                "pvecm-status",
+                "Quorum information\nQuorate:          Yes\n",
+            ),
+            (
+                "pvesh-cluster-status",
+                "[{\"id\":\"node/a\",\"name\":\"a\",\"type\":\"node\"}]\n",
+            ),
+            ("systemctl-is-active", "active\n"),
+            ("zpool-status", "all pools are healthy\n"),
+        ];
+        for (kind, body) in cases {
+            let with =
+                parse(kind, &format!("{warn}{body}")).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let without = parse(kind, body).unwrap();
+            // Only line numbers recorded in diagnostics may differ; these bodies have none.
+            assert_eq!(with, without, "{kind}");
+        }
     }
 
     #[test]

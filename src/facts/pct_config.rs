@@ -19,7 +19,10 @@ mod tests {
         let c = parse("hostname: ct\nlxc.mount.entry: /a a none bind\nlxc.cgroup2.devices.allow: c 10:200 rwm\nlxc.mount.entry: /b b none bind\n").unwrap();
         let lxc = c.lxc.unwrap();
         assert_eq!(lxc.len(), 3);
-        assert_eq!(lxc[0], ("lxc.mount.entry".to_owned(), "/a a none bind".to_owned()));
+        assert_eq!(
+            lxc[0],
+            ("lxc.mount.entry".to_owned(), "/a a none bind".to_owned())
+        );
         assert_eq!(lxc[2].1, "/b b none bind");
         assert!(!c.config.contains_key("lxc.mount.entry"));
     }

@@ -46,7 +46,10 @@ pub fn parse(text: &str) -> Result<PctList, ParseError> {
             if let Some(d) = stderr::classify(line.no, t) {
                 return Err(err(line, d.message));
             }
-            return Err(err(line, "expected the \"VMID Status Lock Name\" header before any row"));
+            return Err(err(
+                line,
+                "expected the \"VMID Status Lock Name\" header before any row",
+            ));
         }
         // Split on whitespace, not columns: the blank Lock column leaves 3 tokens and
         // `snapshot-delete` (15 chars) shifts Name right. CT names never contain whitespace
@@ -54,10 +57,17 @@ pub fn parse(text: &str) -> Result<PctList, ParseError> {
         let (vmid, status, lock, name) = match tokens.as_slice() {
             [v, s, n] => (v, s, None, n),
             [v, s, l, n] => (v, s, Some((*l).to_owned()), n),
-            _ => return Err(err(line, format!("expected 3 or 4 columns, found {}", tokens.len()))),
+            _ => {
+                return Err(err(
+                    line,
+                    format!("expected 3 or 4 columns, found {}", tokens.len()),
+                ));
+            }
         };
         containers.push(Container {
-            vmid: vmid.parse().map_err(|_| err(line, "the VMID is not a number"))?,
+            vmid: vmid
+                .parse()
+                .map_err(|_| err(line, "the VMID is not a number"))?,
             status: (*status).to_owned(),
             lock,
             name: (*name).to_owned(),
@@ -84,6 +94,11 @@ mod tests {
     #[test]
     fn empty_and_garbage() {
         assert!(parse("").unwrap().containers.is_empty());
-        assert_eq!(parse("VMID Status Lock Name\n1 2 3 4 5\n").unwrap_err().line, 2);
+        assert_eq!(
+            parse("VMID Status Lock Name\n1 2 3 4 5\n")
+                .unwrap_err()
+                .line,
+            2
+        );
     }
 }

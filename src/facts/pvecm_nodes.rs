@@ -33,7 +33,8 @@ pub fn parse(text: &str) -> Result<PvecmNodes, ParseError> {
     let mut has_qdevice_col = None;
     for (line, is_noise) in lines.iter().zip(noise) {
         let t = line.text;
-        if is_noise || t.is_empty() || t.chars().all(|c| c == '-') || t == "Membership information" {
+        if is_noise || t.is_empty() || t.chars().all(|c| c == '-') || t == "Membership information"
+        {
             continue;
         }
         if let Some(d) = stderr::classify(line.no, t) {
@@ -62,7 +63,12 @@ pub fn parse(text: &str) -> Result<PvecmNodes, ParseError> {
     if let Some(d) = out.diagnostics.first() {
         out.error = Some(d.message.clone());
     } else if has_qdevice_col.is_none() {
-        return Err(ParseError::new(KIND, 0, "", "no membership table (\"Nodeid Votes Name\" header) found"));
+        return Err(ParseError::new(
+            KIND,
+            0,
+            "",
+            "no membership table (\"Nodeid Votes Name\" header) found",
+        ));
     }
     Ok(out)
 }
@@ -86,6 +92,10 @@ mod tests {
     fn no_cluster() {
         let n = parse("Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?\n").unwrap();
         assert!(n.members.is_empty());
-        assert!(n.error.unwrap().starts_with("this node is not part of a cluster"));
+        assert!(
+            n.error
+                .unwrap()
+                .starts_with("this node is not part of a cluster")
+        );
     }
 }

@@ -150,7 +150,9 @@ pub(crate) fn parse_member_row(line: &Line<'_>, has_qdevice_col: bool) -> Result
     let votes = tokens
         .next()
         .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(|| ParseError::new(kind, line.no, line.text, "the vote count is not a number"))?;
+        .ok_or_else(|| {
+            ParseError::new(kind, line.no, line.text, "the vote count is not a number")
+        })?;
     let mut rest: Vec<&str> = tokens.collect();
     let mut qdevice_flags = None;
     // The qdevice column is blank (11 spaces) on the pseudo-row, so only take a token that
@@ -164,7 +166,12 @@ pub(crate) fn parse_member_row(line: &Line<'_>, has_qdevice_col: bool) -> Result
     }
     let name = rest.join(" ");
     if name.is_empty() {
-        return Err(ParseError::new(kind, line.no, line.text, "the row has no node name"));
+        return Err(ParseError::new(
+            kind,
+            line.no,
+            line.text,
+            "the row has no node name",
+        ));
     }
     if nodeid == 0 {
         // The qdevice pseudo-row: node id 0, votes it casts now, and ` (votes N)` when it
@@ -271,7 +278,8 @@ pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
                     "Nodes" => st.nodes = Some(num(line, value)?),
                     "Node ID" => {
                         st.node_id = Some(
-                            parse_nodeid(value).ok_or_else(|| err(line, "the node id is not a number"))?,
+                            parse_nodeid(value)
+                                .ok_or_else(|| err(line, "the node id is not a number"))?,
                         )
                     }
                     // Kept as printed: `%x.%lx` since corosync 3.0.3, `%d/%llu` on PVE 6.0,
@@ -311,11 +319,14 @@ pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
 
     if st.diagnostics.iter().any(|d| d.code == "no-cluster") {
         st.state = "no-cluster";
-        st.error = Some("this node is not part of a cluster (/etc/pve/corosync.conf does not exist)".to_owned());
+        st.error = Some(
+            "this node is not part of a cluster (/etc/pve/corosync.conf does not exist)".to_owned(),
+        );
     } else if st.diagnostics.iter().any(|d| d.code == "pmxcfs-down") && !saw_quorum_block {
         st.state = "pmxcfs-down";
         st.error = Some(
-            "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable".to_owned(),
+            "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable"
+                .to_owned(),
         );
     } else if st.diagnostics.iter().any(|d| d.code == "corosync-down")
         || (saw_cluster_block && !saw_quorum_block && !saw_votequorum)
@@ -330,11 +341,19 @@ pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
             Some(true) => st.state = "quorate",
             Some(false) => {
                 st.state = "not-quorate";
+                let n = |v: Option<u32>| v.map_or("?".to_owned(), |v| v.to_string());
+                // With WaitForAll (2Node clusters) a partition stays blocked until every node
+                // was seen once, even when it has the votes.
+                let wait = if st.flags.iter().any(|f| f == "WaitForAll") {
+                    ", waiting for all nodes to be seen once (WaitForAll)"
+                } else {
+                    ""
+                };
                 st.error = Some(format!(
-                    "the cluster is not quorate on this node: {} of {} expected votes present, {} needed",
-                    st.total_votes.map_or("?".to_owned(), |v| v.to_string()),
-                    st.expected_votes.map_or("?".to_owned(), |v| v.to_string()),
-                    st.quorum.map_or("?".to_owned(), |v| v.to_string()),
+                    "the cluster is not quorate on this node: {} of {} expected votes present, quorum is {}{wait}",
+                    n(st.total_votes),
+                    n(st.expected_votes),
+                    n(st.quorum),
                 ));
             }
             None => {
@@ -399,14 +418,20 @@ mod tests {
         assert_eq!(s.members.len(), 1);
         assert_eq!(s.members[0].qdevice_flags.as_deref(), Some("A,NV,NMW"));
         let q = s.qdevice.unwrap();
-        assert_eq!((q.votes, q.name.as_str(), q.voting, q.configured_votes), (0, "Qdevice", false, Some(1)));
+        assert_eq!(
+            (q.votes, q.name.as_str(), q.voting, q.configured_votes),
+            (0, "Qdevice", false, Some(1))
+        );
     }
 
     #[test]
     fn stderr_states() {
         let s = parse("Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?\n").unwrap();
         assert_eq!(s.state, "no-cluster");
-        assert_eq!(s.error.as_deref(), Some("this node is not part of a cluster (/etc/pve/corosync.conf does not exist)"));
+        assert_eq!(
+            s.error.as_deref(),
+            Some("this node is not part of a cluster (/etc/pve/corosync.conf does not exist)")
+        );
         let s = parse("ipcc_send_rec[1] failed: Unknown error -1\nUnable to load access control list: Unknown error -1\n").unwrap();
         assert_eq!(s.state, "pmxcfs-down");
         let s = parse("Cannot initialize CMAP service\n").unwrap();

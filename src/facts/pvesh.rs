@@ -42,7 +42,9 @@ fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), Pars
     let body: Vec<&str> = lines.iter().skip(start - 1).map(|l| l.raw).collect();
     let doc: Value = serde_json::from_str(&body.join("\n")).map_err(|e| {
         let no = start + e.line().saturating_sub(1);
-        let text = lines.get(no.saturating_sub(1)).map_or("", |l: &Line<'_>| l.text);
+        let text = lines
+            .get(no.saturating_sub(1))
+            .map_or("", |l: &Line<'_>| l.text);
         ParseError::new(kind, no, text, format!("invalid JSON: {e}"))
     })?;
     match doc {
@@ -59,8 +61,14 @@ fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), Pars
 /// `4`, `"4"`, `4.0` → 4 (Perl may serialise a number as a string, FORMATS.md §0.2).
 fn u64_of(v: &Value, key: &str) -> Option<u64> {
     match v.get(key)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
-        Value::String(s) => s.trim().parse::<u64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .or_else(|| s.trim().parse::<f64>().ok().map(|f| f as u64)),
         _ => None,
     }
 }
@@ -146,7 +154,9 @@ pub fn parse_cluster_status(text: &str) -> Result<ClusterStatus, ParseError> {
             }
             Some("node") => nodes.push(ClusterNode {
                 name: str_of(item, "name")
-                    .or_else(|| str_of(item, "id").map(|i| i.trim_start_matches("node/").to_owned()))
+                    .or_else(|| {
+                        str_of(item, "id").map(|i| i.trim_start_matches("node/").to_owned())
+                    })
                     .ok_or_else(|| ParseError::new(kind, start, "", "a node entry has no name"))?,
                 nodeid: u64_of(item, "nodeid"),
                 ip: str_of(item, "ip"),
@@ -158,7 +168,12 @@ pub fn parse_cluster_status(text: &str) -> Result<ClusterStatus, ParseError> {
         }
     }
     if cluster.is_none() && nodes.is_empty() {
-        return Err(ParseError::new(kind, start, "", "no cluster or node entries"));
+        return Err(ParseError::new(
+            kind,
+            start,
+            "",
+            "no cluster or node entries",
+        ));
     }
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(ClusterStatus {
@@ -214,7 +229,12 @@ pub fn parse_cluster_resources(text: &str) -> Result<ClusterResources, ParseErro
     let mut resources = Vec::new();
     for item in &items {
         let (Some(id), Some(t)) = (str_of(item, "id"), str_of(item, "type")) else {
-            return Err(ParseError::new(kind, start, "", "a resource has no id or type"));
+            return Err(ParseError::new(
+                kind,
+                start,
+                "",
+                "a resource has no id or type",
+            ));
         };
         resources.push(Resource {
             id,
@@ -277,7 +297,12 @@ pub fn parse_nodes_storage(text: &str) -> Result<NodesStorage, ParseError> {
     let mut storages = Vec::new();
     for item in &items {
         let Some(storage) = str_of(item, "storage") else {
-            return Err(ParseError::new(kind, start, "", "a storage entry has no \"storage\" id"));
+            return Err(ParseError::new(
+                kind,
+                start,
+                "",
+                "a storage entry has no \"storage\" id",
+            ));
         };
         let used_fraction = f64_of(item, "used_fraction");
         storages.push(NodeStorage {
@@ -308,9 +333,19 @@ pub fn parse_ha_status(text: &str) -> Result<HaStatus, ParseError> {
     let mut b = Builder::default();
     for item in &items {
         let (Some(t), Some(status)) = (str_of(item, "type"), str_of(item, "status")) else {
-            return Err(ParseError::new(kind, start, "", "an entry has no type or status"));
+            return Err(ParseError::new(
+                kind,
+                start,
+                "",
+                "an entry has no type or status",
+            ));
         };
-        let status = match (t.as_str(), str_of(item, "sid"), str_of(item, "node"), str_of(item, "state")) {
+        let status = match (
+            t.as_str(),
+            str_of(item, "sid"),
+            str_of(item, "node"),
+            str_of(item, "state"),
+        ) {
             ("service", Some(sid), Some(node), Some(state)) => format!("{sid} ({node}, {state})"),
             _ => status,
         };
@@ -319,7 +354,8 @@ pub fn parse_ha_status(text: &str) -> Result<HaStatus, ParseError> {
             text: &status,
             raw: &status,
         };
-        b.entry(&line, &t, &status).map_err(|e| ParseError { kind, ..e })?;
+        b.entry(&line, &t, &status)
+            .map_err(|e| ParseError { kind, ..e })?;
     }
     b.finish(None).map_err(|e| ParseError { kind, ..e })
 }
@@ -363,6 +399,9 @@ mod tests {
         let e = parse_cluster_status("[\n{\"id\": }\n]").unwrap_err();
         assert_eq!(e.line, 2);
         let e = parse_cluster_status("Unknown option: output-format\n").unwrap_err();
-        assert_eq!(e.reason, "the command does not accept the option output-format");
+        assert_eq!(
+            e.reason,
+            "the command does not accept the option output-format"
+        );
     }
 }

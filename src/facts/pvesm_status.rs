@@ -42,7 +42,9 @@ fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
 
 fn is_header(t: &str) -> bool {
     let tokens: Vec<&str> = t.split_whitespace().collect();
-    tokens.first() == Some(&"Name") && tokens.get(1) == Some(&"Type") && tokens.get(2) == Some(&"Status")
+    tokens.first() == Some(&"Name")
+        && tokens.get(1) == Some(&"Type")
+        && tokens.get(2) == Some(&"Status")
 }
 
 fn kib(line: &Line<'_>, s: Option<&&str>, what: &str) -> Result<u64, ParseError> {
@@ -77,13 +79,19 @@ pub fn parse(text: &str) -> Result<PvesmStatus, ParseError> {
             continue;
         }
         if out.header_style.is_none() {
-            return Err(err(line, "expected the \"Name Type Status\" header before any row"));
+            return Err(err(
+                line,
+                "expected the \"Name Type Status\" header before any row",
+            ));
         }
         // The Name column is `%-${maxlen}s` with maxlen = longest id + 1, so its width varies
         // per node (FORMATS.md §2): split on whitespace (storage ids contain none).
         let tokens: Vec<&str> = t.split_whitespace().collect();
         if tokens.len() != 7 {
-            return Err(err(line, format!("expected 7 columns, found {}", tokens.len())));
+            return Err(err(
+                line,
+                format!("expected 7 columns, found {}", tokens.len()),
+            ));
         }
         let status = tokens.get(2).copied().unwrap_or_default();
         if !matches!(status, "active" | "inactive" | "disabled") {
@@ -114,7 +122,12 @@ pub fn parse(text: &str) -> Result<PvesmStatus, ParseError> {
         });
     }
     if out.header_style.is_none() && out.diagnostics.is_empty() {
-        return Err(ParseError::new(KIND, 0, "", "no \"Name Type Status\" table header found"));
+        return Err(ParseError::new(
+            KIND,
+            0,
+            "",
+            "no \"Name Type Status\" table header found",
+        ));
     }
     attach_errors(&mut out);
     Ok(out)
@@ -173,7 +186,10 @@ mod tests {
         let text = "zfs error: cannot open 'vmdata': no such pool\n\nName Type Status Total Used Available %\nvmdata zfspool inactive 0 0 0 0.00%\n";
         let s = parse(text).unwrap();
         assert_eq!(s.diagnostics.len(), 1);
-        assert_eq!(s.storages[0].error.as_deref(), Some("ZFS pool vmdata does not exist on this node"));
+        assert_eq!(
+            s.storages[0].error.as_deref(),
+            Some("ZFS pool vmdata does not exist on this node")
+        );
     }
 
     #[test]
@@ -191,7 +207,8 @@ mod tests {
 
     #[test]
     fn unreadable_row() {
-        let e = parse("Name Type Status Total Used Available %\nlocal dir active lots\n").unwrap_err();
+        let e =
+            parse("Name Type Status Total Used Available %\nlocal dir active lots\n").unwrap_err();
         assert_eq!(e.line, 2);
     }
 }

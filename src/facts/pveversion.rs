@@ -55,7 +55,12 @@ pub fn parse(text: &str) -> Result<PveVersion, ParseError> {
         }
     }
     Err(match first_unknown {
-        Some(l) => ParseError::new(KIND, l.no, l.text, "expected \"pve-manager/<version>/<repoid> (running kernel: <kernel>)\""),
+        Some(l) => ParseError::new(
+            KIND,
+            l.no,
+            l.text,
+            "expected \"pve-manager/<version>/<repoid> (running kernel: <kernel>)\"",
+        ),
         None => ParseError::new(KIND, 0, "", "no pve-manager version line"),
     })
 }
@@ -93,7 +98,8 @@ pub struct PveVersionV {
 
 static PKG_LINE: LazyRegex = LazyLock::new(|| regex(r"^([a-z0-9][a-z0-9+.\-]*): (.+)$"));
 static RUNNING_KERNEL: LazyRegex = LazyLock::new(|| regex(r"\(running kernel: (\S+)\)"));
-static RUNNING_VERSION: LazyRegex = LazyLock::new(|| regex(r"\(running version: ([^/\s]+)/(\S+)\)"));
+static RUNNING_VERSION: LazyRegex =
+    LazyLock::new(|| regex(r"\(running version: ([^/\s]+)/(\S+)\)"));
 
 /// The `uname -r` release of a kernel package, if it is one: `proxmox-kernel-<rel>-signed`
 /// and `pve-kernel-<rel>` where `<rel>` ends in `-pve` (FORMATS.md §9: renamed in PVE 8.1).
@@ -134,7 +140,12 @@ pub fn parse_v(text: &str) -> Result<PveVersionV, ParseError> {
                 out.diagnostics.push(d);
                 continue;
             }
-            return Err(ParseError::new(KIND_V, line.no, t, "expected \"<package>: <version>\""));
+            return Err(ParseError::new(
+                KIND_V,
+                line.no,
+                t,
+                "expected \"<package>: <version>\"",
+            ));
         };
         let name = group(&c, 0).unwrap_or_default();
         let value = group(&c, 1).unwrap_or_default().trim();
@@ -173,7 +184,12 @@ pub fn parse_v(text: &str) -> Result<PveVersionV, ParseError> {
         out.packages.entry(name.to_owned()).or_insert(version);
     }
     if out.packages.is_empty() {
-        return Err(ParseError::new(KIND_V, 0, "", "no \"<package>: <version>\" lines"));
+        return Err(ParseError::new(
+            KIND_V,
+            0,
+            "",
+            "no \"<package>: <version>\" lines",
+        ));
     }
     out.newest_kernel = out
         .kernels
@@ -217,9 +233,14 @@ mod tests {
 
     #[test]
     fn not_correctly_installed() {
-        let v = parse_v("pve-edk2-firmware: not correctly installed\nfoo: residual config\nbar: 1.0\n").unwrap();
+        let v =
+            parse_v("pve-edk2-firmware: not correctly installed\nfoo: residual config\nbar: 1.0\n")
+                .unwrap();
         assert_eq!(v.packages["pve-edk2-firmware"], None);
-        assert_eq!(v.package_states["pve-edk2-firmware"], "not correctly installed");
+        assert_eq!(
+            v.package_states["pve-edk2-firmware"],
+            "not correctly installed"
+        );
         assert_eq!(v.package_states["foo"], "residual config");
     }
 }

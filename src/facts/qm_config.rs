@@ -26,7 +26,8 @@ mod tests {
 
     #[test]
     fn missing_vm_is_a_precise_error() {
-        let e = parse("Configuration file 'nodes/pve/qemu-server/105.conf' does not exist\n").unwrap_err();
+        let e = parse("Configuration file 'nodes/pve/qemu-server/105.conf' does not exist\n")
+            .unwrap_err();
         assert_eq!(e.reason, "guest 105 does not exist on this node");
     }
 }

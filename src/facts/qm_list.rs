@@ -52,7 +52,10 @@ pub fn parse(text: &str) -> Result<QmList, ParseError> {
             if let Some(d) = stderr::classify(line.no, t) {
                 return Err(err(line, d.message));
             }
-            return Err(err(line, "expected the \"VMID NAME STATUS\" header before any row"));
+            return Err(err(
+                line,
+                "expected the \"VMID NAME STATUS\" header before any row",
+            ));
         }
         // Names longer than 20 characters shift the rest of the row, and the fallback name
         // `VM 105` contains a space (FORMATS.md §3.1, §0.10): take the fixed-format columns
@@ -72,9 +75,13 @@ pub fn parse(text: &str) -> Result<QmList, ParseError> {
         let bootdisk_gib = from_end(2)
             .parse::<f64>()
             .map_err(|_| err(line, "BOOTDISK(GB) is not a number"))?;
-        let mem_mib = json_number(from_end(3)).ok_or_else(|| err(line, "MEM(MB) is not a number"))?;
+        let mem_mib =
+            json_number(from_end(3)).ok_or_else(|| err(line, "MEM(MB) is not a number"))?;
         let status = from_end(4).to_owned();
-        let name = tokens.get(1..n - 4).map(|s| s.join(" ")).unwrap_or_default();
+        let name = tokens
+            .get(1..n - 4)
+            .map(|s| s.join(" "))
+            .unwrap_or_default();
         vms.push(Vm {
             vmid,
             name,
@@ -116,7 +123,8 @@ mod tests {
 
     #[test]
     fn fractional_memory() {
-        let l = parse("VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 1 a running 1536.5 1.00 9\n").unwrap();
+        let l = parse("VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 1 a running 1536.5 1.00 9\n")
+            .unwrap();
         assert_eq!(l.vms[0].mem_mib.as_f64(), Some(1536.5));
     }
 }

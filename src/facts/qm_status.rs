@@ -21,13 +21,17 @@ mod tests {
         assert_eq!(s.qmpstatus.as_deref(), Some("paused"));
         assert_eq!(s.fields["ballooninfo"]["actual"], "1");
         assert_eq!(s.fields["blockstat"]["scsi0"]["wr_bytes"], "6");
-        assert_eq!(s.fields["blockstat"]["scsi0"]["timed_stats"], serde_json::json!({}));
+        assert_eq!(
+            s.fields["blockstat"]["scsi0"]["timed_stats"],
+            serde_json::json!({})
+        );
     }
 
     #[test]
     fn plain_and_errors() {
         assert_eq!(parse("status: paused\n").unwrap().status, "paused");
-        let e = parse("Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist\n").unwrap_err();
+        let e = parse("Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist\n")
+            .unwrap_err();
         assert_eq!(e.reason, "guest 100 does not exist on this node");
         assert!(parse("").is_err());
         assert!(parse("\tstatus: running\n").is_err());

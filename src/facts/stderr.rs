@@ -66,40 +66,52 @@ static RULES: [Rule; 27] = [
     rule!(
         r"^(?:Error: )?Corosync config '([^']*)' does not exist - is this node part of a cluster\?$",
         "no-cluster",
-        |s| format!("this node is not part of a cluster ({} does not exist)", subject_or(s))
+        |s| format!(
+            "this node is not part of a cluster ({} does not exist)",
+            subject_or(s)
+        )
     ),
     // FORMATS.md §0.5d: pmxcfs (pve-cluster.service) down or unreachable.
     rule!(
         r"^ipcc_send_rec\[\d+\] failed: (.*)$",
         "pmxcfs-down",
-        |_| "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable".to_owned()
+        |_| "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable"
+            .to_owned()
     ),
     rule!(
         r"^Unable to load access control list: (.*)$",
         "pmxcfs-down",
-        |_| "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable".to_owned()
+        |_| "the cluster filesystem (pmxcfs, pve-cluster.service) is not running or not reachable"
+            .to_owned()
     ),
-    rule!(
-        r"^Connection refused$",
-        "pmxcfs-down",
-        |_| "the cluster filesystem (pmxcfs, pve-cluster.service) refused the connection".to_owned()
-    ),
+    rule!(r"^Connection refused$", "pmxcfs-down", |_| {
+        "the cluster filesystem (pmxcfs, pve-cluster.service) refused the connection".to_owned()
+    }),
     // FORMATS.md §1.1: corosync not running (corosync-quorumtool init_all()).
     rule!(
         r"^Cannot initiali[sz]e (CMAP|QUORUM|CFG|VOTEQUORUM) service$",
         "corosync-down",
-        |s| format!("corosync is not running on this node (cannot initialise its {} service)", subject_or(s))
+        |s| format!(
+            "corosync is not running on this node (cannot initialise its {} service)",
+            subject_or(s)
+        )
     ),
     rule!(
         r"^Unable to set expected votes: (.*)$",
         "expected-votes-failed",
-        |s| format!("corosync refused to set the expected votes: {}", subject_or(s))
+        |s| format!(
+            "corosync refused to set the expected votes: {}",
+            subject_or(s)
+        )
     ),
     // FORMATS.md §2: storage activation errors, warned while the table still prints.
     rule!(
         r"^storage '([^']+)' is not online$",
         "storage-offline",
-        |s| format!("storage {} is not online (its server does not answer)", subject_or(s))
+        |s| format!(
+            "storage {} is not online (its server does not answer)",
+            subject_or(s)
+        )
     ),
     rule!(
         r"^connection check for storage '([^']+)' failed - .*$",
@@ -109,7 +121,10 @@ static RULES: [Rule; 27] = [
     rule!(
         r"^unable to activate storage '([^']+)' - directory is expected to be a mount point but is not mounted: '[^']*'$",
         "storage-not-mounted",
-        |s| format!("storage {} is not mounted although it is configured as a mount point", subject_or(s))
+        |s| format!(
+            "storage {} is not mounted although it is configured as a mount point",
+            subject_or(s)
+        )
     ),
     rule!(
         r"^unable to activate storage '([^']+)' - .*$",
@@ -157,11 +172,9 @@ static RULES: [Rule; 27] = [
         "shutdown-timeout",
         |_| "the guest did not shut down before the timeout".to_owned()
     ),
-    rule!(
-        r"^VM is paused - cannot shutdown$",
-        "guest-paused",
-        |_| "the guest is paused and cannot be shut down".to_owned()
-    ),
+    rule!(r"^VM is paused - cannot shutdown$", "guest-paused", |_| {
+        "the guest is paused and cannot be shut down".to_owned()
+    }),
     rule!(
         r"^(?:lxc live migration is currently not implemented|running container can only be migrated in restart mode)$",
         "ct-needs-restart-mode",
@@ -178,32 +191,25 @@ static RULES: [Rule; 27] = [
         |_| "the migration was aborted".to_owned()
     ),
     // FORMATS.md §6.1: a sub-command without --output-format.
-    rule!(
-        r"^Unknown option: (.+)$",
-        "unknown-option",
-        |s| format!("the command does not accept the option {}", subject_or(s))
-    ),
-    rule!(
-        r"^400 unable to parse option$",
-        "unknown-option",
-        |_| "the command rejected its options".to_owned()
-    ),
+    rule!(r"^Unknown option: (.+)$", "unknown-option", |s| format!(
+        "the command does not accept the option {}",
+        subject_or(s)
+    )),
+    rule!(r"^400 unable to parse option$", "unknown-option", |_| {
+        "the command rejected its options".to_owned()
+    }),
     // FORMATS.md §0.5b: libapt warnings printed by tools that read the apt cache.
     rule!(
         r"^(?:W: )?Target \S+ \(.*\) is configured multiple times in (.*)$",
         "apt-warning",
         |_| "apt warns that a repository is configured more than once".to_owned()
     ),
-    rule!(
-        r"^[WE]: (.*)$",
-        "apt-warning",
-        |_| "apt printed a warning".to_owned()
-    ),
-    rule!(
-        r"^(?:TASK ERROR|ERROR): (.*)$",
-        "task-error",
-        |s| format!("the task failed: {}", subject_or(s))
-    ),
+    rule!(r"^[WE]: (.*)$", "apt-warning", |_| "apt printed a warning"
+        .to_owned()),
+    rule!(r"^(?:TASK ERROR|ERROR): (.*)$", "task-error", |s| format!(
+        "the task failed: {}",
+        subject_or(s)
+    )),
 ];
 
 /// Classifies one line, if it is a known STDERR message (locale warnings are handled by
@@ -243,7 +249,10 @@ pub fn parse(text: &str) -> Result<Stderr, ParseError> {
             continue;
         }
         if is_noise {
-            if line.text.starts_with("perl: warning: Setting locale failed") {
+            if line
+                .text
+                .starts_with("perl: warning: Setting locale failed")
+            {
                 out.diagnostics.push(Diagnostic {
                     line: line.no,
                     text: line.text.to_owned(),
@@ -294,23 +303,43 @@ mod tests {
     #[test]
     fn storage_errors_name_the_storage() {
         let d = classify(3, "storage 'backup-nas' is not online").unwrap();
-        assert_eq!((d.code, d.subject.as_deref()), ("storage-offline", Some("backup-nas")));
+        assert_eq!(
+            (d.code, d.subject.as_deref()),
+            ("storage-offline", Some("backup-nas"))
+        );
         let d = classify(
             1,
             "unable to activate storage 'usb-dump' - directory is expected to be a mount point but is not mounted: '/mnt/usb-dump'",
         )
         .unwrap();
-        assert_eq!((d.code, d.subject.as_deref()), ("storage-not-mounted", Some("usb-dump")));
+        assert_eq!(
+            (d.code, d.subject.as_deref()),
+            ("storage-not-mounted", Some("usb-dump"))
+        );
         let d = classify(1, "zfs error: cannot open 'vmdata': no such pool").unwrap();
-        assert_eq!((d.code, d.subject.as_deref()), ("zfs-pool-missing", Some("vmdata")));
+        assert_eq!(
+            (d.code, d.subject.as_deref()),
+            ("zfs-pool-missing", Some("vmdata"))
+        );
     }
 
     #[test]
     fn guest_errors() {
-        assert_eq!(classify(1, "VM 100 already running").unwrap().code, "guest-already-running");
-        assert_eq!(classify(1, "VM is locked (backup)").unwrap().subject.as_deref(), Some("backup"));
         assert_eq!(
-            classify(1, "VM quit/powerdown failed - got timeout").unwrap().code,
+            classify(1, "VM 100 already running").unwrap().code,
+            "guest-already-running"
+        );
+        assert_eq!(
+            classify(1, "VM is locked (backup)")
+                .unwrap()
+                .subject
+                .as_deref(),
+            Some("backup")
+        );
+        assert_eq!(
+            classify(1, "VM quit/powerdown failed - got timeout")
+                .unwrap()
+                .code,
             "shutdown-timeout"
         );
         assert!(classify(1, "just some text").is_none());

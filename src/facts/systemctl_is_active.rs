@@ -51,7 +51,14 @@ pub fn parse(text: &str) -> Result<SystemctlIsActive, ParseError> {
         let (unit, state) = match tokens.as_slice() {
             [s] => (None, *s),
             [u, s] => (Some(u.trim_end_matches(':').to_owned()), *s),
-            _ => return Err(ParseError::new(KIND, line.no, line.text, "expected one state word per line")),
+            _ => {
+                return Err(ParseError::new(
+                    KIND,
+                    line.no,
+                    line.text,
+                    "expected one state word per line",
+                ));
+            }
         };
         if !STATES.contains(&state) {
             return Err(ParseError::new(
@@ -111,7 +118,12 @@ mod tests {
 
     #[test]
     fn rejects_non_words() {
-        assert_eq!(parse("active\nFailed to connect to bus: No such file\n").unwrap_err().line, 2);
+        assert_eq!(
+            parse("active\nFailed to connect to bus: No such file\n")
+                .unwrap_err()
+                .line,
+            2
+        );
         assert!(parse("").is_err());
     }
 }

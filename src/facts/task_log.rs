@@ -49,10 +49,12 @@ pub struct TaskLog {
 
 static TS: LazyRegex = LazyLock::new(|| regex(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ?(.*)$"));
 // PVE 4 task logs: `May 02 10:57:01 <msg>`.
-static TS_OLD: LazyRegex = LazyLock::new(|| regex(r"^([A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}) ?(.*)$"));
+static TS_OLD: LazyRegex =
+    LazyLock::new(|| regex(r"^([A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}) ?(.*)$"));
 static HA_REQ: LazyRegex = LazyLock::new(|| regex(r"^Requesting HA (\S+) for (VM|CT) (\d+)$"));
 static DURATION: LazyRegex = LazyLock::new(|| regex(r"\(duration (\d+:\d{2}:\d{2})\)"));
-static WARNINGS: LazyRegex = LazyLock::new(|| regex(r"^(?:TASK WARNINGS: (\d+)|Task finished with (\d+) warning\(s\)!)$"));
+static WARNINGS: LazyRegex =
+    LazyLock::new(|| regex(r"^(?:TASK WARNINGS: (\d+)|Task finished with (\d+) warning\(s\)!)$"));
 
 pub fn parse(text: &str) -> Result<TaskLog, ParseError> {
     let lines = lines(text);
@@ -74,13 +76,14 @@ pub fn parse(text: &str) -> Result<TaskLog, ParseError> {
         }
         // Storage plugins and helper commands interleave untimestamped lines (FORMATS.md
         // §3.5, LINSTOR NOTICE block); they are kept with a null time.
-        let (time, message) = match captures(&TS, line.text).or_else(|| captures(&TS_OLD, line.text)) {
-            Some(c) => (
-                group(&c, 0).map(str::to_owned),
-                group(&c, 1).unwrap_or_default().to_owned(),
-            ),
-            None => (None, line.text.to_owned()),
-        };
+        let (time, message) =
+            match captures(&TS, line.text).or_else(|| captures(&TS_OLD, line.text)) {
+                Some(c) => (
+                    group(&c, 0).map(str::to_owned),
+                    group(&c, 1).unwrap_or_default().to_owned(),
+                ),
+                None => (None, line.text.to_owned()),
+            };
         let m = message.as_str();
         let mut error = m.starts_with("ERROR:") || m.starts_with("TASK ERROR:");
         if m == "TASK OK" {
@@ -103,7 +106,9 @@ pub fn parse(text: &str) -> Result<TaskLog, ParseError> {
             out.ha_request = Some(HaRequest {
                 action: group(&c, 0).unwrap_or_default().to_owned(),
                 guest_type: group(&c, 1).unwrap_or_default().to_owned(),
-                vmid: group(&c, 2).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                vmid: group(&c, 2)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default(),
             });
         }
         if time.is_none()
@@ -126,7 +131,11 @@ pub fn parse(text: &str) -> Result<TaskLog, ParseError> {
                     .to_owned()
             });
         }
-        out.lines.push(TaskLine { time, message, error });
+        out.lines.push(TaskLine {
+            time,
+            message,
+            error,
+        });
     }
     out.outcome = if failed {
         "error"
@@ -140,7 +149,11 @@ pub fn parse(text: &str) -> Result<TaskLog, ParseError> {
 
 /// Stdout and STDERR captured separately, plus the exit status: on failure the CLI prints
 /// the error to STDERR and exits 255; `TASK OK` is never printed (FORMATS.md §0.6).
-pub fn parse_with_stderr(stdout: &str, stderr_text: &str, exit_code: Option<i32>) -> Result<TaskLog, ParseError> {
+pub fn parse_with_stderr(
+    stdout: &str,
+    stderr_text: &str,
+    exit_code: Option<i32>,
+) -> Result<TaskLog, ParseError> {
     let mut log = parse(stdout)?;
     let err = parse(stderr_text)?;
     log.diagnostics.extend(err.diagnostics);
@@ -191,9 +204,13 @@ mod tests {
         assert_eq!(l.outcome, "ok");
         let l = parse_with_stderr("Requesting HA start for VM 100\n", "", Some(0)).unwrap();
         assert_eq!(l.ha_request.unwrap().action, "start");
-        let l = parse_with_stderr("", "VM quit/powerdown failed - got timeout\n", Some(255)).unwrap();
+        let l =
+            parse_with_stderr("", "VM quit/powerdown failed - got timeout\n", Some(255)).unwrap();
         assert_eq!(l.outcome, "error");
-        assert_eq!(l.error.as_deref(), Some("the guest did not shut down before the timeout"));
+        assert_eq!(
+            l.error.as_deref(),
+            Some("the guest did not shut down before the timeout")
+        );
         let l = parse_with_stderr("", "Task finished with 1 warning(s)!\n", Some(0)).unwrap();
         assert_eq!((l.outcome, l.warnings), ("ok", Some(1)));
     }

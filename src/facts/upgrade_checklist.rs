@@ -46,7 +46,8 @@ pub struct UpgradeChecklist {
 
 static LOG_LINE: LazyRegex = LazyLock::new(|| regex(r"^(PASS|INFO|SKIP|NOTICE|WARN|FAIL): ?(.*)$"));
 static HEADER: LazyRegex = LazyLock::new(|| regex(r"^= (.+) =$"));
-static COUNTER: LazyRegex = LazyLock::new(|| regex(r"^(TOTAL|PASSED|SKIPPED|WARNINGS|FAILURES): +(\d+)$"));
+static COUNTER: LazyRegex =
+    LazyLock::new(|| regex(r"^(TOTAL|PASSED|SKIPPED|WARNINGS|FAILURES): +(\d+)$"));
 // Free-text progress lines printed with a leading "\n" (`Checking for package updates..`,
 // `Analzying quorum settings and state..` [sic]): they are not continuations.
 static PROGRESS: LazyRegex = LazyLock::new(|| regex(r"^(?:Checking|Analy[sz]ing) .*\.\.$"));
@@ -148,8 +149,13 @@ pub fn parse(text: &str) -> Result<UpgradeChecklist, ParseError> {
         ));
     }
     let count = |lvl: &str| results.iter().filter(|r| r.level == lvl).count() as u64;
-    let (pass, skip, notice, warn, fail) =
-        (count("PASS"), count("SKIP"), count("NOTICE"), count("WARN"), count("FAIL"));
+    let (pass, skip, notice, warn, fail) = (
+        count("PASS"),
+        count("SKIP"),
+        count("NOTICE"),
+        count("WARN"),
+        count("FAIL"),
+    );
     let complete = sections.iter().any(|s| s == "SUMMARY");
     let [total, passed, skipped, warnings, failures] = printed;
     let passed = passed.unwrap_or(pass);
@@ -184,8 +190,14 @@ mod tests {
         let text = "= CHECKING VERSION INFORMATION FOR PVE PACKAGES =\n\nChecking for package updates..\n\x1b[33mWARN: updates available:\n  pve-manager, qemu-server\n\x1b[0m\nChecking proxmox-ve package version..\n\x1b[1;31mFAIL: too old\n\x1b[0m\n= SUMMARY =\n\nTOTAL:    2\n\x1b[32mPASSED:   0\n\x1b[0mSKIPPED:  0\n\x1b[33mWARNINGS: 1\n\x1b[0m\x1b[1;31mFAILURES: 1\n\x1b[0m";
         let c = parse(text).unwrap();
         assert_eq!(c.results.len(), 2);
-        assert_eq!(c.results[0].message, "updates available:\n  pve-manager, qemu-server");
-        assert_eq!(c.results[0].section.as_deref(), Some("CHECKING VERSION INFORMATION FOR PVE PACKAGES"));
+        assert_eq!(
+            c.results[0].message,
+            "updates available:\n  pve-manager, qemu-server"
+        );
+        assert_eq!(
+            c.results[0].section.as_deref(),
+            Some("CHECKING VERSION INFORMATION FOR PVE PACKAGES")
+        );
         assert_eq!(c.results[1].level, "FAIL");
         assert_eq!(c.results[1].message, "too old");
         assert_eq!(c.summary.failures, 1);

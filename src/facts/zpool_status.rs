@@ -43,7 +43,18 @@ pub struct ZpoolStatus {
     pub pools: Vec<Pool>,
 }
 
-const KEYS: &[&str] = &["pool", "state", "status", "action", "see", "scan", "config", "errors", "remove", "checkpoint"];
+const KEYS: &[&str] = &[
+    "pool",
+    "state",
+    "status",
+    "action",
+    "see",
+    "scan",
+    "config",
+    "errors",
+    "remove",
+    "checkpoint",
+];
 
 fn key_line(t: &str) -> Option<(&str, &str)> {
     // Labels are right-aligned: `  pool: x`, ` state: x`, `   see: x`.
@@ -80,7 +91,9 @@ pub fn parse(text: &str) -> Result<ZpoolStatus, ParseError> {
             continue;
         }
         let trimmed = t.trim();
-        if trimmed == "all pools are healthy" || (trimmed.starts_with("pool '") && trimmed.ends_with("' is healthy")) {
+        if trimmed == "all pools are healthy"
+            || (trimmed.starts_with("pool '") && trimmed.ends_with("' is healthy"))
+        {
             out.healthy = true;
             saw_any = true;
             continue;
@@ -125,7 +138,10 @@ pub fn parse(text: &str) -> Result<ZpoolStatus, ParseError> {
             continue;
         }
         let Some(pool) = out.pools.last_mut() else {
-            return Err(err(line, "expected \"all pools are healthy\" or a \"pool:\" line"));
+            return Err(err(
+                line,
+                "expected \"all pools are healthy\" or a \"pool:\" line",
+            ));
         };
         match last_key {
             Some("config") => {
@@ -199,7 +215,10 @@ mod tests {
         let s = parse(text).unwrap();
         let p = &s.pools[0];
         assert_eq!(p.state.as_deref(), Some("DEGRADED"));
-        assert_eq!(p.status.as_deref(), Some("One or more devices could not be used. Sufficient replicas exist."));
+        assert_eq!(
+            p.status.as_deref(),
+            Some("One or more devices could not be used. Sufficient replicas exist.")
+        );
         assert_eq!(p.devices.len(), 4);
         assert_eq!(p.devices[2].depth, 2);
         assert_eq!(p.devices[3].note.as_deref(), Some("too many errors"));
