@@ -93,6 +93,16 @@ Examples:
 
 Exit status: 0 when every node ran the command with exit 0, else 2; 64 on usage errors.")]
     Exec(ExecArgs),
+    /// Parse captured output of one PVE command and print it as JSON
+    #[command(after_help = "\
+Reads FILE, or standard input without one, and prints one JSON document (pretty when stdout is
+a terminal). Output it cannot read exits 3 with one line naming the kind, the line number and
+the offending line. `pveops parse --list` lists the kinds.
+
+Examples:
+  ssh root@pve1 pvecm status | pveops parse pvecm-status
+  pveops parse pvesm-status captured/pvesm-status.txt")]
+    Parse(ParseArgs),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -111,4 +121,17 @@ pub struct ExecArgs {
     /// Print one JSON array on stdout (node, stdout, stderr, exit_code, signal, duration_ms, error)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// The kind of output (see --list)
+    #[arg(required_unless_present = "list", value_name = "KIND")]
+    pub kind: Option<String>,
+    /// File with the captured output [default: standard input]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// List the kinds and what each parses
+    #[arg(long, conflicts_with = "kind")]
+    pub list: bool,
 }

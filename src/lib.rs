@@ -6,6 +6,7 @@ pub mod cli;
 pub mod command;
 pub mod error;
 pub mod exec;
+pub mod facts;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;

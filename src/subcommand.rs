@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, ExecArgs, Global};
+use crate::cli::{Cli, Command, ExecArgs, Global, ParseArgs};
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
 use crate::session::{Connector, Settings};
@@ -13,6 +13,7 @@ use crate::ssh_config::ClientConfig;
 pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
     match cli.command {
         Command::Exec(args) => runtime()?.block_on(exec(&cli.global, args)),
+        Command::Parse(args) => parse(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -100,4 +101,52 @@ async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
     }
     eprintln!("{}", crate::exec::summary(&records));
     Ok(if records.iter().all(|r| r.ok()) { 0 } else { 2 })
+}
+
+fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
+    use std::io::{IsTerminal, Read};
+    if args.list {
+        let width = crate::facts::KINDS
+            .iter()
+            .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0);
+        for (kind, what) in crate::facts::KINDS {
+            println!("{kind:width$}  {what}");
+        }
+        return Ok(0);
+    }
+    let kind = args.kind.unwrap_or_default();
+    if !crate::facts::KINDS.iter().any(|(k, _)| *k == kind) {
+        return Err(crate::Error::Usage(format!(
+            "unknown kind `{kind}`; `pveops parse --list` lists them"
+        )));
+    }
+    let bytes = match &args.file {
+        Some(path) => std::fs::read(path).map_err(|e| crate::Error::io(path, "read", e))?,
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| crate::Error::io(std::path::Path::new("<stdin>"), "read", e))?;
+            buf
+        }
+    };
+    // PVE prints UTF-8; a stray invalid byte must not stop the parse of everything else.
+    let text = String::from_utf8_lossy(&bytes);
+    match crate::facts::parse(&kind, &text) {
+        Ok(value) => {
+            let out = if std::io::stdout().is_terminal() {
+                serde_json::to_string_pretty(&value)
+            } else {
+                serde_json::to_string(&value)
+            };
+            println!("{}", out.unwrap_or_else(|_| "null".into()));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(3)
+        }
+    }
 }

@@ -9,5 +9,7 @@ mod auth;
 mod host_keys;
 // `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
 mod exec;
+// `pveops parse`: the parsers from the command line.
+mod parse;
 // Shell quoting: arbitrary values survive template → sh -c → argv.
 mod quoting;
