@@ -1,0 +1,415 @@
+//! The simulated cluster's state: one JSON document that every simulated node shares. It is
+//! what the simulated PVE tools read and change; time-based work (migrations, reboots, HA
+//! moves) is stored as events with a due time and applied by `advance`, so it completes even
+//! when the process that started it is gone (a detached `qm migrate`, a dropped channel).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole simulated cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `None` for a standalone node (no corosync.conf).
+    pub cluster: Option<ClusterInfo>,
+    #[serde(default)]
+    pub timing: Timing,
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub storages: Vec<Storage>,
+    #[serde(default)]
+    pub guests: Vec<Guest>,
+    #[serde(default)]
+    pub ha: Ha,
+    /// Lines of the cluster's `/etc/pve/priv/known_hosts`.
+    #[serde(default)]
+    pub known_hosts: Vec<String>,
+    /// Pending time-based changes, applied by `advance`.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// A counter for task ids and ring sequence numbers.
+    #[serde(default)]
+    pub serial: u64,
+}
+
+/// The corosync totem section and the membership ring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterInfo {
+    pub name: String,
+    #[serde(default = "one")]
+    pub config_version: u64,
+    #[serde(default = "knet")]
+    pub transport: String,
+    #[serde(default = "on")]
+    pub secure_auth: String,
+    /// Ring sequence (hex in `Ring ID: <rep>.<seq>`); bumped on every membership change.
+    #[serde(default = "one")]
+    pub ring_seq: u64,
+}
+
+/// Simulated durations, in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    pub migrate_secs: f64,
+    pub reboot_secs: f64,
+    pub ha_delay_secs: f64,
+    pub shutdown_secs: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { migrate_secs: 2.0, reboot_secs: 3.0, ha_delay_secs: 1.0, shutdown_secs: 0.5 }
+    }
+}
+
+/// One PVE node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    pub nodeid: u32,
+    /// The corosync link address (what `pvecm status -i` shows).
+    pub ip: String,
+    #[serde(default = "one_u32")]
+    pub votes: u32,
+    #[serde(default = "yes")]
+    pub online: bool,
+    /// `pve-manager` version, `9.1.1` (or `7.4-15` style before PVE 8).
+    pub manager_version: String,
+    pub repoid: String,
+    pub kernel_running: String,
+    /// Installed kernel versions (`6.17.2-2-pve`), any order.
+    pub kernels_installed: Vec<String>,
+    /// `pveversion -v` package versions besides proxmox-ve, pve-manager and kernels.
+    #[serde(default)]
+    pub packages: BTreeMap<String, String>,
+    /// systemd unit → state word (`active`, `inactive`, `failed`, ...).
+    #[serde(default)]
+    pub services: BTreeMap<String, String>,
+    pub memory_total: u64,
+    /// Memory used by the host itself, besides running guests.
+    #[serde(default)]
+    pub memory_base: u64,
+    #[serde(default = "eight")]
+    pub cpus: u32,
+    /// `zpool status -x` output; `None` prints `all pools are healthy`.
+    #[serde(default)]
+    pub zpool: Option<String>,
+    pub boot_id: String,
+    /// The HA local resource manager state word (`active`, `idle`, `maintenance mode`).
+    #[serde(default)]
+    pub lrm: Option<String>,
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+/// Fault knobs of one node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// The node refuses connections (lab server) as if it were down.
+    pub unreachable: bool,
+    /// Command prefixes (`pvesm status`) that never answer.
+    pub hang: Vec<String>,
+    /// Command prefix → extra seconds before answering.
+    pub slow: BTreeMap<String, f64>,
+    /// Command prefix → failure (exit code and stderr) instead of the normal answer.
+    pub fail: BTreeMap<String, Failure>,
+    /// Command prefixes whose stdout is replaced by garbage.
+    pub garbage: Vec<String>,
+    /// VMIDs whose migration away from this node fails.
+    pub migration_fails: Vec<u32>,
+    /// After `reboot` the node stays offline.
+    pub no_return_after_reboot: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub exit: i32,
+    #[serde(default)]
+    pub stderr: String,
+}
+
+/// A storage of storage.cfg, with its state per node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub content: String,
+    /// storage.cfg `nodes`: where it is available (all nodes when absent).
+    #[serde(default)]
+    pub nodes: Option<Vec<String>>,
+    pub total: u64,
+    pub used: u64,
+    /// Available bytes; `total - used` when absent.
+    #[serde(default)]
+    pub avail: Option<u64>,
+    /// Per-node overrides (usage, activation failures) by node name.
+    #[serde(default)]
+    pub per_node: BTreeMap<String, StorageOnNode>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageOnNode {
+    pub total: Option<u64>,
+    pub used: Option<u64>,
+    pub avail: Option<u64>,
+    /// Activation failed: the row shows `inactive` and these lines go to stderr.
+    pub inactive: bool,
+    pub stderr: Vec<String>,
+}
+
+/// A VM (`qemu`) or container (`lxc`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guest {
+    pub vmid: u32,
+    #[serde(rename = "type")]
+    pub kind: GuestKind,
+    /// `None`: `qm list` shows `VM <vmid>`, `pct list` shows `CT<vmid>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub node: String,
+    pub status: String,
+    pub maxmem: u64,
+    /// Boot disk size in bytes.
+    pub maxdisk: u64,
+    /// Storage ids of the guest's disks.
+    #[serde(default)]
+    pub disks: Vec<String>,
+    #[serde(default)]
+    pub lock: Option<String>,
+    /// HA resource state (`started`, `stopped`, ...) when HA manages the guest.
+    #[serde(default)]
+    pub ha: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Extra config lines (`key: value`) for `qm config`/`pct config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub backups: Vec<Backup>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    Qemu,
+    Lxc,
+}
+
+/// One backup of a guest: where, when (RFC 3339, UTC) and how big.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    pub storage: String,
+    pub time: String,
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// HA manager state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ha {
+    /// The CRM master node; `None` when HA was never used (no master line).
+    pub master: Option<String>,
+    /// The master's state word (`active`, `idle`, `old timestamp - dead?`).
+    pub master_state: Option<String>,
+    /// `armed` / `standby`, for the `fencing` line of pve-ha-manager >= 5.1.3.
+    pub fencing: Option<String>,
+}
+
+/// A change due at a time (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub due: f64,
+    pub what: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EventKind {
+    /// A migration ends: the guest moves (or stays, when `fail`), its lock is cleared.
+    MigrationDone { vmid: u32, target: String, fail: bool, restart: bool },
+    /// A shutdown completes.
+    Stopped { vmid: u32 },
+    /// A rebooted node is back (unless it never returns).
+    NodeBack { node: String },
+    /// HA moves one guest (node maintenance, HA migration request).
+    HaMove { vmid: u32, target: String },
+}
+
+fn one() -> u64 {
+    1
+}
+fn one_u32() -> u32 {
+    1
+}
+fn eight() -> u32 {
+    8
+}
+fn yes() -> bool {
+    true
+}
+fn knet() -> String {
+    "knet".into()
+}
+fn on() -> String {
+    "on".into()
+}
+
+/// Quorum as votequorum computes it from the nodes that are up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub expected: u32,
+    pub total: u32,
+    pub quorum: u32,
+    pub quorate: bool,
+}
+
+impl Cluster {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    pub fn guest(&self, vmid: u32) -> Option<&Guest> {
+        self.guests.iter().find(|g| g.vmid == vmid)
+    }
+
+    pub fn guest_mut(&mut self, vmid: u32) -> Option<&mut Guest> {
+        self.guests.iter_mut().find(|g| g.vmid == vmid)
+    }
+
+    /// Votequorum over the online nodes (one partition: the online ones).
+    pub fn quorum(&self) -> Quorum {
+        let expected: u32 = self.nodes.iter().map(|n| n.votes).sum();
+        let total: u32 = self.nodes.iter().filter(|n| n.online).map(|n| n.votes).sum();
+        let quorum = expected / 2 + 1;
+        Quorum { expected, total, quorum, quorate: total >= quorum }
+    }
+
+    /// Memory used on `node`: the host's own plus every running guest's.
+    pub fn memory_used(&self, node: &str) -> u64 {
+        let base = self.node(node).map(|n| n.memory_base).unwrap_or(0);
+        base + self.guests.iter().filter(|g| g.node == node && g.status == "running").map(|g| g.maxmem).sum::<u64>()
+    }
+
+    /// Applies every event due at `now` (Unix seconds), in due order.
+    pub fn advance(&mut self, now: f64) {
+        self.events.sort_by(|a, b| a.due.total_cmp(&b.due));
+        while self.events.first().is_some_and(|e| e.due <= now) {
+            let e = self.events.remove(0);
+            self.apply(e.what, now);
+        }
+    }
+
+    fn apply(&mut self, what: EventKind, now: f64) {
+        match what {
+            EventKind::MigrationDone { vmid, target, fail, restart } => {
+                if let Some(g) = self.guest_mut(vmid) {
+                    g.lock = None;
+                    if !fail {
+                        g.node = target;
+                        if restart {
+                            g.status = "running".into();
+                        }
+                    } else if restart {
+                        g.status = "running".into();
+                    }
+                }
+            }
+            EventKind::Stopped { vmid } => {
+                if let Some(g) = self.guest_mut(vmid) {
+                    g.status = "stopped".into();
+                    g.pid = None;
+                    g.lock = None;
+                }
+            }
+            EventKind::NodeBack { node } => {
+                let back = self.node(&node).is_some_and(|n| !n.faults.no_return_after_reboot);
+                if back {
+                    if let Some(n) = self.node_mut(&node) {
+                        n.online = true;
+                        n.boot_id = new_boot_id(now, n.nodeid);
+                        if let Some(newest) = newest_kernel(&n.kernels_installed) {
+                            n.kernel_running = newest;
+                        }
+                    }
+                    self.bump_ring();
+                }
+            }
+            EventKind::HaMove { vmid, target } => {
+                if let Some(g) = self.guest_mut(vmid) {
+                    g.node = target;
+                    g.lock = None;
+                }
+            }
+        }
+    }
+
+    /// A membership change: corosync's ring sequence moves on.
+    pub fn bump_ring(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.ring_seq += 4;
+        }
+    }
+
+    /// The next serial number (task ids, process ids).
+    pub fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+}
+
+/// The newest of kernel versions such as `6.17.2-2-pve`, compared numerically part by part.
+pub fn newest_kernel(kernels: &[String]) -> Option<String> {
+    kernels.iter().max_by_key(|k| version_key(k)).cloned()
+}
+
+/// Numeric parts of a version string, for ordering (`6.14.11-4` > `6.14.8-2`).
+pub fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// A boot id in the kernel's UUID form, different for every boot.
+pub fn new_boot_id(now: f64, nodeid: u32) -> String {
+    let bits = (now * 1e6) as u128 ^ (u128::from(nodeid) << 96) ^ 0x5eed_0000_0000_0000_0000_0000_0000_0000;
+    let hex = format!("{bits:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_order_numerically() {
+        let k = vec!["6.14.8-2-pve".to_string(), "6.14.11-4-pve".into(), "6.8.12-1-pve".into()];
+        assert_eq!(newest_kernel(&k).as_deref(), Some("6.14.11-4-pve"));
+    }
+
+    #[test]
+    fn boot_ids_look_like_the_kernels() {
+        let id = new_boot_id(1_700_000_000.5, 3);
+        assert_eq!(id.len(), 36);
+        assert_ne!(id, new_boot_id(1_700_000_001.5, 3));
+    }
+}
