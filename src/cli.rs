@@ -103,6 +103,21 @@ Examples:
   ssh root@pve1 pvecm status | pveops parse pvecm-status
   pveops parse pvesm-status captured/pvesm-status.txt")]
     Parse(ParseArgs),
+    /// Run a simulated PVE cluster on loopback over real SSH (for rehearsal, demos and tests)
+    #[command(after_help = "\
+Each node is an SSH server on its own loopback address (from --listen, one address per node)
+and --port, running every command line through /bin/sh with simulated PVE tools first on PATH.
+The state dir receives state.json (the cluster, editable), inventory.toml, known_hosts,
+id_ed25519 (the client key), hostkeys/ (stable across restarts) and commands.jsonl (every
+simulated command each node ran). Runs until Ctrl-C.
+
+Examples:
+  pveops lab                                  # healthy 3-node cluster in ./pveops-lab
+  pveops lab --scenario degraded-3node
+  pveops lab --nodes 50 --state-dir /tmp/fleet
+  pveops exec -I pveops-lab/inventory.toml lab -- pvecm status
+  ssh -i pveops-lab/id_ed25519 -o UserKnownHostsFile=pveops-lab/known_hosts -p 2222 root@127.0.10.1 pvecm status")]
+    Lab(LabArgs),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -134,4 +149,26 @@ pub struct ParseArgs {
     /// List the kinds and what each parses
     #[arg(long, conflicts_with = "kind")]
     pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// A built-in scenario (healthy-3node, degraded-3node, noquorum-3node, ha-5node, fleet-50) or a JSON file
+    #[arg(long, value_name = "NAME|FILE", conflicts_with = "nodes")]
+    pub scenario: Option<String>,
+    /// A healthy cluster of N nodes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub nodes: Option<u32>,
+    /// Address of the first node; the next nodes take the next addresses (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.10.1")]
+    pub listen: std::net::Ipv4Addr,
+    /// SSH port of every node
+    #[arg(long = "ssh-port", value_name = "PORT", default_value_t = 2222)]
+    pub ssh_port: u16,
+    /// Where the state, keys, inventory and command log are kept
+    #[arg(long, value_name = "DIR", default_value = "pveops-lab")]
+    pub state_dir: PathBuf,
+    /// Print a built-in scenario as JSON and exit
+    #[arg(long, value_name = "NAME")]
+    pub dump_scenario: Option<String>,
 }

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;
+pub mod lab;
 pub mod known_hosts;
 pub mod output;
 pub mod progress;
@@ -28,6 +29,18 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     use clap::Parser;
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // Called through a simulated tool's name (`pvecm`, `qm`, ... on a lab node's PATH), the
+    // binary is that tool; `lab::sim` refuses unless the lab's environment is set.
+    let called_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if lab::sim::TOOLS.contains(&called_as) {
+        let rest: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+        return lab::sim::main(called_as, &rest);
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, ExecArgs, Global, ParseArgs};
+use crate::cli::{Cli, Command, ExecArgs, Global, LabArgs, ParseArgs};
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
 use crate::session::{Connector, Settings};
@@ -14,6 +14,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
     match cli.command {
         Command::Exec(args) => runtime()?.block_on(exec(&cli.global, args)),
         Command::Parse(args) => parse(args),
+        Command::Lab(args) => lab(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -149,4 +150,40 @@ fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
             Ok(3)
         }
     }
+}
+
+fn lab(args: LabArgs) -> Result<i32, crate::Error> {
+    if let Some(name) = &args.dump_scenario {
+        let c = crate::lab::scenario::builtin(name).ok_or_else(|| {
+            crate::Error::Usage(format!("no built-in scenario `{name}` ({})", crate::lab::scenario::NAMES.join(", ")))
+        })?;
+        println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+        return Ok(0);
+    }
+    let opts = crate::lab::Options {
+        scenario: args.scenario,
+        nodes: args.nodes,
+        listen: args.listen,
+        port: args.ssh_port,
+        state_dir: args.state_dir,
+    };
+    let prepared = crate::lab::prepare(&opts)?;
+    runtime()?.block_on(async {
+        let mut servers = crate::lab::serve(&prepared);
+        eprintln!("lab: {} nodes in {}", prepared.nodes.len(), prepared.dir.display());
+        for (name, addr, _) in &prepared.nodes {
+            eprintln!("lab:   {name} at {addr}");
+        }
+        eprintln!(
+            "lab: try `pveops exec -I {} lab -- pvecm status`; Ctrl-C stops the lab",
+            prepared.inventory().display()
+        );
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = servers.join_next() => {}
+        }
+        servers.abort_all();
+    });
+    eprintln!("lab: stopped; the state is kept in {}", prepared.dir.display());
+    Ok(0)
 }

@@ -9,6 +9,8 @@ mod auth;
 mod host_keys;
 // `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
 mod exec;
+// The lab: simulated PVE tools over real sshd, and `pveops lab`.
+mod lab;
 // `pveops parse`: the parsers from the command line.
 mod parse;
 // Shell quoting: arbitrary values survive template → sh -c → argv.

@@ -201,6 +201,9 @@ pub struct Guest {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub backups: Vec<Backup>,
+    /// The node HA moved this guest away from for node maintenance (it returns there).
+    #[serde(default)]
+    pub ha_origin: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

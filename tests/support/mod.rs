@@ -1,6 +1,7 @@
 //! Test support: real OpenSSH sshd processes on loopback, and a builder for running the
 //! `pveops` binary against them.
 
+pub mod cluster;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

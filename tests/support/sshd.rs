@@ -28,6 +28,10 @@ pub struct SshdOptions {
     pub extra_config: Vec<String>,
     /// Sign the host key with this CA key file (a host certificate for 127.0.0.1).
     pub host_ca: Option<PathBuf>,
+    /// The first PATH entry instead of tests/sim/bin (a simulated cluster's tools).
+    pub path_dir: Option<PathBuf>,
+    /// Extra environment for the node's sessions (`SetEnv`).
+    pub env: Vec<(String, String)>,
 }
 
 /// One running sshd.
@@ -210,9 +214,10 @@ impl Lab {
             // Each node has its own HOME (Debian's bash reads ~/.bashrc even for ssh commands,
             // TESTING.md #5) and a PATH whose first entry shadows every disruptive tool.
             format!(
-                "SetEnv HOME={} PATH={}:/usr/sbin:/usr/bin:/sbin:/bin PVEOPS_TEST_NODE={name}",
+                "SetEnv HOME={} PATH={}:/usr/sbin:/usr/bin:/sbin:/bin PVEOPS_TEST_NODE={name}{}",
                 dir.join("home").display(),
-                sim_bin().display()
+                opts.path_dir.clone().unwrap_or_else(sim_bin).display(),
+                opts.env.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>()
             ),
         ];
         if let Some(ca) = &opts.host_ca {

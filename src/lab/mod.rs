@@ -1,0 +1,175 @@
+//! The lab: a simulated PVE cluster that speaks real SSH and prints PVE's exact bytes, for
+//! tests, demos and rehearsal. `state` is the model, `render` prints PVE's formats from it,
+//! `sim` is the simulated tools (the `pveops` binary called as `pvecm`, `qm`, ...), `store`
+//! keeps the shared state file, `server` serves nodes over SSH (`pveops lab`), `scenario`
+//! holds the built-in clusters. The lab shares no code with the parsers in `facts`.
+
+pub mod render;
+pub mod scenario;
+pub mod server;
+pub mod sim;
+pub mod state;
+pub mod store;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use russh::keys::{Algorithm, PrivateKey};
+
+use state::Cluster;
+
+/// How to start a lab.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A built-in scenario name or a JSON file; `None` reuses the state dir's state, else
+    /// `healthy-3node`.
+    pub scenario: Option<String>,
+    /// A healthy cluster of this many nodes instead of a scenario.
+    pub nodes: Option<u32>,
+    /// The first node's address; the others take the next addresses (all in 127.0.0.0/8).
+    pub listen: Ipv4Addr,
+    pub port: u16,
+    pub state_dir: PathBuf,
+}
+
+/// A lab ready to serve: its files written, its nodes' addresses and keys chosen.
+pub struct Prepared {
+    pub dir: PathBuf,
+    pub nodes: Vec<(String, SocketAddr, PrivateKey)>,
+    pub shared: Arc<server::Shared>,
+}
+
+impl Prepared {
+    pub fn inventory(&self) -> PathBuf {
+        self.dir.join("inventory.toml")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+    pub fn identity(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+}
+
+fn err(path: &Path, what: &'static str) -> impl Fn(std::io::Error) -> crate::Error + '_ {
+    move |e| crate::Error::io(path, what, e)
+}
+
+/// Writes the state, keys, known_hosts, inventory and the simulated tools into the state dir.
+pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
+    let dir = &opts.state_dir;
+    std::fs::create_dir_all(dir).map_err(err(dir, "create the lab directory"))?;
+    let state_path = dir.join("state.json");
+    let mut cluster = load_scenario(opts, &state_path)?;
+    let client = key(&dir.join("id_ed25519"))?;
+    std::fs::create_dir_all(dir.join("hostkeys")).map_err(err(dir, "create the host key directory"))?;
+    let mut nodes = Vec::new();
+    let mut known_hosts = String::new();
+    let mut cluster_known = Vec::new();
+    let first = u32::from(opts.listen);
+    for (i, n) in cluster.nodes.iter_mut().enumerate() {
+        let ip = Ipv4Addr::from(first + i as u32);
+        if !ip.is_loopback() {
+            return Err(crate::Error::Usage(format!("lab address {ip} is outside 127.0.0.0/8; the lab listens on loopback only")));
+        }
+        n.ip = ip.to_string();
+        let host_key = key(&dir.join("hostkeys").join(&n.name))?;
+        let public = host_key.public_key().to_openssh().unwrap_or_default();
+        let public = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let lookup = crate::known_hosts::lookup_name(&ip.to_string(), opts.port);
+        known_hosts.push_str(&format!("{lookup} {public}\n"));
+        // PVE's cluster-wide /etc/pve/priv/known_hosts lists every node by name and address.
+        cluster_known.push(format!("{},{} {public}", n.name, ip));
+        nodes.push((n.name.clone(), SocketAddr::from((ip, opts.port)), host_key));
+    }
+    cluster.known_hosts = cluster_known;
+    store::write(&state_path, &cluster).map_err(|m| crate::Error::file(&state_path, m))?;
+    let known_path = dir.join("known_hosts");
+    crate::atomic::write(&known_path, known_hosts.as_bytes(), Some(0o644))?;
+    let mut inv = String::from("# Written by `pveops lab`: the simulated cluster's nodes.\n[defaults]\nuser = \"root\"\n");
+    inv.push_str(&format!("identity = [{:?}]\nknown_hosts = {:?}\n", dir.join("id_ed25519").display().to_string(), known_path.display().to_string()));
+    for (name, addr, _) in &nodes {
+        inv.push_str(&format!("\n[[node]]\nname = {name:?}\nhost = {:?}\n", addr.to_string()));
+    }
+    let names: Vec<String> = nodes.iter().map(|(n, _, _)| format!("{n:?}")).collect();
+    inv.push_str(&format!("\n[groups]\nlab = [{}]\n", names.join(", ")));
+    crate::atomic::write(&dir.join("inventory.toml"), inv.as_bytes(), Some(0o644))?;
+    let sim_dir = dir.join("bin");
+    let exe = std::env::current_exe().map_err(err(dir, "find the pveops binary for"))?;
+    sim::install_tools(&sim_dir, &exe).map_err(err(&sim_dir, "install the simulated tools in"))?;
+    install_standins(&sim_dir)?;
+    let shared = Arc::new(server::Shared {
+        state: state_path,
+        log: dir.join("commands.jsonl"),
+        sim_dir,
+        home: dir.join("home"),
+        client_key: client.public_key().clone(),
+    });
+    Ok(Prepared { dir: dir.clone(), nodes, shared })
+}
+
+fn load_scenario(opts: &Options, state_path: &Path) -> Result<Cluster, crate::Error> {
+    let mut c = if let Some(n) = opts.nodes {
+        scenario::healthy(n.max(1))
+    } else {
+        match opts.scenario.as_deref() {
+            None if state_path.exists() => {
+                return store::read(state_path).map_err(|m| crate::Error::file(state_path, m));
+            }
+            None => scenario::healthy(3),
+            Some(name) => match scenario::builtin(name) {
+                Some(c) => c,
+                None => {
+                    let path = Path::new(name);
+                    let text = std::fs::read_to_string(path).map_err(|_| {
+                        crate::Error::Usage(format!(
+                            "`{name}` is neither a scenario file nor a built-in scenario ({})",
+                            scenario::NAMES.join(", ")
+                        ))
+                    })?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| crate::Error::file(path, format!("invalid scenario: {e}")))?
+                }
+            },
+        }
+    };
+    scenario::resolve_times(&mut c, jiff::Timestamp::now());
+    Ok(c)
+}
+
+/// Reads an OpenSSH private key, or creates and stores a new ed25519 one (stable host keys).
+fn key(path: &Path) -> Result<PrivateKey, crate::Error> {
+    if path.exists() {
+        return russh::keys::load_secret_key(path, None).map_err(|e| crate::Error::file(path, format!("unreadable key: {e}")));
+    }
+    let k = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| crate::Error::file(path, e.to_string()))?;
+    let text = k
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| crate::Error::file(path, e.to_string()))?;
+    crate::atomic::write(path, text.as_bytes(), Some(0o600))?;
+    let public = k.public_key().to_openssh().unwrap_or_default();
+    crate::atomic::write(&path.with_extension("pub"), format!("{public}\n").as_bytes(), Some(0o644))?;
+    Ok(k)
+}
+
+/// Tools a lab node must never run for real: stand-ins that refuse.
+const STANDINS: &[&str] = &["shutdown", "poweroff", "halt", "init", "telinit", "apt", "apt-get", "ceph", "pveceph"];
+
+fn install_standins(dir: &Path) -> Result<(), crate::Error> {
+    for tool in STANDINS {
+        let text = format!("#!/bin/sh\necho \"{tool}: not available on a simulated node\" >&2\nexit 127\n");
+        crate::atomic::write(&dir.join(tool), text.as_bytes(), Some(0o755))?;
+    }
+    Ok(())
+}
+
+/// Serves every node until the returned tasks are aborted.
+pub fn serve(p: &Prepared) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for (name, addr, key) in &p.nodes {
+        let s = server::NodeServer { node: name.clone(), host_key: key.clone(), addr: *addr, shared: p.shared.clone() };
+        set.spawn(s.serve());
+    }
+    set
+}

@@ -1,0 +1,259 @@
+//! Built-in scenarios: healthy, degraded, no-quorum, HA and fleet clusters, built from one
+//! healthy template and small, named changes. `lab/scenarios/*.json` holds the same documents
+//! for reading and editing (`pveops lab --dump-scenario NAME`); a test keeps them equal.
+
+use std::collections::BTreeMap;
+
+use super::state::{Backup, Cluster, ClusterInfo, Guest, GuestKind, Ha, Node, Storage, StorageOnNode, Timing};
+
+/// The names of the built-in scenarios.
+pub const NAMES: &[&str] = &["healthy-3node", "degraded-3node", "noquorum-3node", "ha-5node", "fleet-50"];
+
+const GIB: u64 = 1 << 30;
+
+/// A built-in scenario by name.
+pub fn builtin(name: &str) -> Option<Cluster> {
+    Some(match name {
+        "healthy-3node" => healthy(3),
+        "degraded-3node" => degraded(),
+        "noquorum-3node" => noquorum(),
+        "ha-5node" => ha(5),
+        "fleet-50" => healthy(50),
+        _ => return None,
+    })
+}
+
+fn services(clustered: bool) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for u in ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd", "pve-ha-lrm", "pve-ha-crm", "pvescheduler"] {
+        m.insert(u.to_string(), "active".to_string());
+    }
+    m.insert("corosync".into(), if clustered { "active" } else { "inactive" }.into());
+    m
+}
+
+fn packages() -> BTreeMap<String, String> {
+    [
+        ("ceph-fuse", "19.2.3-pve1"),
+        ("corosync", "3.1.9-pve2"),
+        ("libpve-cluster-perl", "9.0.7"),
+        ("libpve-common-perl", "9.0.15"),
+        ("libpve-guest-common-perl", "6.0.2"),
+        ("libpve-storage-perl", "9.1.0"),
+        ("lxc-pve", "6.0.5-3"),
+        ("proxmox-backup-client", "4.1.0-1"),
+        ("proxmox-kernel-helper", "9.0.4"),
+        ("pve-cluster", "9.0.7"),
+        ("pve-container", "6.0.18"),
+        ("pve-ha-manager", "5.1.3"),
+        ("pve-qemu-kvm", "10.1.2-4"),
+        ("qemu-server", "9.1.2"),
+        ("zfsutils-linux", "2.3.4-pve1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn node(i: u32) -> Node {
+    Node {
+        name: format!("pve{i}"),
+        nodeid: i,
+        ip: format!("10.10.10.{}", 10 + i),
+        votes: 1,
+        online: true,
+        manager_version: "9.1.1".into(),
+        repoid: "42db4a6cf33dac83".into(),
+        kernel_running: "6.17.2-2-pve".into(),
+        kernels_installed: vec!["6.17.2-2-pve".into(), "6.14.11-4-pve".into()],
+        packages: packages(),
+        services: services(true),
+        memory_total: 128 * GIB,
+        memory_base: 6 * GIB,
+        cpus: 32,
+        zpool: None,
+        boot_id: format!("5eed{i:04x}-0000-4000-8000-00000000{i:04x}"),
+        lrm: Some("active".into()),
+        faults: Default::default(),
+    }
+}
+
+fn storage(id: &str, kind: &str, shared: bool, content: &str, total: u64, used: u64) -> Storage {
+    Storage {
+        id: id.into(),
+        kind: kind.into(),
+        shared,
+        enabled: true,
+        content: content.into(),
+        nodes: None,
+        total,
+        used,
+        avail: None,
+        per_node: BTreeMap::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn guest(vmid: u32, kind: GuestKind, name: &str, node: &str, running: bool, mem_gib: u64, disk_gib: u64, disk: &str) -> Guest {
+    Guest {
+        vmid,
+        kind,
+        name: Some(name.into()),
+        node: node.into(),
+        status: if running { "running" } else { "stopped" }.into(),
+        maxmem: mem_gib * GIB,
+        maxdisk: disk_gib * GIB,
+        disks: vec![disk.into()],
+        lock: None,
+        ha: None,
+        pid: running.then_some(4000 + vmid),
+        config: BTreeMap::new(),
+        // A nightly backup to PBS 20 hours before the lab starts (relative times are fixed
+        // when the lab writes its state).
+        backups: vec![Backup { storage: "pbs".into(), time: "-20h".into(), size: disk_gib * GIB / 3 }],
+        ha_origin: None,
+    }
+}
+
+/// `n` healthy nodes, each with two VMs and a container on shared Ceph storage, one VM on a
+/// local disk, a PBS datastore and an NFS backup share.
+pub fn healthy(n: u32) -> Cluster {
+    let nodes: Vec<Node> = (1..=n).map(node).collect();
+    let mut guests = Vec::new();
+    for i in 1..=n {
+        let name = format!("pve{i}");
+        let base = 100 * i;
+        guests.push(guest(base, GuestKind::Qemu, &format!("web{i:02}"), &name, true, 4, 32, "ceph-vm"));
+        guests.push(guest(base + 1, GuestKind::Qemu, &format!("db{i:02}"), &name, true, 8, 64, "ceph-vm"));
+        guests.push(guest(base + 2, GuestKind::Lxc, &format!("dns{i:02}"), &name, true, 1, 8, "ceph-vm"));
+        guests.push(guest(base + 3, GuestKind::Qemu, &format!("build{i:02}"), &name, false, 2, 40, "local-lvm"));
+    }
+    Cluster {
+        cluster: Some(ClusterInfo {
+            name: "lab".into(),
+            config_version: u64::from(n) + 2,
+            transport: "knet".into(),
+            secure_auth: "on".into(),
+            ring_seq: 0x1c,
+        }),
+        timing: Timing::default(),
+        nodes,
+        storages: vec![
+            storage("ceph-vm", "rbd", true, "images,rootdir", 12 * 1024 * GIB, 3 * 1024 * GIB),
+            storage("local", "dir", false, "iso,vztmpl,backup", 96 * GIB, 18 * GIB),
+            storage("local-lvm", "lvmthin", false, "images,rootdir", 800 * GIB, 210 * GIB),
+            storage("nfs-backup", "nfs", true, "backup", 8 * 1024 * GIB, 5 * 1024 * GIB),
+            storage("pbs", "pbs", true, "backup", 20 * 1024 * GIB, 9 * 1024 * GIB),
+        ],
+        guests,
+        ha: Ha { master: None, master_state: None, fencing: None },
+        known_hosts: Vec::new(),
+        events: Vec::new(),
+        serial: 0,
+    }
+}
+
+/// Three nodes with problems an assessment must find: an NFS storage inactive on pve2 (with
+/// its stderr), local-lvm over 90 % on pve3, a container locked by a backup, pve3 on an older
+/// pve-manager, and a reboot pending on pve2 (a newer kernel installed than running).
+pub fn degraded() -> Cluster {
+    let mut c = healthy(3);
+    if let Some(nfs) = c.storages.iter_mut().find(|s| s.id == "nfs-backup") {
+        nfs.per_node.insert(
+            "pve2".into(),
+            StorageOnNode { inactive: true, stderr: vec!["storage 'nfs-backup' is not online".into()], ..Default::default() },
+        );
+    }
+    if let Some(lvm) = c.storages.iter_mut().find(|s| s.id == "local-lvm") {
+        lvm.per_node.insert(
+            "pve3".into(),
+            StorageOnNode { used: Some(745 * GIB), avail: Some(55 * GIB), ..Default::default() },
+        );
+    }
+    if let Some(ct) = c.guest_mut(102) {
+        ct.lock = Some("backup".into());
+    }
+    if let Some(n) = c.node_mut("pve3") {
+        n.manager_version = "9.0.10".into();
+        n.repoid = "deb1ca707ec72a89".into();
+        n.kernel_running = "6.14.11-4-pve".into();
+        n.kernels_installed = vec!["6.14.11-4-pve".into(), "6.14.8-2-pve".into()];
+    }
+    if let Some(n) = c.node_mut("pve2") {
+        n.kernel_running = "6.14.11-4-pve".into();
+    }
+    c
+}
+
+/// Three nodes of which two are down: pve1 alone is not quorate.
+pub fn noquorum() -> Cluster {
+    let mut c = healthy(3);
+    for name in ["pve2", "pve3"] {
+        if let Some(n) = c.node_mut(name) {
+            n.online = false;
+        }
+    }
+    for g in c.guests.iter_mut().filter(|g| g.node != "pve1") {
+        g.status = "stopped".into();
+        g.pid = None;
+    }
+    c
+}
+
+/// `n` nodes with every running VM and container managed by HA, the CRM master on pve1.
+pub fn ha(n: u32) -> Cluster {
+    let mut c = healthy(n);
+    for g in c.guests.iter_mut().filter(|g| g.status == "running") {
+        g.ha = Some("started".into());
+    }
+    c.ha = Ha { master: Some("pve1".into()), master_state: Some("active".into()), fencing: Some("armed".into()) };
+    c
+}
+
+/// Fixes relative backup times (`-20h`, `-3d`) against `now`, as the lab starts.
+pub fn resolve_times(c: &mut Cluster, now: jiff::Timestamp) {
+    for b in c.guests.iter_mut().flat_map(|g| g.backups.iter_mut()) {
+        if let Some(rel) = b.time.strip_prefix('-') {
+            let span = rel
+                .strip_suffix('h')
+                .and_then(|h| h.parse::<i64>().ok())
+                .map(|h| jiff::SignedDuration::from_hours(h))
+                .or_else(|| rel.strip_suffix('d').and_then(|d| d.parse::<i64>().ok()).map(|d| jiff::SignedDuration::from_hours(d * 24)));
+            if let Some(span) = span {
+                if let Ok(t) = now.checked_sub(span) {
+                    b.time = t.round(jiff::Unit::Second).unwrap_or(t).to_string();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_scenario_files_match_the_builtins() {
+        for name in NAMES {
+            let path = format!("{}/lab/scenarios/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let file: Cluster = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(file, builtin(name).unwrap(), "{path} is stale: regenerate with `pveops lab --dump-scenario {name}`");
+        }
+    }
+
+    #[test]
+    fn quorum_follows_the_online_nodes() {
+        assert!(healthy(3).quorum().quorate);
+        let q = noquorum().quorum();
+        assert_eq!((q.expected, q.total, q.quorum, q.quorate), (3, 1, 2, false));
+    }
+
+    #[test]
+    fn relative_backup_times_become_absolute() {
+        let mut c = healthy(1);
+        let now: jiff::Timestamp = "2026-11-27T03:00:00Z".parse().unwrap();
+        resolve_times(&mut c, now);
+        assert_eq!(c.guests[0].backups[0].time, "2026-11-26T07:00:00Z");
+    }
+}

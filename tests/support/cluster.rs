@@ -1,0 +1,104 @@
+//! A simulated PVE cluster behind real OpenSSH sshd: one sshd per node whose PATH starts with
+//! the lab's simulated tools (the `pveops` binary under test, called as `pvecm`, `qm`, ...),
+//! all nodes sharing one state file and one JSONL command log.
+
+use std::path::PathBuf;
+
+use pveops::lab::state::Cluster;
+
+use super::sshd::{Lab, Sshd, SshdOptions};
+
+/// The sshd-backed cluster and where its state and log live.
+pub struct SimCluster {
+    pub lab: Lab,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    /// Node name → its sshd.
+    pub nodes: Vec<(String, Sshd)>,
+}
+
+impl SimCluster {
+    /// Starts an sshd for every node of `cluster` that is online (offline nodes have none).
+    pub fn start(mut cluster: Cluster) -> SimCluster {
+        let lab = Lab::empty();
+        let state = lab.dir.path().join("state.json");
+        let log = lab.dir.path().join("commands.jsonl");
+        let bin = lab.dir.path().join("simbin");
+        pveops::lab::sim::install_tools(&bin, &super::bin()).expect("install simulated tools");
+        // Everything a test node must not run for real is shadowed too.
+        for entry in std::fs::read_dir(super::sshd::sim_bin()).unwrap() {
+            let p = entry.unwrap().path();
+            let target = bin.join(p.file_name().unwrap());
+            if !target.exists() {
+                std::os::unix::fs::symlink(&p, &target).unwrap();
+            }
+        }
+        pveops::lab::scenario::resolve_times(&mut cluster, jiff::Timestamp::now());
+        let mut nodes = Vec::new();
+        let names: Vec<(String, bool)> = cluster.nodes.iter().map(|n| (n.name.clone(), n.online)).collect();
+        pveops::lab::store::write(&state, &cluster).unwrap();
+        for (name, online) in names {
+            if !online {
+                continue;
+            }
+            let opts = SshdOptions {
+                path_dir: Some(bin.clone()),
+                env: vec![
+                    ("PVEOPS_LAB_STATE".into(), state.display().to_string()),
+                    ("PVEOPS_LAB_NODE".into(), name.clone()),
+                    ("PVEOPS_LAB_LOG".into(), log.display().to_string()),
+                ],
+                ..Default::default()
+            };
+            let sshd = lab.spawn(&opts);
+            lab.trust(&sshd);
+            nodes.push((name, sshd));
+        }
+        SimCluster { lab, state, log, nodes }
+    }
+
+    /// The sshd of node `name`.
+    pub fn node(&self, name: &str) -> &Sshd {
+        &self.nodes.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no node {name}")).1
+    }
+
+    /// The current state (events due applied).
+    pub fn state(&self) -> Cluster {
+        let mut c = pveops::lab::store::read(&self.state).unwrap();
+        c.advance(pveops::lab::store::now());
+        c
+    }
+
+    /// Changes the state file.
+    pub fn edit(&self, f: impl FnOnce(&mut Cluster)) {
+        let mut s = pveops::lab::store::Locked::open(&self.state).unwrap();
+        f(&mut s.cluster);
+        s.save().unwrap();
+    }
+
+    /// Every command the simulated tools received: (node, "tool args…"), in order.
+    pub fn commands(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSONL");
+                let args: Vec<String> = v["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+                let line = std::iter::once(v["tool"].as_str().unwrap().to_string()).chain(args).collect::<Vec<_>>().join(" ");
+                (v["node"].as_str().unwrap().to_string(), line)
+            })
+            .collect()
+    }
+
+    /// Runs `pveops exec` on one node and returns (stdout of the command, stderr, exit code, error).
+    pub fn exec(&self, node: &str, command: &str, extra: &[&str]) -> serde_json::Value {
+        let mut a: Vec<String> = vec!["exec".into(), self.node(node).target()];
+        a.extend(self.lab.auth_args());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--json".into(), "--".into(), command.into()]);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = super::pveops(self.lab.home(), &refs, &[]);
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", super::stdout(&out), super::stderr(&out)));
+        v.into_iter().next().unwrap()
+    }
+}
