@@ -81,6 +81,25 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Snapshot every target (read-only), run the health checks, write the evidence bundle
+    #[command(after_help = "\
+Runs the read-only command catalog on every target (one SSH connection each, commands as
+parallel channels), reads cluster-wide facts once, runs the checks (`pveops checks`), prints a
+summary on stderr and writes the evidence bundle: report.md, snapshot.json and raw/<node>/...
+
+Examples:
+  pveops assess -I inventory.toml prod
+  pveops assess root@10.0.0.11 root@10.0.0.12 --out /srv/evidence/pre-upgrade
+  pveops assess --from pveops-evidence/20261127T030000Z-assess/snapshot.json
+  pveops assess -I inventory.toml prod --json > snapshot.json
+
+Exit status: the worst finding: 0 OK, 1 WARNING, 2 CRITICAL (an unreachable node is critical),
+3 UNKNOWN (no target reachable, or output that could not be read); 64 usage error.")]
+    Assess(AssessArgs),
+    /// Write a snapshot (JSON) of the targets and nothing else
+    Snapshot(SnapshotArgs),
+    /// List the checks in force with their ids, severities and thresholds
+    Checks(ChecksArgs),
     /// Run an ad-hoc command on every target in parallel
     #[command(after_help = "\
 The COMMAND words are joined with spaces and run by each node's login shell, as `ssh host
@@ -171,4 +190,49 @@ pub struct LabArgs {
     /// Print a built-in scenario as JSON and exit
     #[arg(long, value_name = "NAME")]
     pub dump_scenario: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// Nodes to assess: [user@]host[:port], ssh config aliases, inventory nodes or groups
+    #[arg(value_name = "TARGETS", required_unless_present = "from")]
+    pub targets: Vec<String>,
+    /// Evidence directory [default: ./pveops-evidence/<UTC time>-assess[-<target>]/]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the snapshot document (JSON) on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Directory of check files overriding or extending the embedded checks
+    #[arg(long, value_name = "DIR")]
+    pub checks: Option<PathBuf>,
+    /// Re-run the checks on a saved snapshot, without SSH
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "targets")]
+    pub from: Option<PathBuf>,
+    /// Run only these catalog commands (comma-separated template names), e.g. for benchmarks
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Nodes to snapshot
+    #[arg(required = true, value_name = "TARGETS")]
+    pub targets: Vec<String>,
+    /// The snapshot file to write
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Directory of check files overriding or extending the embedded checks
+    #[arg(long, value_name = "DIR")]
+    pub checks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecksArgs {
+    /// Directory of check files overriding or extending the embedded checks
+    #[arg(long, value_name = "DIR")]
+    pub checks: Option<PathBuf>,
+    /// Print the checks as JSON
+    #[arg(long)]
+    pub json: bool,
 }

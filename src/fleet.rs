@@ -41,27 +41,30 @@ pub async fn run(
     parallel: usize,
     on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
 ) -> Vec<NodeResult> {
+    let work = nodes.into_iter().map(|n| (n, commands.clone())).collect();
+    run_each(connector, templates, work, command_timeout, parallel, on_done).await
+}
+
+/// Like `run`, with each node's own list of commands.
+pub async fn run_each(
+    connector: Arc<Connector>,
+    templates: Arc<Templates>,
+    work: Vec<(Node, Vec<Command>)>,
+    command_timeout: Duration,
+    parallel: usize,
+    on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
+) -> Vec<NodeResult> {
     let limit = Arc::new(Semaphore::new(parallel.max(1)));
-    let commands = Arc::new(commands);
     let on_done = Arc::new(on_done);
     let mut set = JoinSet::new();
-    for (i, node) in nodes.into_iter().enumerate() {
-        let (limit, commands, connector, templates, on_done) = (
-            limit.clone(),
-            commands.clone(),
-            connector.clone(),
-            templates.clone(),
-            on_done.clone(),
-        );
+    for (i, (node, commands)) in work.into_iter().enumerate() {
+        let (limit, connector, templates, on_done) =
+            (limit.clone(), connector.clone(), templates.clone(), on_done.clone());
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let start = std::time::Instant::now();
             let outcome = run_node(&connector, &templates, &node, &commands, command_timeout).await;
-            let result = NodeResult {
-                node,
-                outcome,
-                duration: start.elapsed(),
-            };
+            let result = NodeResult { node, outcome, duration: start.elapsed() };
             on_done(&result);
             (i, result)
         });

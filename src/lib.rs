@@ -2,19 +2,26 @@
 //! over nothing but SSH. See ARCHITECTURE.md for the map of the code.
 
 pub mod atomic;
+pub mod check;
+pub mod collect;
 pub mod cli;
 pub mod command;
 pub mod error;
+pub mod evidence;
 pub mod exec;
 pub mod facts;
+pub mod finding;
 pub mod fleet;
+pub mod health;
 pub mod inventory;
 pub mod keys;
 pub mod lab;
 pub mod known_hosts;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod session;
+pub mod snapshot;
 pub mod ssh_config;
 pub mod stream;
 pub mod subcommand;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, ExecArgs, Global, LabArgs, ParseArgs};
+use crate::cli::{AssessArgs, ChecksArgs, Cli, Command, ExecArgs, Global, LabArgs, ParseArgs, SnapshotArgs};
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
 use crate::session::{Connector, Settings};
@@ -13,6 +13,9 @@ use crate::ssh_config::ClientConfig;
 pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
     match cli.command {
         Command::Exec(args) => runtime()?.block_on(exec(&cli.global, args)),
+        Command::Assess(args) => assess(&cli.global, args),
+        Command::Snapshot(args) => snapshot(&cli.global, args),
+        Command::Checks(args) => checks(args),
         Command::Parse(args) => parse(args),
         Command::Lab(args) => lab(args),
         Command::Completions { shell } => {
@@ -185,5 +188,164 @@ fn lab(args: LabArgs) -> Result<i32, crate::Error> {
         servers.abort_all();
     });
     eprintln!("lab: stopped; the state is kept in {}", prepared.dir.display());
+    Ok(0)
+}
+
+fn operator() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// Takes a snapshot of `targets` and evaluates the checks on it.
+async fn take_snapshot(
+    global: &Global,
+    targets: &[String],
+    checks: &[crate::check::Check],
+    only: Vec<String>,
+) -> Result<(crate::snapshot::Snapshot, Vec<crate::collect::Raw>), crate::Error> {
+    let nodes = nodes(global, targets)?;
+    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    let collector = crate::collect::Collector {
+        connector: connector(global),
+        templates,
+        command_timeout: Duration::from_secs(global.command_timeout),
+        parallel: global.parallel as usize,
+        only,
+    };
+    let progress = Arc::new(crate::progress::Progress::new("snapshot", nodes.len()));
+    let p = progress.clone();
+    let run = collector.collect(nodes, checks, move |r| p.node_done(&r.node.name, r.outcome.is_ok()));
+    let (mut snap, raws) = tokio::select! {
+        r = run => r?,
+        _ = tokio::signal::ctrl_c() => {
+            drop(progress);
+            return Err(crate::Error::Interrupted);
+        }
+    };
+    drop(progress);
+    evaluate(&mut snap, checks);
+    Ok((snap, raws))
+}
+
+fn evaluate(snap: &mut crate::snapshot::Snapshot, checks: &[crate::check::Check]) {
+    snap.findings = crate::check::evaluate(checks, snap, jiff::Timestamp::now().as_second());
+    snap.status = crate::finding::worst(&snap.findings);
+}
+
+/// Exit status of an assessment: 3 when no node answered, else the worst finding.
+fn assess_exit(snap: &crate::snapshot::Snapshot) -> i32 {
+    if !snap.nodes.is_empty() && snap.nodes.iter().all(|n| !n.reachable) {
+        return 3;
+    }
+    snap.status.exit_code()
+}
+
+/// The summary table on stderr, worst first; colour when stderr is a terminal (NO_COLOR off).
+fn print_summary(snap: &crate::snapshot::Snapshot) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let reachable = snap.nodes.iter().filter(|n| n.reachable).count();
+    eprintln!("{} of {} nodes answered; {} finding(s); status {}", reachable, snap.nodes.len(), snap.findings.len(), snap.status.word().to_uppercase());
+    for f in &snap.findings {
+        let word = f.severity.word().to_uppercase();
+        let word = if colour {
+            let code = match f.severity {
+                crate::finding::Severity::Critical => "1;31",
+                crate::finding::Severity::Warning => "33",
+                _ => "35",
+            };
+            format!("\u{1b}[{code}m{word:<8}\u{1b}[0m")
+        } else {
+            format!("{word:<8}")
+        };
+        eprintln!("  {word} {:<28} {:<14} {}", f.check, f.node.as_deref().unwrap_or("(cluster)"), f.message);
+    }
+}
+
+fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
+    let checks = crate::check::load(args.checks.as_deref())?;
+    let started = jiff::Timestamp::now();
+    let (snap, raws, targets) = match &args.from {
+        Some(path) => {
+            let mut snap = crate::snapshot::Snapshot::load(path)?;
+            evaluate(&mut snap, &checks);
+            let targets = snap.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+            (snap, Vec::new(), targets)
+        }
+        None => {
+            let (snap, raws) = runtime()?.block_on(take_snapshot(global, &args.targets, &checks, args.only.clone()))?;
+            (snap, raws, args.targets.clone())
+        }
+    };
+    let code = assess_exit(&snap);
+    let target = (targets.len() == 1).then(|| targets[0].as_str());
+    let mut bundle = crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
+    bundle.write_raw(&raws)?;
+    bundle.write("snapshot.json", snap.to_json().as_bytes())?;
+    let hb = crate::report::registry(global.templates.as_deref())?;
+    let summary = crate::report::Summary {
+        command: if args.from.is_some() { "assess --from".into() } else { "assess".into() },
+        operator: operator(),
+        targets: targets.join(", "),
+        started_at: started.round(jiff::Unit::Second).unwrap_or(started).to_string(),
+        outcome: match code {
+            0 => "all checks passed".into(),
+            3 => "could not assess (see findings)".into(),
+            _ => format!("{} finding(s) to follow up", snap.findings.len()),
+        },
+        status: snap.status.word().to_uppercase(),
+        exit_status: code,
+        pveops_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let report = crate::report::render(&hb, &summary, &snap, &bundle.raw_files)?;
+    let report_path = bundle.write("report.md", report.as_bytes())?;
+    if args.json {
+        println!("{}", snap.to_json());
+    }
+    print_summary(&snap);
+    eprintln!("evidence: {}", report_path.display());
+    Ok(code)
+}
+
+fn snapshot(global: &Global, args: SnapshotArgs) -> Result<i32, crate::Error> {
+    let checks = crate::check::load(args.checks.as_deref())?;
+    let (snap, _) = runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
+    crate::atomic::write(&args.output, snap.to_json().as_bytes(), Some(0o644))?;
+    eprintln!("snapshot: {} ({} nodes, status {})", args.output.display(), snap.nodes.len(), snap.status.word().to_uppercase());
+    Ok(0)
+}
+
+fn checks(args: ChecksArgs) -> Result<i32, crate::Error> {
+    let checks = crate::check::load(args.checks.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+        return Ok(0);
+    }
+    for c in &checks {
+        let how = match (&c.rule, &c.command) {
+            (Some(r), _) => format!("rule {r}"),
+            (_, Some(cmd)) => format!("command {cmd} =~ {}", c.expect.as_deref().unwrap_or("")),
+            _ => String::new(),
+        };
+        let params = serde_json::to_value(&c.params).unwrap_or_default();
+        let params: Vec<String> = params
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:<8} {}{}  [{how}{}]",
+            c.id,
+            c.severity.word(),
+            c.title,
+            if c.enabled { "" } else { " (disabled)" },
+            if params.is_empty() { String::new() } else { format!("; {}", params.join(" ")) }
+        );
+    }
     Ok(0)
 }

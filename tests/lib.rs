@@ -3,6 +3,8 @@
 // Shared harness: sshd per node, the pveops runner, polling.
 mod support;
 
+// `pveops assess`: snapshots, checks and evidence against the lab behind sshd.
+mod assess;
 // Authentication: key files, encrypted keys, ssh-agent, sudo.
 mod auth;
 // Host key verification: unknown, changed, accept-new, hashed, revoked, certificates.

@@ -185,15 +185,17 @@ pub fn degraded() -> Cluster {
     c
 }
 
-/// Three nodes of which two are down: pve1 alone is not quorate.
+/// Three nodes without quorum: pve3 is down and the corosync link between pve1 and pve2 is
+/// broken, so each of them sees only itself (1 of 3 votes).
 pub fn noquorum() -> Cluster {
     let mut c = healthy(3);
-    for name in ["pve2", "pve3"] {
-        if let Some(n) = c.node_mut(name) {
-            n.online = false;
-        }
+    if let Some(n) = c.node_mut("pve3") {
+        n.online = false;
     }
-    for g in c.guests.iter_mut().filter(|g| g.node != "pve1") {
+    if let Some(n) = c.node_mut("pve2") {
+        n.partition = 1;
+    }
+    for g in c.guests.iter_mut().filter(|g| g.node == "pve3") {
         g.status = "stopped".into();
         g.pid = None;
     }
@@ -245,8 +247,12 @@ mod tests {
     #[test]
     fn quorum_follows_the_online_nodes() {
         assert!(healthy(3).quorum().quorate);
-        let q = noquorum().quorum();
-        assert_eq!((q.expected, q.total, q.quorum, q.quorate), (3, 1, 2, false));
+        let c = noquorum();
+        for node in ["pve1", "pve2"] {
+            let q = c.quorum_of(node);
+            assert_eq!((q.expected, q.total, q.quorum, q.quorate), (3, 1, 2, false), "{node}");
+        }
+        assert_eq!(c.members_of("pve2").len(), 1);
     }
 
     #[test]

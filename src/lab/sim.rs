@@ -16,7 +16,7 @@ use super::store::{Locked, now};
 /// Names under which the binary acts as a simulated tool.
 pub const TOOLS: &[&str] = &[
     "pvecm", "pvesm", "qm", "pct", "ha-manager", "pveversion", "pvesh", "pve8to9", "corosync-cfgtool", "zpool",
-    "systemctl", "reboot", "cat",
+    "systemctl", "reboot", "cat", "hostname",
 ];
 
 /// Where a simulated node finds its state, name and log.
@@ -161,6 +161,8 @@ fn dispatch(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
         }
         ("systemctl", _) => fail(1, "simulated systemctl: only `is-active` is available on a lab node"),
         ("cat", files) => cat(&read()?, node, files),
+        // A PVE node's hostname is its node name.
+        ("hostname", _) => ok(format!("{node}\n")),
         ("qm" | "pct", [op @ ("start" | "stop" | "shutdown"), id, ..]) => power(env, tool, op, vmid(id)?)?,
         ("qm" | "pct", ["migrate", id, target, rest @ ..]) => migrate(env, tool, vmid(id)?, target, rest)?,
         ("ha-manager", ["crm-command", "node-maintenance", op @ ("enable" | "disable"), target]) => {

@@ -77,6 +77,10 @@ pub struct Node {
     pub votes: u32,
     #[serde(default = "yes")]
     pub online: bool,
+    /// The corosync partition this node is in: nodes see as members only the online nodes of
+    /// their own partition (a split cluster has two partitions).
+    #[serde(default)]
+    pub partition: u32,
     /// `pve-manager` version, `9.1.1` (or `7.4-15` style before PVE 8).
     pub manager_version: String,
     pub repoid: String,
@@ -301,12 +305,33 @@ impl Cluster {
         self.guests.iter_mut().find(|g| g.vmid == vmid)
     }
 
-    /// Votequorum over the online nodes (one partition: the online ones).
+    /// Votequorum over the online nodes of partition 0.
     pub fn quorum(&self) -> Quorum {
+        self.quorum_in(0)
+    }
+
+    /// Votequorum as `node` sees it: the online nodes of its own partition vote.
+    pub fn quorum_of(&self, node: &str) -> Quorum {
+        self.quorum_in(self.node(node).map(|n| n.partition).unwrap_or(0))
+    }
+
+    fn quorum_in(&self, partition: u32) -> Quorum {
         let expected: u32 = self.nodes.iter().map(|n| n.votes).sum();
-        let total: u32 = self.nodes.iter().filter(|n| n.online).map(|n| n.votes).sum();
+        let total: u32 = self.members_in(partition).map(|n| n.votes).sum();
         let quorum = expected / 2 + 1;
         Quorum { expected, total, quorum, quorate: total >= quorum }
+    }
+
+    /// The corosync members `node` sees: online nodes of its partition, by node id.
+    pub fn members_of(&self, node: &str) -> Vec<&Node> {
+        let p = self.node(node).map(|n| n.partition).unwrap_or(0);
+        let mut m: Vec<&Node> = self.members_in(p).collect();
+        m.sort_by_key(|n| n.nodeid);
+        m
+    }
+
+    fn members_in(&self, partition: u32) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(move |n| n.online && n.partition == partition)
     }
 
     /// Memory used on `node`: the host's own plus every running guest's.

@@ -89,6 +89,27 @@ impl SimCluster {
             .collect()
     }
 
+    /// An inventory naming every node of the state (`pve1`, …, group `lab`); nodes without an
+    /// sshd (offline) get a port where nothing listens.
+    pub fn inventory(&self) -> PathBuf {
+        let c = pveops::lab::store::read(&self.state).unwrap();
+        let mut text = format!(
+            "[defaults]\nidentity = {:?}\nknown_hosts = {:?}\n",
+            self.lab.client_key.display().to_string(),
+            self.lab.known_hosts.display().to_string()
+        );
+        let mut names = Vec::new();
+        for n in &c.nodes {
+            let port = self.nodes.iter().find(|(name, _)| name == &n.name).map(|(_, s)| s.port).unwrap_or_else(super::sshd::free_port);
+            text.push_str(&format!("\n[[node]]\nname = {:?}\nhost = \"127.0.0.1:{port}\"\n", n.name));
+            names.push(format!("{:?}", n.name));
+        }
+        text.push_str(&format!("\n[groups]\nlab = [{}]\n", names.join(", ")));
+        let path = self.lab.dir.path().join("inventory.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     /// Runs `pveops exec` on one node and returns (stdout of the command, stderr, exit code, error).
     pub fn exec(&self, node: &str, command: &str, extra: &[&str]) -> serde_json::Value {
         let mut a: Vec<String> = vec!["exec".into(), self.node(node).target()];

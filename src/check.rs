@@ -1,0 +1,473 @@
+//! Checks: declarative health checks from `checks/*.toml` (embedded, overridable and
+//! extendable with `--checks DIR`), evaluated over a snapshot into findings. Pure: no I/O
+//! besides loading the definitions; the time is passed in.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use regex::Regex;
+use rust_embed::RustEmbed;
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Finding, Severity};
+use crate::snapshot::{NodeSnapshot, Snapshot};
+
+#[derive(RustEmbed)]
+#[folder = "checks/"]
+struct Embedded;
+
+/// One file of checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    #[serde(rename = "check", default)]
+    checks: Vec<Check>,
+}
+
+/// A check definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// `area.expectation`.
+    pub id: String,
+    /// The expectation, stated positively.
+    pub title: String,
+    /// The severity of a failure (`warning` or `critical`); some rules also report the other.
+    pub severity: Severity,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A built-in rule over the typed state (see docs/checks.md).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Or: a command template whose output must match `expect`.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub expect: Option<String>,
+    #[serde(default)]
+    pub params: Params,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parameters of the built-in rules; each rule reads the ones it documents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    pub warning_pct: Option<f64>,
+    pub critical_pct: Option<f64>,
+    pub max_age_hours: Option<f64>,
+    pub units: Vec<String>,
+    pub cluster_units: Vec<String>,
+    pub bad_states: Vec<String>,
+    pub packages: Vec<String>,
+    pub exclude_nodes: Vec<String>,
+    pub exclude_storages: Vec<String>,
+    pub exclude_guests: Vec<u64>,
+}
+
+/// The built-in rules a check may name.
+pub const RULES: &[&str] = &[
+    "node-reachable",
+    "cluster-quorate",
+    "cluster-members-online",
+    "versions-consistent",
+    "storage-active",
+    "storage-usage",
+    "guest-unlocked",
+    "ha-quorum",
+    "ha-services-healthy",
+    "services-active",
+    "reboot-not-pending",
+    "backup-recent",
+];
+
+/// The checks in force: embedded ones, then `dir`'s files (same id replaces, new id adds).
+pub fn load(dir: Option<&Path>) -> Result<Vec<Check>, crate::Error> {
+    let mut checks: Vec<Check> = Vec::new();
+    let mut names: Vec<String> = Embedded::iter().map(|n| n.into_owned()).collect();
+    names.sort();
+    for name in names {
+        let Some(file) = Embedded::get(&name) else { continue };
+        let text = String::from_utf8_lossy(&file.data).into_owned();
+        merge(&mut checks, parse(Path::new(&format!("checks/{name}")), &text)?);
+    }
+    if let Some(dir) = dir {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| crate::Error::io(dir, "read the checks directory", e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, "read the check file", e))?;
+            merge(&mut checks, parse(&p, &text)?);
+        }
+    }
+    Ok(checks)
+}
+
+fn merge(into: &mut Vec<Check>, new: Vec<Check>) {
+    for c in new {
+        match into.iter_mut().find(|o| o.id == c.id) {
+            Some(o) => *o = c,
+            None => into.push(c),
+        }
+    }
+}
+
+/// Parses and validates one check file.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Check>, crate::Error> {
+    let file: CheckFile = toml::from_str(text)
+        .map_err(|e| crate::Error::file(path, format!("invalid check file: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))))?;
+    for c in &file.checks {
+        let bad = |m: String| Err(crate::Error::file(path, format!("check `{}`: {m}", c.id)));
+        match (&c.rule, &c.command) {
+            (Some(r), None) if !RULES.contains(&r.as_str()) => return bad(format!("unknown rule `{r}` (rules: {})", RULES.join(", "))),
+            (Some(_), None) => {}
+            (None, Some(_)) => match &c.expect {
+                None => return bad("a command check needs `expect` (a regex its output must match)".into()),
+                Some(re) => {
+                    if let Err(e) = Regex::new(re) {
+                        return bad(format!("`expect` is not a valid regex: {e}"));
+                    }
+                }
+            },
+            _ => return bad("give exactly one of `rule` or `command`".into()),
+        }
+        if !matches!(c.severity, Severity::Warning | Severity::Critical) {
+            return bad("severity must be `warning` or `critical`".into());
+        }
+    }
+    Ok(file.checks)
+}
+
+/// Evaluates every enabled check over the snapshot; `now` is Unix seconds.
+pub fn evaluate(checks: &[Check], snap: &Snapshot, now: i64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for c in checks.iter().filter(|c| c.enabled) {
+        let mut found = match (&c.rule, &c.command) {
+            (Some(rule), _) => rule_findings(c, rule, snap, now),
+            (None, Some(_)) => command_findings(c, snap),
+            _ => Vec::new(),
+        };
+        found.retain(|f| !f.node.as_ref().is_some_and(|n| c.params.exclude_nodes.contains(n)));
+        out.extend(found);
+    }
+    out.extend(tool_findings(snap));
+    crate::finding::sort(&mut out);
+    out
+}
+
+fn finding(c: &Check, severity: Severity, node: Option<&str>, subject: Option<String>, message: String) -> Finding {
+    Finding { check: c.id.clone(), severity, node: node.map(str::to_string), subject, message }
+}
+
+fn reachable(snap: &Snapshot) -> impl Iterator<Item = &NodeSnapshot> {
+    snap.nodes.iter().filter(|n| n.reachable)
+}
+
+fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Finding> {
+    let sev = c.severity;
+    let p = &c.params;
+    let mut out = Vec::new();
+    match rule {
+        "node-reachable" => {
+            for n in snap.nodes.iter().filter(|n| !n.reachable) {
+                let why = n.error.clone().unwrap_or_else(|| "no answer".into());
+                out.push(finding(c, sev, Some(&n.name), None, format!("node {} is unreachable: {why}", n.name)));
+            }
+        }
+        "cluster-quorate" => {
+            for n in reachable(snap) {
+                let Some(cl) = &n.cluster else { continue };
+                if cl.quorate == Some(false) {
+                    out.push(finding(c, sev, Some(&n.name), None, format!(
+                        "node {} is not quorate: {} of {} expected votes, quorum is {}",
+                        n.name,
+                        cl.total_votes.unwrap_or(0),
+                        cl.expected_votes.unwrap_or(0),
+                        cl.quorum.unwrap_or(0)
+                    )));
+                } else if cl.state == "corosync-down" {
+                    out.push(finding(c, sev, Some(&n.name), Some("corosync".into()), format!(
+                        "node {}: corosync is not running, so its quorum is unknown",
+                        n.name
+                    )));
+                }
+            }
+        }
+        "cluster-members-online" => {
+            let offline: Vec<String> = snap
+                .resources
+                .iter()
+                .filter(|r| r.kind == "node" && r.status.as_deref() != Some("online"))
+                .filter_map(|r| r.node.clone())
+                .collect();
+            for name in offline {
+                out.push(finding(c, sev, None, Some(name.clone()), format!("cluster member {name} is not online")));
+            }
+            if snap.resources.is_empty() {
+                for n in reachable(snap) {
+                    let Some(cl) = &n.cluster else { continue };
+                    if let (Some(t), Some(e)) = (cl.total_votes, cl.expected_votes) {
+                        if t < e {
+                            out.push(finding(c, sev, Some(&n.name), None, format!(
+                                "node {} sees {t} of {e} expected votes: a cluster member is missing",
+                                n.name
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        "versions-consistent" => {
+            let mut pkgs = vec!["pve-manager".to_string()];
+            pkgs.extend(p.packages.iter().cloned());
+            for pkg in pkgs {
+                let mut by_version: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for n in reachable(snap) {
+                    let Some(v) = &n.version else { continue };
+                    let ver = if pkg == "pve-manager" {
+                        v.manager_version.clone()
+                    } else {
+                        v.packages.get(&pkg).cloned().flatten()
+                    };
+                    if let Some(ver) = ver {
+                        by_version.entry(ver).or_default().push(n.name.clone());
+                    }
+                }
+                if by_version.len() > 1 {
+                    let list: Vec<String> = by_version.iter().map(|(v, ns)| format!("{v} on {}", ns.join(", "))).collect();
+                    out.push(finding(c, sev, None, Some(pkg.clone()), format!("{pkg} versions differ across the cluster: {}", list.join("; "))));
+                }
+            }
+        }
+        "storage-active" => {
+            for n in reachable(snap) {
+                for s in n.storages.iter().filter(|s| s.status == "inactive" && !p.exclude_storages.contains(&s.name)) {
+                    let why = s.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+                    out.push(finding(c, sev, Some(&n.name), Some(s.name.clone()), format!(
+                        "storage {} on {} is enabled but inactive{why}",
+                        s.name, n.name
+                    )));
+                }
+            }
+        }
+        "storage-usage" => {
+            let warn = p.warning_pct.unwrap_or(80.0);
+            let crit = p.critical_pct.unwrap_or(90.0);
+            for n in reachable(snap) {
+                for s in n.storages.iter().filter(|s| s.status == "active" && !p.exclude_storages.contains(&s.name)) {
+                    let Some(pct) = s.used_pct else { continue };
+                    let level = if pct >= crit { Severity::Critical } else if pct >= warn { Severity::Warning } else { continue };
+                    let limit = if level == Severity::Critical { crit } else { warn };
+                    out.push(finding(c, level, Some(&n.name), Some(s.name.clone()), format!(
+                        "storage {} on {} is {pct:.2} % full (threshold {limit} %), {} free",
+                        s.name,
+                        n.name,
+                        human_bytes(s.avail_bytes)
+                    )));
+                }
+            }
+        }
+        "guest-unlocked" => {
+            let mut seen = std::collections::BTreeSet::new();
+            for r in snap.resources.iter().filter(|r| r.lock.is_some()) {
+                let (Some(vmid), Some(lock)) = (r.vmid, &r.lock) else { continue };
+                if p.exclude_guests.contains(&vmid) || !seen.insert(vmid) {
+                    continue;
+                }
+                let node = target_of(snap, r.node.as_deref());
+                out.push(finding(c, sev, node.as_deref(), Some(vmid.to_string()), format!(
+                    "guest {vmid} ({}) on {} is locked ({lock})",
+                    r.name.as_deref().unwrap_or("unnamed"),
+                    r.node.as_deref().unwrap_or("?")
+                )));
+            }
+            for n in reachable(snap) {
+                for ct in n.containers.iter().filter(|ct| ct.lock.is_some()) {
+                    if p.exclude_guests.contains(&ct.vmid) || !seen.insert(ct.vmid) {
+                        continue;
+                    }
+                    out.push(finding(c, sev, Some(&n.name), Some(ct.vmid.to_string()), format!(
+                        "container {} ({}) on {} is locked ({})",
+                        ct.vmid,
+                        ct.name,
+                        n.name,
+                        ct.lock.as_deref().unwrap_or("")
+                    )));
+                }
+            }
+        }
+        "ha-quorum" => {
+            for n in reachable(snap) {
+                if n.ha.as_ref().is_some_and(|h| !h.quorum_ok) {
+                    out.push(finding(c, sev, Some(&n.name), None, format!("the HA manager on {} has no quorum", n.name)));
+                }
+            }
+        }
+        "ha-services-healthy" => {
+            let bad: Vec<String> = if p.bad_states.is_empty() {
+                ["error", "fence", "recovery", "freeze"].iter().map(|s| s.to_string()).collect()
+            } else {
+                p.bad_states.clone()
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            for n in reachable(snap) {
+                let Some(ha) = &n.ha else { continue };
+                for s in ha.services.iter().filter(|s| bad.contains(&s.state)) {
+                    if seen.insert(s.sid.clone()) {
+                        let vmid = s.sid.split_once(':').map(|(_, id)| id.to_string());
+                        out.push(finding(c, sev, target_of(snap, Some(&s.node)).as_deref(), vmid, format!(
+                            "HA service {} on {} is in state {}",
+                            s.sid, s.node, s.state
+                        )));
+                    }
+                }
+            }
+        }
+        "services-active" => {
+            for n in reachable(snap) {
+                let clustered = n.cluster.as_ref().is_some_and(|c| c.state != "no-cluster");
+                let mut units = p.units.clone();
+                if clustered {
+                    units.extend(p.cluster_units.iter().cloned());
+                }
+                for u in units {
+                    let state = n.services.get(&u).map(String::as_str).unwrap_or("unknown");
+                    if state != "active" {
+                        out.push(finding(c, sev, Some(&n.name), Some(u.clone()), format!("service {u} on {} is {state}", n.name)));
+                    }
+                }
+            }
+        }
+        "reboot-not-pending" => {
+            for n in reachable(snap) {
+                let Some(v) = &n.version else { continue };
+                if let (Some(running), Some(newest)) = (&v.running_kernel, &v.newest_kernel) {
+                    if !running.starts_with(newest.as_str()) && !newest.starts_with(running.as_str()) {
+                        out.push(finding(c, sev, Some(&n.name), Some("kernel".into()), format!(
+                            "node {} runs kernel {running} but {newest} is installed: a reboot is pending",
+                            n.name
+                        )));
+                    }
+                }
+            }
+        }
+        "backup-recent" => out.extend(backup_findings(c, snap, now)),
+        _ => {}
+    }
+    out
+}
+
+fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
+    let max_hours = c.params.max_age_hours.unwrap_or(7.0 * 24.0);
+    let mut newest: BTreeMap<u64, i64> = BTreeMap::new();
+    for b in &snap.backups {
+        let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b)) else { continue };
+        let e = newest.entry(vmid).or_insert(epoch);
+        *e = (*e).max(epoch);
+    }
+    let mut out = Vec::new();
+    if snap.resources.is_empty() {
+        return out;
+    }
+    for r in snap.resources.iter().filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true)) {
+        let Some(vmid) = r.vmid else { continue };
+        if c.params.exclude_guests.contains(&vmid) {
+            continue;
+        }
+        let node = target_of(snap, r.node.as_deref());
+        let name = r.name.as_deref().unwrap_or("unnamed");
+        match newest.get(&vmid) {
+            None => out.push(finding(c, c.severity, node.as_deref(), Some(vmid.to_string()), format!("guest {vmid} ({name}) has no backup"))),
+            Some(t) => {
+                let hours = (now - t) as f64 / 3600.0;
+                if hours > max_hours {
+                    out.push(finding(c, c.severity, node.as_deref(), Some(vmid.to_string()), format!(
+                        "the newest backup of guest {vmid} ({name}) is {:.0} hours old (limit {max_hours:.0} h)",
+                        hours
+                    )));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn backup_epoch(b: &crate::health::Backup) -> Option<i64> {
+    b.epoch.or_else(|| {
+        let t = b.backup_time.as_deref()?;
+        t.parse::<jiff::Timestamp>()
+            .ok()
+            .or_else(|| t.parse::<jiff::civil::DateTime>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()))
+            .map(|ts| ts.as_second())
+    })
+}
+
+fn command_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
+    let Some(re) = c.expect.as_deref().and_then(|e| Regex::new(&format!("(?m){e}")).ok()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for n in reachable(snap) {
+        let Some(probe) = c.command.as_ref().and_then(|cmd| n.probes.get(cmd)) else { continue };
+        // A command the node does not have makes the check skipped, not failed.
+        if probe.exit_code == Some(127) {
+            continue;
+        }
+        if !re.is_match(probe.stdout.trim_end()) {
+            let first = probe.stdout.lines().chain(probe.stderr.lines()).find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+            out.push(finding(c, c.severity, Some(&n.name), None, format!("{} on {}: {first}", c.title, n.name)));
+        }
+    }
+    out
+}
+
+/// Commands that could not run or whose output could not be read: the tool cannot vouch for
+/// what they would have shown (UNKNOWN).
+fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in reachable(snap) {
+        for cmd in &n.commands {
+            if let Some(e) = &cmd.parse_error {
+                out.push(Finding {
+                    check: "pveops.output-readable".into(),
+                    severity: Severity::Unknown,
+                    node: Some(n.name.clone()),
+                    subject: Some(cmd.name.clone()),
+                    message: format!("the output of `{}` on {} could not be read: {e}", cmd.command, n.name),
+                });
+            }
+            if let Some(e) = &cmd.error {
+                out.push(Finding {
+                    check: "pveops.command-ran".into(),
+                    severity: Severity::Unknown,
+                    node: Some(n.name.clone()),
+                    subject: Some(cmd.name.clone()),
+                    message: format!("`{}` on {} did not complete: {e}", cmd.command, n.name),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The target name of the node whose PVE name is `pve_node` (findings name targets).
+fn target_of(snap: &Snapshot, pve_node: Option<&str>) -> Option<String> {
+    let pve = pve_node?;
+    Some(snap.nodes.iter().find(|n| n.pve_node.as_deref() == Some(pve)).map(|n| n.name.clone()).unwrap_or_else(|| pve.to_string()))
+}
+
+/// `1.5 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+}

@@ -1,0 +1,266 @@
+//! Collect: take a snapshot of the targets. One connection per node runs the read-only command
+//! catalog as parallel channels; cluster-wide facts (`/cluster/resources`, backups) are read once,
+//! from the first target (or the first that answered). Outputs are parsed into health and kept
+//! raw for the evidence bundle. Only read-only templates are ever run here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::check::Check;
+use crate::command::{Command, Templates};
+use crate::facts;
+use crate::fleet::{self, NodeResult};
+use crate::health::{self, from_fact};
+use crate::inventory::Node;
+use crate::output::Output;
+use crate::session::Connector;
+use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
+
+/// The PVE units whose state the snapshot records.
+pub const UNITS: &[&str] = &["pve-cluster", "pvedaemon", "pveproxy", "pvestatd", "corosync", "pve-ha-lrm", "pve-ha-crm"];
+
+/// The templates with a parser of their own; any other command is a check's probe.
+const CATALOG: &[&str] = &[
+    "pvecm-status", "pvesm-status", "qm-list", "pct-list", "ha-manager-status", "pveversion-v", "boot-id", "hostname",
+    "systemctl-is-active", "cluster-resources", "backup-list",
+];
+
+/// One raw command output for `raw/<node>/<name>.*`.
+#[derive(Clone, Debug)]
+pub struct Raw {
+    pub node: String,
+    pub name: String,
+    pub command: String,
+    pub output: Result<Output, String>,
+}
+
+/// How to collect.
+pub struct Collector {
+    pub connector: Arc<Connector>,
+    pub templates: Arc<Templates>,
+    pub command_timeout: Duration,
+    pub parallel: usize,
+    /// Restrict the per-node catalog to these template names (empty: all).
+    pub only: Vec<String>,
+}
+
+/// The per-node read-only catalog, plus the commands of command checks.
+pub fn node_catalog(templates: &Templates, checks: &[Check], only: &[String]) -> Result<Vec<Command>, crate::Error> {
+    let mut cmds = Vec::new();
+    let mut add = |name: &str, data: serde_json::Value| -> Result<(), crate::Error> {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            cmds.push(templates.render(name, &data)?);
+        }
+        Ok(())
+    };
+    for name in CATALOG.iter().take(8) {
+        add(name, json!({}))?;
+    }
+    add("systemctl-is-active", json!({ "units": UNITS }))?;
+    for c in checks.iter().filter(|c| c.enabled) {
+        if let Some(name) = &c.command {
+            if !cmds.iter().any(|x: &Command| &x.name == name) {
+                add(name, json!({}))?;
+            }
+        }
+    }
+    Ok(cmds)
+}
+
+impl Collector {
+    /// Snapshots `nodes` (findings not yet evaluated) and returns the raw outputs too.
+    pub async fn collect(
+        &self,
+        nodes: Vec<Node>,
+        checks: &[Check],
+        on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
+    ) -> Result<(Snapshot, Vec<Raw>), crate::Error> {
+        let catalog = node_catalog(&self.templates, checks, &self.only)?;
+        let cluster_wide = self.only.is_empty();
+        let resources = self.templates.render("cluster-resources", &json!({}))?;
+        let work: Vec<(Node, Vec<Command>)> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut cmds = catalog.clone();
+                if i == 0 && cluster_wide {
+                    cmds.push(resources.clone());
+                }
+                (n.clone(), cmds)
+            })
+            .collect();
+        let on_done = Arc::new(on_done);
+        let od = on_done.clone();
+        let results = fleet::run_each(self.connector.clone(), self.templates.clone(), work, self.command_timeout, self.parallel, move |r| od(r)).await;
+        let mut snap = Snapshot {
+            format: crate::snapshot::FORMAT,
+            taken_at: now_rfc3339(),
+            status: crate::finding::Severity::Ok,
+            pveops_version: env!("CARGO_PKG_VERSION").into(),
+            nodes: Vec::new(),
+            resources: Vec::new(),
+            backups: Vec::new(),
+            findings: Vec::new(),
+        };
+        let mut raws = Vec::new();
+        for r in &results {
+            snap.nodes.push(node_snapshot(r, &mut raws, &mut snap.resources, &mut snap.backups));
+        }
+        if cluster_wide {
+            self.second_pass(&nodes, &results, &mut snap, &mut raws).await?;
+        }
+        Ok((snap, raws))
+    }
+
+    /// Cluster-wide facts the first pass could not read (first target down) and the backup
+    /// listings, which need `/cluster/resources` to know the backup storages.
+    async fn second_pass(&self, nodes: &[Node], results: &[NodeResult], snap: &mut Snapshot, raws: &mut Vec<Raw>) -> Result<(), crate::Error> {
+        let Some(i) = results.iter().position(|r| r.outcome.is_ok()) else { return Ok(()) };
+        let mut cmds = Vec::new();
+        if snap.resources.is_empty() && i != 0 {
+            cmds.push(self.templates.render("cluster-resources", &json!({}))?);
+        } else {
+            for sid in backup_storages(&snap.resources) {
+                cmds.push(self.templates.render("backup-list", &json!({ "storage": sid }))?);
+            }
+        }
+        if cmds.is_empty() {
+            return Ok(());
+        }
+        let node = nodes[i].clone();
+        let again = fleet::run_each(self.connector.clone(), self.templates.clone(), vec![(node.clone(), cmds)], self.command_timeout, 1, |_| {}).await;
+        let mut extra_res = Vec::new();
+        let mut extra_backups = Vec::new();
+        let mut scratch = node_snapshot(&again[0], raws, &mut extra_res, &mut extra_backups);
+        if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
+            target.commands.append(&mut scratch.commands);
+        }
+        let fetched_resources = !extra_res.is_empty();
+        snap.resources.extend(extra_res);
+        snap.backups.extend(extra_backups);
+        if fetched_resources && !backup_storages(&snap.resources).is_empty() {
+            // The resources came only now: list the backups in one more round.
+            let cmds: Vec<Command> = backup_storages(&snap.resources)
+                .iter()
+                .map(|sid| self.templates.render("backup-list", &json!({ "storage": sid })))
+                .collect::<Result<_, _>>()?;
+            let again = fleet::run_each(self.connector.clone(), self.templates.clone(), vec![(node.clone(), cmds)], self.command_timeout, 1, |_| {}).await;
+            let mut scratch = node_snapshot(&again[0], raws, &mut Vec::new(), &mut snap.backups);
+            if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
+                target.commands.append(&mut scratch.commands);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shared storages that hold backups (vzdump and PBS), by id, once each.
+fn backup_storages(resources: &[health::Resource]) -> Vec<String> {
+    let mut ids: Vec<String> = resources
+        .iter()
+        .filter(|r| r.kind == "storage" && r.shared == Some(true) && r.status.as_deref() == Some("available"))
+        .filter(|r| r.content.as_deref().is_some_and(|c| c.split(',').any(|x| x == "backup")))
+        .filter_map(|r| r.storage.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+}
+
+/// Turns one node's results into its snapshot entry and raw outputs.
+fn node_snapshot(r: &NodeResult, raws: &mut Vec<Raw>, resources: &mut Vec<health::Resource>, backups: &mut Vec<health::Backup>) -> NodeSnapshot {
+    let mut n = NodeSnapshot { name: r.node.name.clone(), address: r.node.address(), ..Default::default() };
+    let cmds = match &r.outcome {
+        Err(e) => {
+            n.error = Some(e.to_string());
+            return n;
+        }
+        Ok(c) => c,
+    };
+    n.reachable = true;
+    for c in cmds {
+        let mut rec = CommandRecord { name: c.command.name.clone(), command: c.command.script.clone(), ..Default::default() };
+        raws.push(Raw {
+            node: n.name.clone(),
+            name: c.command.name.clone(),
+            command: c.command.script.clone(),
+            output: c.result.clone().map_err(|e| e.to_string()),
+        });
+        let out = match &c.result {
+            Err(cause) => {
+                rec.error = Some(cause.to_string());
+                n.commands.push(rec);
+                continue;
+            }
+            Ok(o) => o,
+        };
+        rec.exit_code = out.exit_code();
+        rec.signal = out.signal().map(str::to_string);
+        rec.started_at = Some(out.started_at.to_string());
+        rec.duration_ms = out.duration.as_millis() as u64;
+        if let Err(e) = absorb(&mut n, &c.command, out, resources, backups) {
+            rec.parse_error = Some(e);
+        }
+        n.commands.push(rec);
+    }
+    n
+}
+
+/// Parses one output into the node's health; the error is the parser's one sentence.
+fn absorb(n: &mut NodeSnapshot, cmd: &Command, out: &Output, resources: &mut Vec<health::Resource>, backups: &mut Vec<health::Backup>) -> Result<(), String> {
+    let stdout = out.stdout_text();
+    let stderr = out.stderr_text();
+    // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
+    if out.exit_code() == Some(127) && stdout.trim().is_empty() {
+        if !CATALOG.contains(&cmd.name.as_str()) {
+            n.probes.insert(cmd.name.clone(), Probe { exit_code: Some(127), stdout, stderr });
+        }
+        return Ok(());
+    }
+    let e = |e: facts::ParseError| e.to_string();
+    match cmd.name.as_str() {
+        "pvecm-status" => {
+            // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
+            let text = if stderr.trim().is_empty() { stdout } else { format!("{stdout}{stderr}") };
+            n.cluster = Some(from_fact(&facts::pvecm_status::parse(&text).map_err(e)?));
+        }
+        "pvesm-status" => {
+            let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;
+            n.storages = parsed.storages.iter().map(from_fact).collect();
+        }
+        "qm-list" => n.vms = facts::qm_list::parse(&stdout).map_err(e)?.vms.iter().map(from_fact).collect(),
+        "pct-list" => n.containers = facts::pct_list::parse(&stdout).map_err(e)?.containers.iter().map(from_fact).collect(),
+        "ha-manager-status" => n.ha = Some(from_fact(&facts::ha_manager_status::parse(&stdout).map_err(e)?)),
+        "pveversion-v" => n.version = Some(from_fact(&facts::pveversion::parse_v(&stdout).map_err(e)?)),
+        "systemctl-is-active" => {
+            let parsed = facts::systemctl_is_active::parse_with_units(UNITS, &stdout).map_err(e)?;
+            for u in parsed.units {
+                if let Some(name) = u.unit {
+                    n.services.insert(name, u.state);
+                }
+            }
+        }
+        "boot-id" => n.boot_id = Some(stdout.trim().to_string()).filter(|s| !s.is_empty()),
+        "hostname" => n.pve_node = stdout.trim().split('.').next().map(str::to_string).filter(|s| !s.is_empty()),
+        "cluster-resources" => {
+            let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
+            resources.extend(parsed.resources.iter().map(from_fact));
+        }
+        "backup-list" => {
+            let parsed = facts::backup_list::parse(&stdout).map_err(e)?;
+            backups.extend(parsed.backups.iter().map(from_fact));
+        }
+        // Any other command serves a command check: its output is kept for the check's regex.
+        _ => {
+            n.probes.insert(cmd.name.clone(), Probe { exit_code: out.exit_code(), stdout, stderr });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The evidence bundle: a directory with the report, the snapshot(s) and every command's raw
+//! output (`raw/<node>/<name>.stdout|.stderr|.meta.json`), each file written atomically.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::collect::Raw;
+
+/// An evidence directory being written.
+pub struct Bundle {
+    pub dir: PathBuf,
+    /// Raw files written, in order: (relative path of .stdout, command).
+    pub raw_files: Vec<(String, String, Option<u32>)>,
+}
+
+impl Bundle {
+    /// Creates `out`, or `./pveops-evidence/<UTC time>-<command>[-<target>]/` (with `-2`, `-3`…
+    /// when that exists already).
+    pub fn create(out: Option<&Path>, command: &str, target: Option<&str>, now: jiff::Timestamp) -> Result<Bundle, crate::Error> {
+        if let Some(dir) = out {
+            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, "create the evidence directory", e))?;
+            return Ok(Bundle { dir: dir.to_path_buf(), raw_files: Vec::new() });
+        }
+        let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let mut base = format!("{stamp}-{command}");
+        if let Some(t) = target {
+            base.push('-');
+            base.push_str(&safe(t));
+        }
+        let root = Path::new("pveops-evidence");
+        std::fs::create_dir_all(root).map_err(|e| crate::Error::io(root, "create the evidence directory", e))?;
+        for n in 1.. {
+            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let dir = root.join(name);
+            // create_dir (not _all) claims the name: two runs in the same second never share it.
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(Bundle { dir, raw_files: Vec::new() }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(crate::Error::io(&dir, "create the evidence directory", e)),
+            }
+        }
+        unreachable!("the loop only ends by returning")
+    }
+
+    /// Writes one file of the bundle.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, crate::Error> {
+        let path = self.dir.join(name);
+        crate::atomic::write(&path, bytes, Some(0o644))?;
+        Ok(path)
+    }
+
+    /// Writes every raw output; a name used twice on a node gets `-2`, `-3`.
+    pub fn write_raw(&mut self, raws: &[Raw]) -> Result<(), crate::Error> {
+        let mut used: HashMap<(String, String), u32> = HashMap::new();
+        for r in raws {
+            let count = used.entry((r.node.clone(), r.name.clone())).or_insert(0);
+            *count += 1;
+            let name = if *count == 1 { safe(&r.name) } else { format!("{}-{count}", safe(&r.name)) };
+            let dir = format!("raw/{}", safe(&r.node));
+            let (stdout, stderr, meta) = match &r.output {
+                Ok(o) => (
+                    o.stdout.clone(),
+                    o.stderr.clone(),
+                    json!({
+                        "command": r.command,
+                        "exit_code": o.exit_code(),
+                        "signal": o.signal(),
+                        "started_at": o.started_at.to_string(),
+                        "duration_ms": o.duration.as_millis() as u64,
+                        "truncated": o.truncated,
+                        "error": null,
+                    }),
+                ),
+                Err(e) => (
+                    Vec::new(),
+                    Vec::new(),
+                    json!({"command": r.command, "exit_code": null, "signal": null, "started_at": null, "duration_ms": null, "error": e}),
+                ),
+            };
+            self.write(&format!("{dir}/{name}.stdout"), &stdout)?;
+            self.write(&format!("{dir}/{name}.stderr"), &stderr)?;
+            let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default();
+            self.write(&format!("{dir}/{name}.meta.json"), meta_text.as_bytes())?;
+            let code = r.output.as_ref().ok().and_then(|o| o.exit_code());
+            self.raw_files.push((format!("{dir}/{name}.stdout"), r.command.clone(), code));
+        }
+        Ok(())
+    }
+}
+
+/// A path component from a node or command name: no `/`, no leading dot, no control chars.
+pub fn safe(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    while out.starts_with('.') {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() { "_".into() } else { out }
+}

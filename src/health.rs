@@ -1,0 +1,162 @@
+//! Health: the typed, serialisable state of one node as the snapshot keeps it and the checks
+//! and diff read it. Each struct mirrors the JSON of a `pveops parse` kind (PRODUCT.md) and is
+//! built from the parser's output, so a snapshot file reads back into the same types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Converts a parser's output into its health mirror (same field names).
+pub fn from_fact<T: Serialize, H: DeserializeOwned + Default>(fact: &T) -> H {
+    serde_json::to_value(fact).and_then(serde_json::from_value).unwrap_or_default()
+}
+
+/// `pvecm status` (kind `pvecm-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterHealth {
+    /// `ok`, or a state such as `no-cluster`, `corosync-down`, `pmxcfs-down`.
+    pub state: String,
+    pub error: Option<String>,
+    pub cluster_name: Option<String>,
+    pub config_version: Option<u64>,
+    pub quorate: Option<bool>,
+    pub nodes: Option<u32>,
+    pub expected_votes: Option<u32>,
+    pub highest_expected: Option<u32>,
+    pub total_votes: Option<u32>,
+    pub quorum: Option<u32>,
+    pub activity_blocked: bool,
+    pub flags: Vec<String>,
+    pub members: Vec<Member>,
+    pub qdevice: Option<Qdevice>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Member {
+    pub nodeid: u32,
+    pub votes: u32,
+    pub name: String,
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Qdevice {
+    pub votes: u32,
+    pub name: String,
+}
+
+/// One row of `pvesm status` (kind `pvesm-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Storage {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub avail_bytes: u64,
+    pub used_pct: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// One row of `qm list` (kind `qm-list`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vm {
+    pub vmid: u64,
+    pub name: String,
+    pub status: String,
+    pub mem_mib: f64,
+    pub bootdisk_gib: f64,
+    pub pid: u64,
+}
+
+/// One row of `pct list` (kind `pct-list`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    pub vmid: u64,
+    pub status: String,
+    pub lock: Option<String>,
+    pub name: String,
+}
+
+/// `ha-manager status` (kind `ha-manager-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ha {
+    pub quorum_ok: bool,
+    pub master: Option<HaMaster>,
+    pub lrms: Vec<HaLrm>,
+    pub services: Vec<HaService>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaMaster {
+    pub node: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaLrm {
+    pub node: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaService {
+    pub sid: String,
+    pub node: String,
+    pub state: String,
+}
+
+/// `pveversion -v` (kind `pveversion-v`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Version {
+    pub manager_version: Option<String>,
+    pub running_kernel: Option<String>,
+    pub packages: BTreeMap<String, Option<String>>,
+    pub newest_kernel: Option<String>,
+    pub reboot_required: Option<bool>,
+}
+
+/// One guest of `/cluster/resources` (cluster-wide: locks, HA state, placement).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resource {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub node: Option<String>,
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub vmid: Option<u64>,
+    pub lock: Option<String>,
+    pub hastate: Option<String>,
+    pub storage: Option<String>,
+    pub content: Option<String>,
+    pub shared: Option<bool>,
+    pub maxmem_bytes: Option<u64>,
+    pub mem_bytes: Option<u64>,
+    pub template: Option<bool>,
+}
+
+/// One backup (kind `backup-list`): vzdump files and PBS snapshots alike.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backup {
+    pub volid: String,
+    pub storage: String,
+    pub vmid: Option<u64>,
+    pub size_bytes: Option<u64>,
+    pub backup_time: Option<String>,
+    pub epoch: Option<i64>,
+}

@@ -1,0 +1,251 @@
+//! The markdown evidence report, rendered from `templates/report/*.hbs` (embedded, overridable
+//! with `--templates DIR/report/`). Every value is escaped for markdown by the registry's escape
+//! function, so a guest named `web|prod*<b>` can neither break a table nor inject markup.
+//! Pure: the context is built from the snapshot, findings and bundle listing passed in.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+use rust_embed::RustEmbed;
+use serde::Serialize;
+
+use crate::finding::{Finding, Severity};
+use crate::snapshot::Snapshot;
+
+#[derive(RustEmbed)]
+#[folder = "templates/report/"]
+struct Embedded;
+
+/// Escapes text for a markdown table cell or paragraph.
+pub fn md(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|' | '~' | '$' => {
+                o.push('\\');
+                o.push(ch);
+            }
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '\n' => o.push_str("<br>"),
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The summary block.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub command: String,
+    pub operator: String,
+    pub targets: String,
+    pub started_at: String,
+    pub outcome: String,
+    pub status: String,
+    pub exit_status: i32,
+    pub pveops_version: String,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    summary: &'a Summary,
+    findings: Vec<FindingRow>,
+    followups: Vec<FindingRow>,
+    cluster: Option<ClusterRow>,
+    nodes: Vec<NodeRow>,
+    storages: Vec<StorageRow>,
+    guests: Vec<GuestRow>,
+    changes: Vec<serde_json::Value>,
+    differences: Vec<serde_json::Value>,
+    evidence: Vec<EvidenceRow>,
+}
+
+#[derive(Serialize)]
+struct FindingRow {
+    severity: String,
+    check: String,
+    node: String,
+    subject: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ClusterRow {
+    name: String,
+    quorate: String,
+    members: String,
+    votes: String,
+}
+
+#[derive(Serialize)]
+struct NodeRow {
+    name: String,
+    address: String,
+    reachable: bool,
+    error: String,
+    pve_node: String,
+    manager_version: String,
+    kernel: String,
+    services: String,
+}
+
+#[derive(Serialize)]
+struct StorageRow {
+    node: String,
+    name: String,
+    kind: String,
+    status: String,
+    used_pct: String,
+    used: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct GuestRow {
+    vmid: u64,
+    kind: String,
+    name: String,
+    node: String,
+    status: String,
+    lock: String,
+}
+
+#[derive(Serialize)]
+struct EvidenceRow {
+    path: String,
+    command: String,
+    exit_code: String,
+}
+
+fn row(f: &Finding) -> FindingRow {
+    FindingRow {
+        severity: f.severity.word().to_uppercase(),
+        check: f.check.clone(),
+        node: f.node.clone().unwrap_or_else(|| "(cluster)".into()),
+        subject: f.subject.clone().unwrap_or_default(),
+        message: f.message.clone(),
+    }
+}
+
+/// The report registry: strict, markdown-escaping, embedded templates then `dir/report/`.
+pub fn registry(dir: Option<&Path>) -> Result<Handlebars<'static>, crate::Error> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(md);
+    for name in Embedded::iter() {
+        let (Some(file), Some(stem)) = (Embedded::get(&name), name.strip_suffix(".hbs")) else { continue };
+        hb.register_template_string(stem, String::from_utf8_lossy(&file.data).as_ref())
+            .map_err(|e| crate::Error::Template { name: stem.into(), message: e.to_string() })?;
+    }
+    if let Some(dir) = dir.map(|d| d.join("report")).filter(|d| d.is_dir()) {
+        for entry in std::fs::read_dir(&dir).map_err(|e| crate::Error::io(&dir, "read the templates directory", e))? {
+            let path = entry.map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?.path();
+            let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".hbs")) else { continue };
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, "read the template", e))?;
+            if text.contains("{{{") || text.contains("{{&") {
+                return Err(crate::Error::file(&path, "unescaped output (`{{{` or `{{&`) is not allowed in report templates"));
+            }
+            hb.register_template_string(stem, text)
+                .map_err(|e| crate::Error::Template { name: stem.into(), message: e.to_string() })?;
+        }
+    }
+    Ok(hb)
+}
+
+/// Renders `report.md` for an assessment.
+pub fn render(hb: &Handlebars, summary: &Summary, snap: &Snapshot, evidence: &[(String, String, Option<u32>)]) -> Result<String, crate::Error> {
+    let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
+    let followups = snap.findings.iter().filter(|f| matches!(f.severity, Severity::Warning | Severity::Critical)).map(row).collect();
+    let cluster = snap.nodes.iter().filter_map(|n| n.cluster.as_ref()).find(|c| c.cluster_name.is_some()).map(|c| ClusterRow {
+        name: c.cluster_name.clone().unwrap_or_default(),
+        quorate: match c.quorate {
+            Some(true) => "yes".into(),
+            Some(false) => "NO".into(),
+            None => "unknown".into(),
+        },
+        members: c.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
+        votes: format!("{} of {} (quorum {})", c.total_votes.unwrap_or(0), c.expected_votes.unwrap_or(0), c.quorum.unwrap_or(0)),
+    });
+    let nodes = snap
+        .nodes
+        .iter()
+        .map(|n| NodeRow {
+            name: n.name.clone(),
+            address: n.address.clone(),
+            reachable: n.reachable,
+            error: n.error.clone().unwrap_or_default(),
+            pve_node: n.pve_node.clone().unwrap_or_default(),
+            manager_version: n.version.as_ref().and_then(|v| v.manager_version.clone()).unwrap_or_default(),
+            kernel: n.version.as_ref().and_then(|v| v.running_kernel.clone()).unwrap_or_default(),
+            services: {
+                let down: Vec<String> = n.services.iter().filter(|(_, s)| *s != "active").map(|(u, s)| format!("{u}={s}")).collect();
+                if down.is_empty() && n.reachable { "all active".into() } else { down.join(", ") }
+            },
+        })
+        .collect();
+    let storages = snap
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.storages.iter().map(move |s| StorageRow {
+                node: n.name.clone(),
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                status: s.status.clone(),
+                used_pct: s.used_pct.map(|p| format!("{p:.2} %")).unwrap_or_else(|| "n/a".into()),
+                used: crate::check::human_bytes(s.used_bytes),
+                total: crate::check::human_bytes(s.total_bytes),
+            })
+        })
+        .collect();
+    let mut guests: Vec<GuestRow> = snap
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            let vms = n.vms.iter().map(move |v| GuestRow {
+                vmid: v.vmid,
+                kind: "VM".into(),
+                name: v.name.clone(),
+                node: n.name.clone(),
+                status: v.status.clone(),
+                lock: String::new(),
+            });
+            let cts = n.containers.iter().map(move |c| GuestRow {
+                vmid: c.vmid,
+                kind: "CT".into(),
+                name: c.name.clone(),
+                node: n.name.clone(),
+                status: c.status.clone(),
+                lock: c.lock.clone().unwrap_or_default(),
+            });
+            vms.chain(cts)
+        })
+        .collect();
+    for g in guests.iter_mut() {
+        if let Some(lock) = snap.resources.iter().find(|r| r.vmid == Some(g.vmid)).and_then(|r| r.lock.clone()) {
+            g.lock = lock;
+        }
+    }
+    guests.sort_by_key(|g| g.vmid);
+    let evidence = evidence
+        .iter()
+        .map(|(p, c, code)| EvidenceRow { path: p.clone(), command: c.clone(), exit_code: code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()) })
+        .collect();
+    let ctx = Context { summary, findings, followups, cluster, nodes, storages, guests, changes: Vec::new(), differences: Vec::new(), evidence };
+    hb.render("report", &ctx).map_err(|e| crate::Error::Template { name: "report".into(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_cannot_be_injected() {
+        assert_eq!(md("web|prod*<b>"), "web\\|prod\\*&lt;b&gt;");
+        assert_eq!(md("a\nb"), "a<br>b");
+        assert_eq!(md("[x](javascript:alert(1))"), "\\[x\\]\\(javascript:alert\\(1\\)\\)");
+    }
+}

@@ -1,0 +1,103 @@
+//! The snapshot: every node's health and raw command records at one moment, plus cluster-wide
+//! facts and the findings. Its JSON is a public format (PRODUCT.md "Snapshot JSON"): fields
+//! are only ever added.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Finding, Severity};
+use crate::health;
+
+/// The snapshot format version.
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format: u32,
+    pub taken_at: String,
+    pub status: Severity,
+    #[serde(default)]
+    pub pveops_version: String,
+    pub nodes: Vec<NodeSnapshot>,
+    /// Guests, nodes and storages of `/cluster/resources`, read once per cluster.
+    #[serde(default)]
+    pub resources: Vec<health::Resource>,
+    /// Backups per backup storage, read once per cluster.
+    #[serde(default)]
+    pub backups: Vec<health::Backup>,
+    pub findings: Vec<Finding>,
+}
+
+/// One target's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSnapshot {
+    /// The target name.
+    pub name: String,
+    pub address: String,
+    pub reachable: bool,
+    /// Why it was not reachable, as one sentence.
+    pub error: Option<String>,
+    /// The node's own PVE name.
+    pub pve_node: Option<String>,
+    pub cluster: Option<health::ClusterHealth>,
+    pub storages: Vec<health::Storage>,
+    pub vms: Vec<health::Vm>,
+    pub containers: Vec<health::Container>,
+    pub ha: Option<health::Ha>,
+    pub version: Option<health::Version>,
+    pub services: BTreeMap<String, String>,
+    pub boot_id: Option<String>,
+    /// Outputs of the command checks (`zpool status -x`, `ceph health`), by template name.
+    pub probes: BTreeMap<String, Probe>,
+    pub commands: Vec<CommandRecord>,
+}
+
+/// What a command check's command printed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Probe {
+    pub exit_code: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One command that ran: what, how it ended, how long, and whether its output was read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandRecord {
+    pub name: String,
+    pub command: String,
+    pub exit_code: Option<u32>,
+    pub signal: Option<String>,
+    pub started_at: Option<String>,
+    pub duration_ms: u64,
+    /// The command could not run (timeout, channel error).
+    pub error: Option<String>,
+    /// Its output could not be read (`kind: line N: ...`).
+    pub parse_error: Option<String>,
+}
+
+impl Snapshot {
+    /// Reads a snapshot file.
+    pub fn load(path: &Path) -> Result<Snapshot, crate::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the snapshot", e))?;
+        let snap: Snapshot =
+            serde_json::from_str(&text).map_err(|e| crate::Error::file(path, format!("not a pveops snapshot: {e}")))?;
+        if snap.format != FORMAT {
+            return Err(crate::Error::file(path, format!("snapshot format {} is not supported (expected {FORMAT})", snap.format)));
+        }
+        Ok(snap)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The node whose target name or PVE node name is `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
+        self.nodes.iter().find(|n| n.name == name || n.pve_node.as_deref() == Some(name))
+    }
+}

@@ -1,0 +1,153 @@
+//! `pveops assess` end to end: the lab's scenarios behind real OpenSSH sshd, the evidence
+//! bundle, the exit status, the findings, and that only read-only commands were sent.
+
+use pveops::lab::scenario;
+
+use crate::support::cluster::SimCluster;
+use crate::support::{pveops, stderr, stdout};
+
+/// The commands an assessment may send: reads only.
+const READ_ONLY: &[&str] = &[
+    "pvecm status", "pvesm status", "pvesm list ", "qm list", "pct list", "ha-manager status", "pveversion -v",
+    "systemctl is-active ", "cat /proc/sys/kernel/random/boot_id", "hostname", "zpool status -x",
+    "pvesh get /cluster/resources --output-format json",
+];
+
+struct Run {
+    code: Option<i32>,
+    snapshot: serde_json::Value,
+    report: String,
+    stderr: String,
+}
+
+fn assess(sim: &SimCluster, extra: &[&str]) -> Run {
+    let inv = sim.inventory();
+    let out_dir = sim.lab.dir.path().join(format!("evidence-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let mut args = vec!["assess", "-I", inv.to_str().unwrap(), "lab", "--out", out_dir.to_str().unwrap(), "--connect-timeout", "5"];
+    args.extend_from_slice(extra);
+    let out = pveops(sim.lab.home(), &args, &[]);
+    let snapshot = std::fs::read_to_string(out_dir.join("snapshot.json"))
+        .unwrap_or_else(|e| panic!("no snapshot.json ({e}): {}{}", stdout(&out), stderr(&out)));
+    Run {
+        code: out.status.code(),
+        snapshot: serde_json::from_str(&snapshot).unwrap(),
+        report: std::fs::read_to_string(out_dir.join("report.md")).unwrap(),
+        stderr: stderr(&out),
+    }
+}
+
+fn findings(run: &Run) -> Vec<(String, String, Option<String>, Option<String>)> {
+    run.snapshot["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["node"].as_str().map(str::to_string),
+                f["subject"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn has(run: &Run, check: &str, node: Option<&str>, subject: Option<&str>) -> bool {
+    findings(run).iter().any(|(c, _, n, s)| c == check && n.as_deref() == node && s.as_deref() == subject)
+}
+
+#[test]
+fn healthy_cluster_passes_and_only_reads() {
+    let sim = SimCluster::start(scenario::healthy(3));
+    let run = assess(&sim, &[]);
+    assert_eq!(run.code, Some(0), "{:?}\n{}", findings(&run), run.stderr);
+    assert_eq!(run.snapshot["status"], "ok");
+    assert_eq!(run.snapshot["format"], 1);
+    let nodes = run.snapshot["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["name"], format!("pve{}", i + 1));
+        assert_eq!(n["pve_node"], format!("pve{}", i + 1));
+        assert_eq!(n["reachable"], true);
+        assert_eq!(n["cluster"]["quorate"], true);
+        assert_eq!(n["services"]["pve-cluster"], "active");
+        assert!(!n["storages"].as_array().unwrap().is_empty());
+    }
+    assert!(run.report.contains("## Findings\n\nEvery check passed."), "{}", run.report);
+    for (node, line) in sim.commands() {
+        assert!(READ_ONLY.iter().any(|r| line.starts_with(r)), "{node} ran a command that is not read-only: {line}");
+    }
+    // Cluster-wide facts are read once per cluster, not once per node.
+    let resources = sim.commands().iter().filter(|(_, l)| l.starts_with("pvesh get /cluster/resources")).count();
+    assert_eq!(resources, 1);
+}
+
+#[test]
+fn degraded_cluster_names_every_problem() {
+    let sim = SimCluster::start(scenario::degraded());
+    let run = assess(&sim, &[]);
+    assert_eq!(run.code, Some(2), "{:?}", findings(&run));
+    assert!(has(&run, "storage.active", Some("pve2"), Some("nfs-backup")), "{:?}", findings(&run));
+    assert!(has(&run, "storage.usage", Some("pve3"), Some("local-lvm")), "{:?}", findings(&run));
+    assert!(has(&run, "guest.unlocked", Some("pve1"), Some("102")), "{:?}", findings(&run));
+    assert!(has(&run, "cluster.versions-consistent", None, Some("pve-manager")), "{:?}", findings(&run));
+    assert!(has(&run, "node.reboot-not-pending", Some("pve2"), Some("kernel")), "{:?}", findings(&run));
+    assert!(run.report.contains("| CRITICAL | storage.active | pve2 | nfs-backup |"), "{}", run.report);
+    assert!(run.report.contains("## Follow-ups\n\n- [ ] **CRITICAL**"), "{}", run.report);
+}
+
+#[test]
+fn a_cluster_without_quorum_is_critical() {
+    let sim = SimCluster::start(scenario::noquorum());
+    let run = assess(&sim, &[]);
+    assert_eq!(run.code, Some(2), "{:?}", findings(&run));
+    assert!(has(&run, "node.reachable", Some("pve3"), None), "{:?}", findings(&run));
+    assert!(has(&run, "cluster.quorate", Some("pve1"), None), "{:?}", findings(&run));
+    assert!(has(&run, "cluster.quorate", Some("pve2"), None), "{:?}", findings(&run));
+    let pve3 = &run.snapshot["nodes"][2];
+    assert_eq!(pve3["reachable"], false);
+    assert!(pve3["error"].as_str().unwrap().contains("connection refused"), "{pve3}");
+}
+
+#[test]
+fn hostile_names_cannot_break_the_report() {
+    let mut c = scenario::healthy(1);
+    c.guests[0].name = Some("web|prod*<b>".into());
+    c.guests[1].lock = Some("backup".into());
+    c.guests[1].name = Some("db`$(reboot)`".into());
+    let sim = SimCluster::start(c);
+    let run = assess(&sim, &[]);
+    assert!(run.report.contains("| 100 | VM | web\\|prod\\*&lt;b&gt; | pve1 |"), "{}", run.report);
+    assert!(!run.report.contains("<b>"));
+    for line in run.report.lines().filter(|l| l.starts_with("| 10")) {
+        assert_eq!(line.matches(" | ").count(), 5, "a table row lost its shape: {line}");
+    }
+}
+
+#[test]
+fn from_re_evaluates_a_saved_snapshot_without_ssh() {
+    let sim = SimCluster::start(scenario::degraded());
+    let run = assess(&sim, &[]);
+    let saved = sim.lab.dir.path().join("saved.json");
+    std::fs::write(&saved, serde_json::to_string(&run.snapshot).unwrap()).unwrap();
+    let before = sim.commands().len();
+    let checks = sim.lab.dir.path().join("checks");
+    std::fs::create_dir_all(&checks).unwrap();
+    std::fs::write(
+        checks.join("quiet.toml"),
+        "[[check]]\nid = \"storage.usage\"\ntitle = \"t\"\nseverity = \"critical\"\nrule = \"storage-usage\"\nenabled = false\n",
+    )
+    .unwrap();
+    let out_dir = sim.lab.dir.path().join("from");
+    let out = pveops(
+        sim.lab.home(),
+        &["assess", "--from", saved.to_str().unwrap(), "--checks", checks.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(sim.commands().len(), before, "no command was sent");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap()).collect();
+    assert!(!checks.contains(&"storage.usage") && checks.contains(&"storage.active"), "{checks:?}");
+}
