@@ -90,9 +90,14 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Check>, crate::Error> {
     let mut names: Vec<String> = Embedded::iter().map(|n| n.into_owned()).collect();
     names.sort();
     for name in names {
-        let Some(file) = Embedded::get(&name) else { continue };
+        let Some(file) = Embedded::get(&name) else {
+            continue;
+        };
         let text = String::from_utf8_lossy(&file.data).into_owned();
-        merge(&mut checks, parse(Path::new(&format!("checks/{name}")), &text)?);
+        merge(
+            &mut checks,
+            parse(Path::new(&format!("checks/{name}")), &text)?,
+        );
     }
     if let Some(dir) = dir {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -102,7 +107,8 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Check>, crate::Error> {
             .collect();
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, "read the check file", e))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| crate::Error::io(&p, "read the check file", e))?;
             merge(&mut checks, parse(&p, &text)?);
         }
     }
@@ -120,15 +126,31 @@ fn merge(into: &mut Vec<Check>, new: Vec<Check>) {
 
 /// Parses and validates one check file.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Check>, crate::Error> {
-    let file: CheckFile = toml::from_str(text)
-        .map_err(|e| crate::Error::file(path, format!("invalid check file: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))))?;
+    let file: CheckFile = toml::from_str(text).map_err(|e| {
+        crate::Error::file(
+            path,
+            format!(
+                "invalid check file: {}",
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        )
+    })?;
     for c in &file.checks {
         let bad = |m: String| Err(crate::Error::file(path, format!("check `{}`: {m}", c.id)));
         match (&c.rule, &c.command) {
-            (Some(r), None) if !RULES.contains(&r.as_str()) => return bad(format!("unknown rule `{r}` (rules: {})", RULES.join(", "))),
+            (Some(r), None) if !RULES.contains(&r.as_str()) => {
+                return bad(format!("unknown rule `{r}` (rules: {})", RULES.join(", ")));
+            }
             (Some(_), None) => {}
             (None, Some(_)) => match &c.expect {
-                None => return bad("a command check needs `expect` (a regex its output must match)".into()),
+                None => {
+                    return bad(
+                        "a command check needs `expect` (a regex its output must match)".into(),
+                    );
+                }
                 Some(re) => {
                     if let Err(e) = Regex::new(re) {
                         return bad(format!("`expect` is not a valid regex: {e}"));
@@ -153,7 +175,11 @@ pub fn evaluate(checks: &[Check], snap: &Snapshot, now: i64) -> Vec<Finding> {
             (None, Some(_)) => command_findings(c, snap),
             _ => Vec::new(),
         };
-        found.retain(|f| !f.node.as_ref().is_some_and(|n| c.params.exclude_nodes.contains(n)));
+        found.retain(|f| {
+            !f.node
+                .as_ref()
+                .is_some_and(|n| c.params.exclude_nodes.contains(n))
+        });
         out.extend(found);
     }
     out.extend(tool_findings(snap));
@@ -161,8 +187,20 @@ pub fn evaluate(checks: &[Check], snap: &Snapshot, now: i64) -> Vec<Finding> {
     out
 }
 
-fn finding(c: &Check, severity: Severity, node: Option<&str>, subject: Option<String>, message: String) -> Finding {
-    Finding { check: c.id.clone(), severity, node: node.map(str::to_string), subject, message }
+fn finding(
+    c: &Check,
+    severity: Severity,
+    node: Option<&str>,
+    subject: Option<String>,
+    message: String,
+) -> Finding {
+    Finding {
+        check: c.id.clone(),
+        severity,
+        node: node.map(str::to_string),
+        subject,
+        message,
+    }
 }
 
 fn reachable(snap: &Snapshot) -> impl Iterator<Item = &NodeSnapshot> {
@@ -177,25 +215,43 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
         "node-reachable" => {
             for n in snap.nodes.iter().filter(|n| !n.reachable) {
                 let why = n.error.clone().unwrap_or_else(|| "no answer".into());
-                out.push(finding(c, sev, Some(&n.name), None, format!("node {} is unreachable: {why}", n.name)));
+                out.push(finding(
+                    c,
+                    sev,
+                    Some(&n.name),
+                    None,
+                    format!("node {} is unreachable: {why}", n.name),
+                ));
             }
         }
         "cluster-quorate" => {
             for n in reachable(snap) {
                 let Some(cl) = &n.cluster else { continue };
                 if cl.quorate == Some(false) {
-                    out.push(finding(c, sev, Some(&n.name), None, format!(
-                        "node {} is not quorate: {} of {} expected votes, quorum is {}",
-                        n.name,
-                        cl.total_votes.unwrap_or(0),
-                        cl.expected_votes.unwrap_or(0),
-                        cl.quorum.unwrap_or(0)
-                    )));
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        None,
+                        format!(
+                            "node {} is not quorate: {} of {} expected votes, quorum is {}",
+                            n.name,
+                            cl.total_votes.unwrap_or(0),
+                            cl.expected_votes.unwrap_or(0),
+                            cl.quorum.unwrap_or(0)
+                        ),
+                    ));
                 } else if cl.state == "corosync-down" {
-                    out.push(finding(c, sev, Some(&n.name), Some("corosync".into()), format!(
-                        "node {}: corosync is not running, so its quorum is unknown",
-                        n.name
-                    )));
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        Some("corosync".into()),
+                        format!(
+                            "node {}: corosync is not running, so its quorum is unknown",
+                            n.name
+                        ),
+                    ));
                 }
             }
         }
@@ -207,18 +263,24 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                 .filter_map(|r| r.node.clone())
                 .collect();
             for name in offline {
-                out.push(finding(c, sev, None, Some(name.clone()), format!("cluster member {name} is not online")));
+                out.push(finding(
+                    c,
+                    sev,
+                    None,
+                    Some(name.clone()),
+                    format!("cluster member {name} is not online"),
+                ));
             }
             if snap.resources.is_empty() {
                 for n in reachable(snap) {
                     let Some(cl) = &n.cluster else { continue };
-                    if let (Some(t), Some(e)) = (cl.total_votes, cl.expected_votes) {
-                        if t < e {
-                            out.push(finding(c, sev, Some(&n.name), None, format!(
-                                "node {} sees {t} of {e} expected votes: a cluster member is missing",
-                                n.name
-                            )));
-                        }
+                    if let (Some(t), Some(e)) = (cl.total_votes, cl.expected_votes)
+                        && t < e
+                    {
+                        out.push(finding(c, sev, Some(&n.name), None, format!(
+                            "node {} sees {t} of {e} expected votes: a cluster member is missing",
+                            n.name
+                        )));
                     }
                 }
             }
@@ -240,19 +302,45 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                     }
                 }
                 if by_version.len() > 1 {
-                    let list: Vec<String> = by_version.iter().map(|(v, ns)| format!("{v} on {}", ns.join(", "))).collect();
-                    out.push(finding(c, sev, None, Some(pkg.clone()), format!("{pkg} versions differ across the cluster: {}", list.join("; "))));
+                    let list: Vec<String> = by_version
+                        .iter()
+                        .map(|(v, ns)| format!("{v} on {}", ns.join(", ")))
+                        .collect();
+                    out.push(finding(
+                        c,
+                        sev,
+                        None,
+                        Some(pkg.clone()),
+                        format!(
+                            "{pkg} versions differ across the cluster: {}",
+                            list.join("; ")
+                        ),
+                    ));
                 }
             }
         }
         "storage-active" => {
             for n in reachable(snap) {
-                for s in n.storages.iter().filter(|s| s.status == "inactive" && !p.exclude_storages.contains(&s.name)) {
-                    let why = s.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-                    out.push(finding(c, sev, Some(&n.name), Some(s.name.clone()), format!(
-                        "storage {} on {} is enabled but inactive{why}",
-                        s.name, n.name
-                    )));
+                for s in n
+                    .storages
+                    .iter()
+                    .filter(|s| s.status == "inactive" && !p.exclude_storages.contains(&s.name))
+                {
+                    let why = s
+                        .error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default();
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        Some(s.name.clone()),
+                        format!(
+                            "storage {} on {} is enabled but inactive{why}",
+                            s.name, n.name
+                        ),
+                    ));
                 }
             }
         }
@@ -260,58 +348,101 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
             let warn = p.warning_pct.unwrap_or(80.0);
             let crit = p.critical_pct.unwrap_or(90.0);
             for n in reachable(snap) {
-                for s in n.storages.iter().filter(|s| s.status == "active" && !p.exclude_storages.contains(&s.name)) {
+                for s in n
+                    .storages
+                    .iter()
+                    .filter(|s| s.status == "active" && !p.exclude_storages.contains(&s.name))
+                {
                     let Some(pct) = s.used_pct else { continue };
-                    let level = if pct >= crit { Severity::Critical } else if pct >= warn { Severity::Warning } else { continue };
-                    let limit = if level == Severity::Critical { crit } else { warn };
-                    out.push(finding(c, level, Some(&n.name), Some(s.name.clone()), format!(
-                        "storage {} on {} is {pct:.2} % full (threshold {limit} %), {} free",
-                        s.name,
-                        n.name,
-                        human_bytes(s.avail_bytes)
-                    )));
+                    let level = if pct >= crit {
+                        Severity::Critical
+                    } else if pct >= warn {
+                        Severity::Warning
+                    } else {
+                        continue;
+                    };
+                    let limit = if level == Severity::Critical {
+                        crit
+                    } else {
+                        warn
+                    };
+                    out.push(finding(
+                        c,
+                        level,
+                        Some(&n.name),
+                        Some(s.name.clone()),
+                        format!(
+                            "storage {} on {} is {pct:.2} % full (threshold {limit} %), {} free",
+                            s.name,
+                            n.name,
+                            human_bytes(s.avail_bytes)
+                        ),
+                    ));
                 }
             }
         }
         "guest-unlocked" => {
             let mut seen = std::collections::BTreeSet::new();
             for r in snap.resources.iter().filter(|r| r.lock.is_some()) {
-                let (Some(vmid), Some(lock)) = (r.vmid, &r.lock) else { continue };
+                let (Some(vmid), Some(lock)) = (r.vmid, &r.lock) else {
+                    continue;
+                };
                 if p.exclude_guests.contains(&vmid) || !seen.insert(vmid) {
                     continue;
                 }
                 let node = target_of(snap, r.node.as_deref());
-                out.push(finding(c, sev, node.as_deref(), Some(vmid.to_string()), format!(
-                    "guest {vmid} ({}) on {} is locked ({lock})",
-                    r.name.as_deref().unwrap_or("unnamed"),
-                    r.node.as_deref().unwrap_or("?")
-                )));
+                out.push(finding(
+                    c,
+                    sev,
+                    node.as_deref(),
+                    Some(vmid.to_string()),
+                    format!(
+                        "guest {vmid} ({}) on {} is locked ({lock})",
+                        r.name.as_deref().unwrap_or("unnamed"),
+                        r.node.as_deref().unwrap_or("?")
+                    ),
+                ));
             }
             for n in reachable(snap) {
                 for ct in n.containers.iter().filter(|ct| ct.lock.is_some()) {
                     if p.exclude_guests.contains(&ct.vmid) || !seen.insert(ct.vmid) {
                         continue;
                     }
-                    out.push(finding(c, sev, Some(&n.name), Some(ct.vmid.to_string()), format!(
-                        "container {} ({}) on {} is locked ({})",
-                        ct.vmid,
-                        ct.name,
-                        n.name,
-                        ct.lock.as_deref().unwrap_or("")
-                    )));
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        Some(ct.vmid.to_string()),
+                        format!(
+                            "container {} ({}) on {} is locked ({})",
+                            ct.vmid,
+                            ct.name,
+                            n.name,
+                            ct.lock.as_deref().unwrap_or("")
+                        ),
+                    ));
                 }
             }
         }
         "ha-quorum" => {
             for n in reachable(snap) {
                 if n.ha.as_ref().is_some_and(|h| !h.quorum_ok) {
-                    out.push(finding(c, sev, Some(&n.name), None, format!("the HA manager on {} has no quorum", n.name)));
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        None,
+                        format!("the HA manager on {} has no quorum", n.name),
+                    ));
                 }
             }
         }
         "ha-services-healthy" => {
             let bad: Vec<String> = if p.bad_states.is_empty() {
-                ["error", "fence", "recovery", "freeze"].iter().map(|s| s.to_string()).collect()
+                ["error", "fence", "recovery", "freeze"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             } else {
                 p.bad_states.clone()
             };
@@ -321,10 +452,13 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                 for s in ha.services.iter().filter(|s| bad.contains(&s.state)) {
                     if seen.insert(s.sid.clone()) {
                         let vmid = s.sid.split_once(':').map(|(_, id)| id.to_string());
-                        out.push(finding(c, sev, target_of(snap, Some(&s.node)).as_deref(), vmid, format!(
-                            "HA service {} on {} is in state {}",
-                            s.sid, s.node, s.state
-                        )));
+                        out.push(finding(
+                            c,
+                            sev,
+                            target_of(snap, Some(&s.node)).as_deref(),
+                            vmid,
+                            format!("HA service {} on {} is in state {}", s.sid, s.node, s.state),
+                        ));
                     }
                 }
             }
@@ -339,7 +473,13 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                 for u in units {
                     let state = n.services.get(&u).map(String::as_str).unwrap_or("unknown");
                     if state != "active" {
-                        out.push(finding(c, sev, Some(&n.name), Some(u.clone()), format!("service {u} on {} is {state}", n.name)));
+                        out.push(finding(
+                            c,
+                            sev,
+                            Some(&n.name),
+                            Some(u.clone()),
+                            format!("service {u} on {} is {state}", n.name),
+                        ));
                     }
                 }
             }
@@ -347,13 +487,14 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
         "reboot-not-pending" => {
             for n in reachable(snap) {
                 let Some(v) = &n.version else { continue };
-                if let (Some(running), Some(newest)) = (&v.running_kernel, &v.newest_kernel) {
-                    if !running.starts_with(newest.as_str()) && !newest.starts_with(running.as_str()) {
-                        out.push(finding(c, sev, Some(&n.name), Some("kernel".into()), format!(
-                            "node {} runs kernel {running} but {newest} is installed: a reboot is pending",
-                            n.name
-                        )));
-                    }
+                if let (Some(running), Some(newest)) = (&v.running_kernel, &v.newest_kernel)
+                    && !running.starts_with(newest.as_str())
+                    && !newest.starts_with(running.as_str())
+                {
+                    out.push(finding(c, sev, Some(&n.name), Some("kernel".into()), format!(
+                        "node {} runs kernel {running} but {newest} is installed: a reboot is pending",
+                        n.name
+                    )));
                 }
             }
         }
@@ -367,7 +508,9 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
     let max_hours = c.params.max_age_hours.unwrap_or(7.0 * 24.0);
     let mut newest: BTreeMap<u64, i64> = BTreeMap::new();
     for b in &snap.backups {
-        let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b)) else { continue };
+        let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b)) else {
+            continue;
+        };
         let e = newest.entry(vmid).or_insert(epoch);
         *e = (*e).max(epoch);
     }
@@ -375,7 +518,11 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
     if snap.resources.is_empty() {
         return out;
     }
-    for r in snap.resources.iter().filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true)) {
+    for r in snap
+        .resources
+        .iter()
+        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true))
+    {
         let Some(vmid) = r.vmid else { continue };
         if c.params.exclude_guests.contains(&vmid) {
             continue;
@@ -383,7 +530,13 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
         let node = target_of(snap, r.node.as_deref());
         let name = r.name.as_deref().unwrap_or("unnamed");
         match newest.get(&vmid) {
-            None => out.push(finding(c, c.severity, node.as_deref(), Some(vmid.to_string()), format!("guest {vmid} ({name}) has no backup"))),
+            None => out.push(finding(
+                c,
+                c.severity,
+                node.as_deref(),
+                Some(vmid.to_string()),
+                format!("guest {vmid} ({name}) has no backup"),
+            )),
             Some(t) => {
                 let hours = (now - t) as f64 / 3600.0;
                 if hours > max_hours {
@@ -403,23 +556,48 @@ fn backup_epoch(b: &crate::health::Backup) -> Option<i64> {
         let t = b.backup_time.as_deref()?;
         t.parse::<jiff::Timestamp>()
             .ok()
-            .or_else(|| t.parse::<jiff::civil::DateTime>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()))
+            .or_else(|| {
+                t.parse::<jiff::civil::DateTime>()
+                    .ok()
+                    .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+                    .map(|z| z.timestamp())
+            })
             .map(|ts| ts.as_second())
     })
 }
 
 fn command_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
-    let Some(re) = c.expect.as_deref().and_then(|e| Regex::new(&format!("(?m){e}")).ok()) else { return Vec::new() };
+    let Some(re) = c
+        .expect
+        .as_deref()
+        .and_then(|e| Regex::new(&format!("(?m){e}")).ok())
+    else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for n in reachable(snap) {
-        let Some(probe) = c.command.as_ref().and_then(|cmd| n.probes.get(cmd)) else { continue };
+        let Some(probe) = c.command.as_ref().and_then(|cmd| n.probes.get(cmd)) else {
+            continue;
+        };
         // A command the node does not have makes the check skipped, not failed.
         if probe.exit_code == Some(127) {
             continue;
         }
         if !re.is_match(probe.stdout.trim_end()) {
-            let first = probe.stdout.lines().chain(probe.stderr.lines()).find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
-            out.push(finding(c, c.severity, Some(&n.name), None, format!("{} on {}: {first}", c.title, n.name)));
+            let first = probe
+                .stdout
+                .lines()
+                .chain(probe.stderr.lines())
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim();
+            out.push(finding(
+                c,
+                c.severity,
+                Some(&n.name),
+                None,
+                format!("{} on {}: {first}", c.title, n.name),
+            ));
         }
     }
     out
@@ -437,7 +615,10 @@ fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
                     severity: Severity::Unknown,
                     node: Some(n.name.clone()),
                     subject: Some(cmd.name.clone()),
-                    message: format!("the output of `{}` on {} could not be read: {e}", cmd.command, n.name),
+                    message: format!(
+                        "the output of `{}` on {} could not be read: {e}",
+                        cmd.command, n.name
+                    ),
                 });
             }
             if let Some(e) = &cmd.error {
@@ -457,7 +638,13 @@ fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
 /// The target name of the node whose PVE name is `pve_node` (findings name targets).
 fn target_of(snap: &Snapshot, pve_node: Option<&str>) -> Option<String> {
     let pve = pve_node?;
-    Some(snap.nodes.iter().find(|n| n.pve_node.as_deref() == Some(pve)).map(|n| n.name.clone()).unwrap_or_else(|| pve.to_string()))
+    Some(
+        snap.nodes
+            .iter()
+            .find(|n| n.pve_node.as_deref() == Some(pve))
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| pve.to_string()),
+    )
 }
 
 /// `1.5 GiB`.
@@ -469,5 +656,9 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
 }

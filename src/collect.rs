@@ -19,12 +19,29 @@ use crate::session::Connector;
 use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
 
 /// The PVE units whose state the snapshot records.
-pub const UNITS: &[&str] = &["pve-cluster", "pvedaemon", "pveproxy", "pvestatd", "corosync", "pve-ha-lrm", "pve-ha-crm"];
+pub const UNITS: &[&str] = &[
+    "pve-cluster",
+    "pvedaemon",
+    "pveproxy",
+    "pvestatd",
+    "corosync",
+    "pve-ha-lrm",
+    "pve-ha-crm",
+];
 
 /// The templates with a parser of their own; any other command is a check's probe.
 const CATALOG: &[&str] = &[
-    "pvecm-status", "pvesm-status", "qm-list", "pct-list", "ha-manager-status", "pveversion-v", "boot-id", "hostname",
-    "systemctl-is-active", "cluster-resources", "backup-list",
+    "pvecm-status",
+    "pvesm-status",
+    "qm-list",
+    "pct-list",
+    "ha-manager-status",
+    "pveversion-v",
+    "boot-id",
+    "hostname",
+    "systemctl-is-active",
+    "cluster-resources",
+    "backup-list",
 ];
 
 /// One raw command output for `raw/<node>/<name>.*`.
@@ -47,26 +64,26 @@ pub struct Collector {
 }
 
 /// The per-node read-only catalog, plus the commands of command checks.
-pub fn node_catalog(templates: &Templates, checks: &[Check], only: &[String]) -> Result<Vec<Command>, crate::Error> {
-    let mut cmds = Vec::new();
-    let mut add = |name: &str, data: serde_json::Value| -> Result<(), crate::Error> {
-        if only.is_empty() || only.iter().any(|o| o == name) {
-            cmds.push(templates.render(name, &data)?);
-        }
-        Ok(())
-    };
-    for name in CATALOG.iter().take(8) {
-        add(name, json!({}))?;
-    }
-    add("systemctl-is-active", json!({ "units": UNITS }))?;
+pub fn node_catalog(
+    templates: &Templates,
+    checks: &[Check],
+    only: &[String],
+) -> Result<Vec<Command>, crate::Error> {
+    let mut wanted: Vec<(&str, serde_json::Value)> =
+        CATALOG.iter().take(8).map(|n| (*n, json!({}))).collect();
+    wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
-        if let Some(name) = &c.command {
-            if !cmds.iter().any(|x: &Command| &x.name == name) {
-                add(name, json!({}))?;
-            }
+        if let Some(name) = &c.command
+            && !wanted.iter().any(|(w, _)| w == name)
+        {
+            wanted.push((name, json!({})));
         }
     }
-    Ok(cmds)
+    wanted
+        .into_iter()
+        .filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name))
+        .map(|(name, data)| templates.render(name, &data))
+        .collect()
 }
 
 impl Collector {
@@ -93,7 +110,15 @@ impl Collector {
             .collect();
         let on_done = Arc::new(on_done);
         let od = on_done.clone();
-        let results = fleet::run_each(self.connector.clone(), self.templates.clone(), work, self.command_timeout, self.parallel, move |r| od(r)).await;
+        let results = fleet::run_each(
+            self.connector.clone(),
+            self.templates.clone(),
+            work,
+            self.command_timeout,
+            self.parallel,
+            move |r| od(r),
+        )
+        .await;
         let mut snap = Snapshot {
             format: crate::snapshot::FORMAT,
             taken_at: now_rfc3339(),
@@ -106,31 +131,56 @@ impl Collector {
         };
         let mut raws = Vec::new();
         for r in &results {
-            snap.nodes.push(node_snapshot(r, &mut raws, &mut snap.resources, &mut snap.backups));
+            snap.nodes.push(node_snapshot(
+                r,
+                &mut raws,
+                &mut snap.resources,
+                &mut snap.backups,
+            ));
         }
         if cluster_wide {
-            self.second_pass(&nodes, &results, &mut snap, &mut raws).await?;
+            self.second_pass(&nodes, &results, &mut snap, &mut raws)
+                .await?;
         }
         Ok((snap, raws))
     }
 
     /// Cluster-wide facts the first pass could not read (first target down) and the backup
     /// listings, which need `/cluster/resources` to know the backup storages.
-    async fn second_pass(&self, nodes: &[Node], results: &[NodeResult], snap: &mut Snapshot, raws: &mut Vec<Raw>) -> Result<(), crate::Error> {
-        let Some(i) = results.iter().position(|r| r.outcome.is_ok()) else { return Ok(()) };
+    async fn second_pass(
+        &self,
+        nodes: &[Node],
+        results: &[NodeResult],
+        snap: &mut Snapshot,
+        raws: &mut Vec<Raw>,
+    ) -> Result<(), crate::Error> {
+        let Some(i) = results.iter().position(|r| r.outcome.is_ok()) else {
+            return Ok(());
+        };
         let mut cmds = Vec::new();
         if snap.resources.is_empty() && i != 0 {
             cmds.push(self.templates.render("cluster-resources", &json!({}))?);
         } else {
             for sid in backup_storages(&snap.resources) {
-                cmds.push(self.templates.render("backup-list", &json!({ "storage": sid }))?);
+                cmds.push(
+                    self.templates
+                        .render("backup-list", &json!({ "storage": sid }))?,
+                );
             }
         }
         if cmds.is_empty() {
             return Ok(());
         }
         let node = nodes[i].clone();
-        let again = fleet::run_each(self.connector.clone(), self.templates.clone(), vec![(node.clone(), cmds)], self.command_timeout, 1, |_| {}).await;
+        let again = fleet::run_each(
+            self.connector.clone(),
+            self.templates.clone(),
+            vec![(node.clone(), cmds)],
+            self.command_timeout,
+            1,
+            |_| {},
+        )
+        .await;
         let mut extra_res = Vec::new();
         let mut extra_backups = Vec::new();
         let mut scratch = node_snapshot(&again[0], raws, &mut extra_res, &mut extra_backups);
@@ -144,9 +194,20 @@ impl Collector {
             // The resources came only now: list the backups in one more round.
             let cmds: Vec<Command> = backup_storages(&snap.resources)
                 .iter()
-                .map(|sid| self.templates.render("backup-list", &json!({ "storage": sid })))
+                .map(|sid| {
+                    self.templates
+                        .render("backup-list", &json!({ "storage": sid }))
+                })
                 .collect::<Result<_, _>>()?;
-            let again = fleet::run_each(self.connector.clone(), self.templates.clone(), vec![(node.clone(), cmds)], self.command_timeout, 1, |_| {}).await;
+            let again = fleet::run_each(
+                self.connector.clone(),
+                self.templates.clone(),
+                vec![(node.clone(), cmds)],
+                self.command_timeout,
+                1,
+                |_| {},
+            )
+            .await;
             let mut scratch = node_snapshot(&again[0], raws, &mut Vec::new(), &mut snap.backups);
             if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
                 target.commands.append(&mut scratch.commands);
@@ -160,8 +221,16 @@ impl Collector {
 fn backup_storages(resources: &[health::Resource]) -> Vec<String> {
     let mut ids: Vec<String> = resources
         .iter()
-        .filter(|r| r.kind == "storage" && r.shared == Some(true) && r.status.as_deref() == Some("available"))
-        .filter(|r| r.content.as_deref().is_some_and(|c| c.split(',').any(|x| x == "backup")))
+        .filter(|r| {
+            r.kind == "storage"
+                && r.shared == Some(true)
+                && r.status.as_deref() == Some("available")
+        })
+        .filter(|r| {
+            r.content
+                .as_deref()
+                .is_some_and(|c| c.split(',').any(|x| x == "backup"))
+        })
         .filter_map(|r| r.storage.clone())
         .collect();
     ids.sort();
@@ -175,8 +244,17 @@ fn now_rfc3339() -> String {
 }
 
 /// Turns one node's results into its snapshot entry and raw outputs.
-fn node_snapshot(r: &NodeResult, raws: &mut Vec<Raw>, resources: &mut Vec<health::Resource>, backups: &mut Vec<health::Backup>) -> NodeSnapshot {
-    let mut n = NodeSnapshot { name: r.node.name.clone(), address: r.node.address(), ..Default::default() };
+fn node_snapshot(
+    r: &NodeResult,
+    raws: &mut Vec<Raw>,
+    resources: &mut Vec<health::Resource>,
+    backups: &mut Vec<health::Backup>,
+) -> NodeSnapshot {
+    let mut n = NodeSnapshot {
+        name: r.node.name.clone(),
+        address: r.node.address(),
+        ..Default::default()
+    };
     let cmds = match &r.outcome {
         Err(e) => {
             n.error = Some(e.to_string());
@@ -186,7 +264,11 @@ fn node_snapshot(r: &NodeResult, raws: &mut Vec<Raw>, resources: &mut Vec<health
     };
     n.reachable = true;
     for c in cmds {
-        let mut rec = CommandRecord { name: c.command.name.clone(), command: c.command.script.clone(), ..Default::default() };
+        let mut rec = CommandRecord {
+            name: c.command.name.clone(),
+            command: c.command.script.clone(),
+            ..Default::default()
+        };
         raws.push(Raw {
             node: n.name.clone(),
             name: c.command.name.clone(),
@@ -214,13 +296,26 @@ fn node_snapshot(r: &NodeResult, raws: &mut Vec<Raw>, resources: &mut Vec<health
 }
 
 /// Parses one output into the node's health; the error is the parser's one sentence.
-fn absorb(n: &mut NodeSnapshot, cmd: &Command, out: &Output, resources: &mut Vec<health::Resource>, backups: &mut Vec<health::Backup>) -> Result<(), String> {
+fn absorb(
+    n: &mut NodeSnapshot,
+    cmd: &Command,
+    out: &Output,
+    resources: &mut Vec<health::Resource>,
+    backups: &mut Vec<health::Backup>,
+) -> Result<(), String> {
     let stdout = out.stdout_text();
     let stderr = out.stderr_text();
     // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
     if out.exit_code() == Some(127) && stdout.trim().is_empty() {
         if !CATALOG.contains(&cmd.name.as_str()) {
-            n.probes.insert(cmd.name.clone(), Probe { exit_code: Some(127), stdout, stderr });
+            n.probes.insert(
+                cmd.name.clone(),
+                Probe {
+                    exit_code: Some(127),
+                    stdout,
+                    stderr,
+                },
+            );
         }
         return Ok(());
     }
@@ -228,17 +323,41 @@ fn absorb(n: &mut NodeSnapshot, cmd: &Command, out: &Output, resources: &mut Vec
     match cmd.name.as_str() {
         "pvecm-status" => {
             // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
-            let text = if stderr.trim().is_empty() { stdout } else { format!("{stdout}{stderr}") };
+            let text = if stderr.trim().is_empty() {
+                stdout
+            } else {
+                format!("{stdout}{stderr}")
+            };
             n.cluster = Some(from_fact(&facts::pvecm_status::parse(&text).map_err(e)?));
         }
         "pvesm-status" => {
             let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;
             n.storages = parsed.storages.iter().map(from_fact).collect();
         }
-        "qm-list" => n.vms = facts::qm_list::parse(&stdout).map_err(e)?.vms.iter().map(from_fact).collect(),
-        "pct-list" => n.containers = facts::pct_list::parse(&stdout).map_err(e)?.containers.iter().map(from_fact).collect(),
-        "ha-manager-status" => n.ha = Some(from_fact(&facts::ha_manager_status::parse(&stdout).map_err(e)?)),
-        "pveversion-v" => n.version = Some(from_fact(&facts::pveversion::parse_v(&stdout).map_err(e)?)),
+        "qm-list" => {
+            n.vms = facts::qm_list::parse(&stdout)
+                .map_err(e)?
+                .vms
+                .iter()
+                .map(from_fact)
+                .collect()
+        }
+        "pct-list" => {
+            n.containers = facts::pct_list::parse(&stdout)
+                .map_err(e)?
+                .containers
+                .iter()
+                .map(from_fact)
+                .collect()
+        }
+        "ha-manager-status" => {
+            n.ha = Some(from_fact(
+                &facts::ha_manager_status::parse(&stdout).map_err(e)?,
+            ))
+        }
+        "pveversion-v" => {
+            n.version = Some(from_fact(&facts::pveversion::parse_v(&stdout).map_err(e)?))
+        }
         "systemctl-is-active" => {
             let parsed = facts::systemctl_is_active::parse_with_units(UNITS, &stdout).map_err(e)?;
             for u in parsed.units {
@@ -248,7 +367,14 @@ fn absorb(n: &mut NodeSnapshot, cmd: &Command, out: &Output, resources: &mut Vec
             }
         }
         "boot-id" => n.boot_id = Some(stdout.trim().to_string()).filter(|s| !s.is_empty()),
-        "hostname" => n.pve_node = stdout.trim().split('.').next().map(str::to_string).filter(|s| !s.is_empty()),
+        "hostname" => {
+            n.pve_node = stdout
+                .trim()
+                .split('.')
+                .next()
+                .map(str::to_string)
+                .filter(|s| !s.is_empty())
+        }
         "cluster-resources" => {
             let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
             resources.extend(parsed.resources.iter().map(from_fact));
@@ -259,7 +385,14 @@ fn absorb(n: &mut NodeSnapshot, cmd: &Command, out: &Output, resources: &mut Vec
         }
         // Any other command serves a command check: its output is kept for the check's regex.
         _ => {
-            n.probes.insert(cmd.name.clone(), Probe { exit_code: out.exit_code(), stdout, stderr });
+            n.probes.insert(
+                cmd.name.clone(),
+                Probe {
+                    exit_code: out.exit_code(),
+                    stdout,
+                    stderr,
+                },
+            );
         }
     }
     Ok(())

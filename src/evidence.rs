@@ -18,10 +18,19 @@ pub struct Bundle {
 impl Bundle {
     /// Creates `out`, or `./pveops-evidence/<UTC time>-<command>[-<target>]/` (with `-2`, `-3`…
     /// when that exists already).
-    pub fn create(out: Option<&Path>, command: &str, target: Option<&str>, now: jiff::Timestamp) -> Result<Bundle, crate::Error> {
+    pub fn create(
+        out: Option<&Path>,
+        command: &str,
+        target: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<Bundle, crate::Error> {
         if let Some(dir) = out {
-            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, "create the evidence directory", e))?;
-            return Ok(Bundle { dir: dir.to_path_buf(), raw_files: Vec::new() });
+            std::fs::create_dir_all(dir)
+                .map_err(|e| crate::Error::io(dir, "create the evidence directory", e))?;
+            return Ok(Bundle {
+                dir: dir.to_path_buf(),
+                raw_files: Vec::new(),
+            });
         }
         let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
         let mut base = format!("{stamp}-{command}");
@@ -30,13 +39,23 @@ impl Bundle {
             base.push_str(&safe(t));
         }
         let root = Path::new("pveops-evidence");
-        std::fs::create_dir_all(root).map_err(|e| crate::Error::io(root, "create the evidence directory", e))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| crate::Error::io(root, "create the evidence directory", e))?;
         for n in 1.. {
-            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             let dir = root.join(name);
             // create_dir (not _all) claims the name: two runs in the same second never share it.
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(Bundle { dir, raw_files: Vec::new() }),
+                Ok(()) => {
+                    return Ok(Bundle {
+                        dir,
+                        raw_files: Vec::new(),
+                    });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(crate::Error::io(&dir, "create the evidence directory", e)),
             }
@@ -57,7 +76,11 @@ impl Bundle {
         for r in raws {
             let count = used.entry((r.node.clone(), r.name.clone())).or_insert(0);
             *count += 1;
-            let name = if *count == 1 { safe(&r.name) } else { format!("{}-{count}", safe(&r.name)) };
+            let name = if *count == 1 {
+                safe(&r.name)
+            } else {
+                format!("{}-{count}", safe(&r.name))
+            };
             let dir = format!("raw/{}", safe(&r.node));
             let (stdout, stderr, meta) = match &r.output {
                 Ok(o) => (
@@ -84,7 +107,8 @@ impl Bundle {
             let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default();
             self.write(&format!("{dir}/{name}.meta.json"), meta_text.as_bytes())?;
             let code = r.output.as_ref().ok().and_then(|o| o.exit_code());
-            self.raw_files.push((format!("{dir}/{name}.stdout"), r.command.clone(), code));
+            self.raw_files
+                .push((format!("{dir}/{name}.stdout"), r.command.clone(), code));
         }
         Ok(())
     }
@@ -92,7 +116,16 @@ impl Bundle {
 
 /// A path component from a node or command name: no `/`, no leading dot, no control chars.
 pub fn safe(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     while out.starts_with('.') {
         out.replace_range(0..1, "_");
     }

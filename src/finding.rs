@@ -45,7 +45,11 @@ impl Severity {
 
     /// The worse of two.
     pub fn max(self, other: Severity) -> Severity {
-        if other.rank() > self.rank() { other } else { self }
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -64,7 +68,9 @@ pub struct Finding {
 
 /// The worst severity of `findings` (OK when there are none).
 pub fn worst(findings: &[Finding]) -> Severity {
-    findings.iter().fold(Severity::Ok, |acc, f| acc.max(f.severity))
+    findings
+        .iter()
+        .fold(Severity::Ok, |acc, f| acc.max(f.severity))
 }
 
 /// Findings worst first, then by check, node and subject (stable for reports and tests).

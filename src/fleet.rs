@@ -42,7 +42,15 @@ pub async fn run(
     on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
 ) -> Vec<NodeResult> {
     let work = nodes.into_iter().map(|n| (n, commands.clone())).collect();
-    run_each(connector, templates, work, command_timeout, parallel, on_done).await
+    run_each(
+        connector,
+        templates,
+        work,
+        command_timeout,
+        parallel,
+        on_done,
+    )
+    .await
 }
 
 /// Like `run`, with each node's own list of commands.
@@ -58,13 +66,21 @@ pub async fn run_each(
     let on_done = Arc::new(on_done);
     let mut set = JoinSet::new();
     for (i, (node, commands)) in work.into_iter().enumerate() {
-        let (limit, connector, templates, on_done) =
-            (limit.clone(), connector.clone(), templates.clone(), on_done.clone());
+        let (limit, connector, templates, on_done) = (
+            limit.clone(),
+            connector.clone(),
+            templates.clone(),
+            on_done.clone(),
+        );
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let start = std::time::Instant::now();
             let outcome = run_node(&connector, &templates, &node, &commands, command_timeout).await;
-            let result = NodeResult { node, outcome, duration: start.elapsed() };
+            let result = NodeResult {
+                node,
+                outcome,
+                duration: start.elapsed(),
+            };
             on_done(&result);
             (i, result)
         });

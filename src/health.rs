@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Converts a parser's output into its health mirror (same field names).
 pub fn from_fact<T: Serialize, H: DeserializeOwned + Default>(fact: &T) -> H {
-    serde_json::to_value(fact).and_then(serde_json::from_value).unwrap_or_default()
+    serde_json::to_value(fact)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default()
 }
 
 /// `pvecm status` (kind `pvecm-status`).

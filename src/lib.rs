@@ -3,8 +3,8 @@
 
 pub mod atomic;
 pub mod check;
-pub mod collect;
 pub mod cli;
+pub mod collect;
 pub mod command;
 pub mod error;
 pub mod evidence;
@@ -15,8 +15,8 @@ pub mod fleet;
 pub mod health;
 pub mod inventory;
 pub mod keys;
-pub mod lab;
 pub mod known_hosts;
+pub mod lab;
 pub mod output;
 pub mod progress;
 pub mod report;
@@ -45,7 +45,11 @@ where
         .and_then(|n| n.to_str())
         .unwrap_or("");
     if lab::sim::TOOLS.contains(&called_as) {
-        let rest: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+        let rest: Vec<String> = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         return lab::sim::main(called_as, &rest);
     }
     let cli = match cli::Cli::try_parse_from(args) {

@@ -21,7 +21,8 @@ pub fn md(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|' | '~' | '$' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|'
+            | '~' | '$' => {
                 o.push('\\');
                 o.push(ch);
             }
@@ -136,39 +137,86 @@ pub fn registry(dir: Option<&Path>) -> Result<Handlebars<'static>, crate::Error>
     hb.set_strict_mode(true);
     hb.register_escape_fn(md);
     for name in Embedded::iter() {
-        let (Some(file), Some(stem)) = (Embedded::get(&name), name.strip_suffix(".hbs")) else { continue };
+        let (Some(file), Some(stem)) = (Embedded::get(&name), name.strip_suffix(".hbs")) else {
+            continue;
+        };
         hb.register_template_string(stem, String::from_utf8_lossy(&file.data).as_ref())
-            .map_err(|e| crate::Error::Template { name: stem.into(), message: e.to_string() })?;
+            .map_err(|e| crate::Error::Template {
+                name: stem.into(),
+                message: e.to_string(),
+            })?;
     }
     if let Some(dir) = dir.map(|d| d.join("report")).filter(|d| d.is_dir()) {
-        for entry in std::fs::read_dir(&dir).map_err(|e| crate::Error::io(&dir, "read the templates directory", e))? {
-            let path = entry.map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?.path();
-            let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".hbs")) else { continue };
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, "read the template", e))?;
+        for entry in std::fs::read_dir(&dir)
+            .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?
+        {
+            let path = entry
+                .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?
+                .path();
+            let Some(stem) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".hbs"))
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| crate::Error::io(&path, "read the template", e))?;
             if text.contains("{{{") || text.contains("{{&") {
-                return Err(crate::Error::file(&path, "unescaped output (`{{{` or `{{&`) is not allowed in report templates"));
+                return Err(crate::Error::file(
+                    &path,
+                    "unescaped output (`{{{` or `{{&`) is not allowed in report templates",
+                ));
             }
             hb.register_template_string(stem, text)
-                .map_err(|e| crate::Error::Template { name: stem.into(), message: e.to_string() })?;
+                .map_err(|e| crate::Error::Template {
+                    name: stem.into(),
+                    message: e.to_string(),
+                })?;
         }
     }
     Ok(hb)
 }
 
 /// Renders `report.md` for an assessment.
-pub fn render(hb: &Handlebars, summary: &Summary, snap: &Snapshot, evidence: &[(String, String, Option<u32>)]) -> Result<String, crate::Error> {
+pub fn render(
+    hb: &Handlebars,
+    summary: &Summary,
+    snap: &Snapshot,
+    evidence: &[(String, String, Option<u32>)],
+) -> Result<String, crate::Error> {
     let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
-    let followups = snap.findings.iter().filter(|f| matches!(f.severity, Severity::Warning | Severity::Critical)).map(row).collect();
-    let cluster = snap.nodes.iter().filter_map(|n| n.cluster.as_ref()).find(|c| c.cluster_name.is_some()).map(|c| ClusterRow {
-        name: c.cluster_name.clone().unwrap_or_default(),
-        quorate: match c.quorate {
-            Some(true) => "yes".into(),
-            Some(false) => "NO".into(),
-            None => "unknown".into(),
-        },
-        members: c.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
-        votes: format!("{} of {} (quorum {})", c.total_votes.unwrap_or(0), c.expected_votes.unwrap_or(0), c.quorum.unwrap_or(0)),
-    });
+    let followups = snap
+        .findings
+        .iter()
+        .filter(|f| matches!(f.severity, Severity::Warning | Severity::Critical))
+        .map(row)
+        .collect();
+    let cluster = snap
+        .nodes
+        .iter()
+        .filter_map(|n| n.cluster.as_ref())
+        .find(|c| c.cluster_name.is_some())
+        .map(|c| ClusterRow {
+            name: c.cluster_name.clone().unwrap_or_default(),
+            quorate: match c.quorate {
+                Some(true) => "yes".into(),
+                Some(false) => "NO".into(),
+                None => "unknown".into(),
+            },
+            members: c
+                .members
+                .iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            votes: format!(
+                "{} of {} (quorum {})",
+                c.total_votes.unwrap_or(0),
+                c.expected_votes.unwrap_or(0),
+                c.quorum.unwrap_or(0)
+            ),
+        });
     let nodes = snap
         .nodes
         .iter()
@@ -178,11 +226,28 @@ pub fn render(hb: &Handlebars, summary: &Summary, snap: &Snapshot, evidence: &[(
             reachable: n.reachable,
             error: n.error.clone().unwrap_or_default(),
             pve_node: n.pve_node.clone().unwrap_or_default(),
-            manager_version: n.version.as_ref().and_then(|v| v.manager_version.clone()).unwrap_or_default(),
-            kernel: n.version.as_ref().and_then(|v| v.running_kernel.clone()).unwrap_or_default(),
+            manager_version: n
+                .version
+                .as_ref()
+                .and_then(|v| v.manager_version.clone())
+                .unwrap_or_default(),
+            kernel: n
+                .version
+                .as_ref()
+                .and_then(|v| v.running_kernel.clone())
+                .unwrap_or_default(),
             services: {
-                let down: Vec<String> = n.services.iter().filter(|(_, s)| *s != "active").map(|(u, s)| format!("{u}={s}")).collect();
-                if down.is_empty() && n.reachable { "all active".into() } else { down.join(", ") }
+                let down: Vec<String> = n
+                    .services
+                    .iter()
+                    .filter(|(_, s)| *s != "active")
+                    .map(|(u, s)| format!("{u}={s}"))
+                    .collect();
+                if down.is_empty() && n.reachable {
+                    "all active".into()
+                } else {
+                    down.join(", ")
+                }
             },
         })
         .collect();
@@ -195,7 +260,10 @@ pub fn render(hb: &Handlebars, summary: &Summary, snap: &Snapshot, evidence: &[(
                 name: s.name.clone(),
                 kind: s.kind.clone(),
                 status: s.status.clone(),
-                used_pct: s.used_pct.map(|p| format!("{p:.2} %")).unwrap_or_else(|| "n/a".into()),
+                used_pct: s
+                    .used_pct
+                    .map(|p| format!("{p:.2} %"))
+                    .unwrap_or_else(|| "n/a".into()),
                 used: crate::check::human_bytes(s.used_bytes),
                 total: crate::check::human_bytes(s.total_bytes),
             })
@@ -225,17 +293,41 @@ pub fn render(hb: &Handlebars, summary: &Summary, snap: &Snapshot, evidence: &[(
         })
         .collect();
     for g in guests.iter_mut() {
-        if let Some(lock) = snap.resources.iter().find(|r| r.vmid == Some(g.vmid)).and_then(|r| r.lock.clone()) {
+        if let Some(lock) = snap
+            .resources
+            .iter()
+            .find(|r| r.vmid == Some(g.vmid))
+            .and_then(|r| r.lock.clone())
+        {
             g.lock = lock;
         }
     }
     guests.sort_by_key(|g| g.vmid);
     let evidence = evidence
         .iter()
-        .map(|(p, c, code)| EvidenceRow { path: p.clone(), command: c.clone(), exit_code: code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()) })
+        .map(|(p, c, code)| EvidenceRow {
+            path: p.clone(),
+            command: c.clone(),
+            exit_code: code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        })
         .collect();
-    let ctx = Context { summary, findings, followups, cluster, nodes, storages, guests, changes: Vec::new(), differences: Vec::new(), evidence };
-    hb.render("report", &ctx).map_err(|e| crate::Error::Template { name: "report".into(), message: e.to_string() })
+    let ctx = Context {
+        summary,
+        findings,
+        followups,
+        cluster,
+        nodes,
+        storages,
+        guests,
+        changes: Vec::new(),
+        differences: Vec::new(),
+        evidence,
+    };
+    hb.render("report.md", &ctx)
+        .map_err(|e| crate::Error::Template {
+            name: "report.md".into(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -246,6 +338,9 @@ mod tests {
     fn markdown_cannot_be_injected() {
         assert_eq!(md("web|prod*<b>"), "web\\|prod\\*&lt;b&gt;");
         assert_eq!(md("a\nb"), "a<br>b");
-        assert_eq!(md("[x](javascript:alert(1))"), "\\[x\\]\\(javascript:alert\\(1\\)\\)");
+        assert_eq!(
+            md("[x](javascript:alert(1))"),
+            "\\[x\\]\\(javascript:alert\\(1\\)\\)"
+        );
     }
 }

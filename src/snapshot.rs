@@ -83,11 +83,18 @@ pub struct CommandRecord {
 impl Snapshot {
     /// Reads a snapshot file.
     pub fn load(path: &Path) -> Result<Snapshot, crate::Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the snapshot", e))?;
-        let snap: Snapshot =
-            serde_json::from_str(&text).map_err(|e| crate::Error::file(path, format!("not a pveops snapshot: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::io(path, "read the snapshot", e))?;
+        let snap: Snapshot = serde_json::from_str(&text)
+            .map_err(|e| crate::Error::file(path, format!("not a pveops snapshot: {e}")))?;
         if snap.format != FORMAT {
-            return Err(crate::Error::file(path, format!("snapshot format {} is not supported (expected {FORMAT})", snap.format)));
+            return Err(crate::Error::file(
+                path,
+                format!(
+                    "snapshot format {} is not supported (expected {FORMAT})",
+                    snap.format
+                ),
+            ));
         }
         Ok(snap)
     }
@@ -98,6 +105,8 @@ impl Snapshot {
 
     /// The node whose target name or PVE node name is `name`.
     pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
-        self.nodes.iter().find(|n| n.name == name || n.pve_node.as_deref() == Some(name))
+        self.nodes
+            .iter()
+            .find(|n| n.name == name || n.pve_node.as_deref() == Some(name))
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{AssessArgs, ChecksArgs, Cli, Command, ExecArgs, Global, LabArgs, ParseArgs, SnapshotArgs};
+use crate::cli::{
+    AssessArgs, ChecksArgs, Cli, Command, ExecArgs, Global, LabArgs, ParseArgs, SnapshotArgs,
+};
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
 use crate::session::{Connector, Settings};
@@ -158,7 +160,10 @@ fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
 fn lab(args: LabArgs) -> Result<i32, crate::Error> {
     if let Some(name) = &args.dump_scenario {
         let c = crate::lab::scenario::builtin(name).ok_or_else(|| {
-            crate::Error::Usage(format!("no built-in scenario `{name}` ({})", crate::lab::scenario::NAMES.join(", ")))
+            crate::Error::Usage(format!(
+                "no built-in scenario `{name}` ({})",
+                crate::lab::scenario::NAMES.join(", ")
+            ))
         })?;
         println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
         return Ok(0);
@@ -173,7 +178,11 @@ fn lab(args: LabArgs) -> Result<i32, crate::Error> {
     let prepared = crate::lab::prepare(&opts)?;
     runtime()?.block_on(async {
         let mut servers = crate::lab::serve(&prepared);
-        eprintln!("lab: {} nodes in {}", prepared.nodes.len(), prepared.dir.display());
+        eprintln!(
+            "lab: {} nodes in {}",
+            prepared.nodes.len(),
+            prepared.dir.display()
+        );
         for (name, addr, _) in &prepared.nodes {
             eprintln!("lab:   {name} at {addr}");
         }
@@ -187,13 +196,20 @@ fn lab(args: LabArgs) -> Result<i32, crate::Error> {
         }
         servers.abort_all();
     });
-    eprintln!("lab: stopped; the state is kept in {}", prepared.dir.display());
+    eprintln!(
+        "lab: stopped; the state is kept in {}",
+        prepared.dir.display()
+    );
     Ok(0)
 }
 
 fn operator() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
 }
 
@@ -215,7 +231,9 @@ async fn take_snapshot(
     };
     let progress = Arc::new(crate::progress::Progress::new("snapshot", nodes.len()));
     let p = progress.clone();
-    let run = collector.collect(nodes, checks, move |r| p.node_done(&r.node.name, r.outcome.is_ok()));
+    let run = collector.collect(nodes, checks, move |r| {
+        p.node_done(&r.node.name, r.outcome.is_ok())
+    });
     let (mut snap, raws) = tokio::select! {
         r = run => r?,
         _ = tokio::signal::ctrl_c() => {
@@ -246,7 +264,13 @@ fn print_summary(snap: &crate::snapshot::Snapshot) {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let reachable = snap.nodes.iter().filter(|n| n.reachable).count();
-    eprintln!("{} of {} nodes answered; {} finding(s); status {}", reachable, snap.nodes.len(), snap.findings.len(), snap.status.word().to_uppercase());
+    eprintln!(
+        "{} of {} nodes answered; {} finding(s); status {}",
+        reachable,
+        snap.nodes.len(),
+        snap.findings.len(),
+        snap.status.word().to_uppercase()
+    );
     for f in &snap.findings {
         let word = f.severity.word().to_uppercase();
         let word = if colour {
@@ -259,7 +283,12 @@ fn print_summary(snap: &crate::snapshot::Snapshot) {
         } else {
             format!("{word:<8}")
         };
-        eprintln!("  {word} {:<28} {:<14} {}", f.check, f.node.as_deref().unwrap_or("(cluster)"), f.message);
+        eprintln!(
+            "  {word} {:<28} {:<14} {}",
+            f.check,
+            f.node.as_deref().unwrap_or("(cluster)"),
+            f.message
+        );
     }
 }
 
@@ -270,25 +299,42 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
         Some(path) => {
             let mut snap = crate::snapshot::Snapshot::load(path)?;
             evaluate(&mut snap, &checks);
-            let targets = snap.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+            let targets = snap
+                .nodes
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>();
             (snap, Vec::new(), targets)
         }
         None => {
-            let (snap, raws) = runtime()?.block_on(take_snapshot(global, &args.targets, &checks, args.only.clone()))?;
+            let (snap, raws) = runtime()?.block_on(take_snapshot(
+                global,
+                &args.targets,
+                &checks,
+                args.only.clone(),
+            ))?;
             (snap, raws, args.targets.clone())
         }
     };
     let code = assess_exit(&snap);
     let target = (targets.len() == 1).then(|| targets[0].as_str());
-    let mut bundle = crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
+    let mut bundle =
+        crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
     bundle.write_raw(&raws)?;
     bundle.write("snapshot.json", snap.to_json().as_bytes())?;
     let hb = crate::report::registry(global.templates.as_deref())?;
     let summary = crate::report::Summary {
-        command: if args.from.is_some() { "assess --from".into() } else { "assess".into() },
+        command: if args.from.is_some() {
+            "assess --from".into()
+        } else {
+            "assess".into()
+        },
         operator: operator(),
         targets: targets.join(", "),
-        started_at: started.round(jiff::Unit::Second).unwrap_or(started).to_string(),
+        started_at: started
+            .round(jiff::Unit::Second)
+            .unwrap_or(started)
+            .to_string(),
         outcome: match code {
             0 => "all checks passed".into(),
             3 => "could not assess (see findings)".into(),
@@ -310,16 +356,25 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
 
 fn snapshot(global: &Global, args: SnapshotArgs) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
-    let (snap, _) = runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
+    let (snap, _) =
+        runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
     crate::atomic::write(&args.output, snap.to_json().as_bytes(), Some(0o644))?;
-    eprintln!("snapshot: {} ({} nodes, status {})", args.output.display(), snap.nodes.len(), snap.status.word().to_uppercase());
+    eprintln!(
+        "snapshot: {} ({} nodes, status {})",
+        args.output.display(),
+        snap.nodes.len(),
+        snap.status.word().to_uppercase()
+    );
     Ok(0)
 }
 
 fn checks(args: ChecksArgs) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
         return Ok(0);
     }
     for c in &checks {
@@ -344,7 +399,11 @@ fn checks(args: ChecksArgs) -> Result<i32, crate::Error> {
             c.severity.word(),
             c.title,
             if c.enabled { "" } else { " (disabled)" },
-            if params.is_empty() { String::new() } else { format!("; {}", params.join(" ")) }
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", params.join(" "))
+            }
         );
     }
     Ok(0)

@@ -8,8 +8,17 @@ use crate::support::{pveops, stderr, stdout};
 
 /// The commands an assessment may send: reads only.
 const READ_ONLY: &[&str] = &[
-    "pvecm status", "pvesm status", "pvesm list ", "qm list", "pct list", "ha-manager status", "pveversion -v",
-    "systemctl is-active ", "cat /proc/sys/kernel/random/boot_id", "hostname", "zpool status -x",
+    "pvecm status",
+    "pvesm status",
+    "pvesm list ",
+    "qm list",
+    "pct list",
+    "ha-manager status",
+    "pveversion -v",
+    "systemctl is-active ",
+    "cat /proc/sys/kernel/random/boot_id",
+    "hostname",
+    "zpool status -x",
     "pvesh get /cluster/resources --output-format json",
 ];
 
@@ -22,9 +31,22 @@ struct Run {
 
 fn assess(sim: &SimCluster, extra: &[&str]) -> Run {
     let inv = sim.inventory();
-    let out_dir = sim.lab.dir.path().join(format!("evidence-{}", std::process::id()));
+    let out_dir = sim
+        .lab
+        .dir
+        .path()
+        .join(format!("evidence-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
-    let mut args = vec!["assess", "-I", inv.to_str().unwrap(), "lab", "--out", out_dir.to_str().unwrap(), "--connect-timeout", "5"];
+    let mut args = vec![
+        "assess",
+        "-I",
+        inv.to_str().unwrap(),
+        "lab",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--connect-timeout",
+        "5",
+    ];
     args.extend_from_slice(extra);
     let out = pveops(sim.lab.home(), &args, &[]);
     let snapshot = std::fs::read_to_string(out_dir.join("snapshot.json"))
@@ -54,7 +76,9 @@ fn findings(run: &Run) -> Vec<(String, String, Option<String>, Option<String>)> 
 }
 
 fn has(run: &Run, check: &str, node: Option<&str>, subject: Option<&str>) -> bool {
-    findings(run).iter().any(|(c, _, n, s)| c == check && n.as_deref() == node && s.as_deref() == subject)
+    findings(run)
+        .iter()
+        .any(|(c, _, n, s)| c == check && n.as_deref() == node && s.as_deref() == subject)
 }
 
 #[test]
@@ -74,12 +98,23 @@ fn healthy_cluster_passes_and_only_reads() {
         assert_eq!(n["services"]["pve-cluster"], "active");
         assert!(!n["storages"].as_array().unwrap().is_empty());
     }
-    assert!(run.report.contains("## Findings\n\nEvery check passed."), "{}", run.report);
+    assert!(
+        run.report.contains("## Findings\n\nEvery check passed."),
+        "{}",
+        run.report
+    );
     for (node, line) in sim.commands() {
-        assert!(READ_ONLY.iter().any(|r| line.starts_with(r)), "{node} ran a command that is not read-only: {line}");
+        assert!(
+            READ_ONLY.iter().any(|r| line.starts_with(r)),
+            "{node} ran a command that is not read-only: {line}"
+        );
     }
     // Cluster-wide facts are read once per cluster, not once per node.
-    let resources = sim.commands().iter().filter(|(_, l)| l.starts_with("pvesh get /cluster/resources")).count();
+    let resources = sim
+        .commands()
+        .iter()
+        .filter(|(_, l)| l.starts_with("pvesh get /cluster/resources"))
+        .count();
     assert_eq!(resources, 1);
 }
 
@@ -88,13 +123,52 @@ fn degraded_cluster_names_every_problem() {
     let sim = SimCluster::start(scenario::degraded());
     let run = assess(&sim, &[]);
     assert_eq!(run.code, Some(2), "{:?}", findings(&run));
-    assert!(has(&run, "storage.active", Some("pve2"), Some("nfs-backup")), "{:?}", findings(&run));
-    assert!(has(&run, "storage.usage", Some("pve3"), Some("local-lvm")), "{:?}", findings(&run));
-    assert!(has(&run, "guest.unlocked", Some("pve1"), Some("102")), "{:?}", findings(&run));
-    assert!(has(&run, "cluster.versions-consistent", None, Some("pve-manager")), "{:?}", findings(&run));
-    assert!(has(&run, "node.reboot-not-pending", Some("pve2"), Some("kernel")), "{:?}", findings(&run));
-    assert!(run.report.contains("| CRITICAL | storage.active | pve2 | nfs-backup |"), "{}", run.report);
-    assert!(run.report.contains("## Follow-ups\n\n- [ ] **CRITICAL**"), "{}", run.report);
+    assert!(
+        has(&run, "storage.active", Some("pve2"), Some("nfs-backup")),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(&run, "storage.usage", Some("pve3"), Some("local-lvm")),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(&run, "guest.unlocked", Some("pve1"), Some("102")),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(
+            &run,
+            "cluster.versions-consistent",
+            None,
+            Some("pve-manager")
+        ),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(
+            &run,
+            "node.reboot-not-pending",
+            Some("pve2"),
+            Some("kernel")
+        ),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        run.report
+            .contains("| CRITICAL | storage.active | pve2 | nfs-backup |"),
+        "{}",
+        run.report
+    );
+    assert!(
+        run.report.contains("## Follow-ups\n\n- [ ] **CRITICAL**"),
+        "{}",
+        run.report
+    );
 }
 
 #[test]
@@ -102,12 +176,30 @@ fn a_cluster_without_quorum_is_critical() {
     let sim = SimCluster::start(scenario::noquorum());
     let run = assess(&sim, &[]);
     assert_eq!(run.code, Some(2), "{:?}", findings(&run));
-    assert!(has(&run, "node.reachable", Some("pve3"), None), "{:?}", findings(&run));
-    assert!(has(&run, "cluster.quorate", Some("pve1"), None), "{:?}", findings(&run));
-    assert!(has(&run, "cluster.quorate", Some("pve2"), None), "{:?}", findings(&run));
+    assert!(
+        has(&run, "node.reachable", Some("pve3"), None),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(&run, "cluster.quorate", Some("pve1"), None),
+        "{:?}",
+        findings(&run)
+    );
+    assert!(
+        has(&run, "cluster.quorate", Some("pve2"), None),
+        "{:?}",
+        findings(&run)
+    );
     let pve3 = &run.snapshot["nodes"][2];
     assert_eq!(pve3["reachable"], false);
-    assert!(pve3["error"].as_str().unwrap().contains("connection refused"), "{pve3}");
+    assert!(
+        pve3["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{pve3}"
+    );
 }
 
 #[test]
@@ -118,10 +210,19 @@ fn hostile_names_cannot_break_the_report() {
     c.guests[1].name = Some("db`$(reboot)`".into());
     let sim = SimCluster::start(c);
     let run = assess(&sim, &[]);
-    assert!(run.report.contains("| 100 | VM | web\\|prod\\*&lt;b&gt; | pve1 |"), "{}", run.report);
+    assert!(
+        run.report
+            .contains("| 100 | VM | web\\|prod\\*&lt;b&gt; | pve1 |"),
+        "{}",
+        run.report
+    );
     assert!(!run.report.contains("<b>"));
     for line in run.report.lines().filter(|l| l.starts_with("| 10")) {
-        assert_eq!(line.matches(" | ").count(), 5, "a table row lost its shape: {line}");
+        assert_eq!(
+            line.matches(" | ").count(),
+            5,
+            "a table row lost its shape: {line}"
+        );
     }
 }
 
@@ -142,12 +243,29 @@ fn from_re_evaluates_a_saved_snapshot_without_ssh() {
     let out_dir = sim.lab.dir.path().join("from");
     let out = pveops(
         sim.lab.home(),
-        &["assess", "--from", saved.to_str().unwrap(), "--checks", checks.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--json"],
+        &[
+            "assess",
+            "--from",
+            saved.to_str().unwrap(),
+            "--checks",
+            checks.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(sim.commands().len(), before, "no command was sent");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap()).collect();
-    assert!(!checks.contains(&"storage.usage") && checks.contains(&"storage.active"), "{checks:?}");
+    let checks: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert!(
+        !checks.contains(&"storage.usage") && checks.contains(&"storage.active"),
+        "{checks:?}"
+    );
 }

@@ -52,7 +52,7 @@ impl Prepared {
     }
 }
 
-fn err(path: &Path, what: &'static str) -> impl Fn(std::io::Error) -> crate::Error + '_ {
+fn err<'a>(path: &'a Path, what: &'static str) -> impl Fn(std::io::Error) -> crate::Error + 'a {
     move |e| crate::Error::io(path, what, e)
 }
 
@@ -63,7 +63,8 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
     let state_path = dir.join("state.json");
     let mut cluster = load_scenario(opts, &state_path)?;
     let client = key(&dir.join("id_ed25519"))?;
-    std::fs::create_dir_all(dir.join("hostkeys")).map_err(err(dir, "create the host key directory"))?;
+    std::fs::create_dir_all(dir.join("hostkeys"))
+        .map_err(err(dir, "create the host key directory"))?;
     let mut nodes = Vec::new();
     let mut known_hosts = String::new();
     let mut cluster_known = Vec::new();
@@ -71,12 +72,18 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
     for (i, n) in cluster.nodes.iter_mut().enumerate() {
         let ip = Ipv4Addr::from(first + i as u32);
         if !ip.is_loopback() {
-            return Err(crate::Error::Usage(format!("lab address {ip} is outside 127.0.0.0/8; the lab listens on loopback only")));
+            return Err(crate::Error::Usage(format!(
+                "lab address {ip} is outside 127.0.0.0/8; the lab listens on loopback only"
+            )));
         }
         n.ip = ip.to_string();
         let host_key = key(&dir.join("hostkeys").join(&n.name))?;
         let public = host_key.public_key().to_openssh().unwrap_or_default();
-        let public = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let public = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         let lookup = crate::known_hosts::lookup_name(&ip.to_string(), opts.port);
         known_hosts.push_str(&format!("{lookup} {public}\n"));
         // PVE's cluster-wide /etc/pve/priv/known_hosts lists every node by name and address.
@@ -87,10 +94,19 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
     store::write(&state_path, &cluster).map_err(|m| crate::Error::file(&state_path, m))?;
     let known_path = dir.join("known_hosts");
     crate::atomic::write(&known_path, known_hosts.as_bytes(), Some(0o644))?;
-    let mut inv = String::from("# Written by `pveops lab`: the simulated cluster's nodes.\n[defaults]\nuser = \"root\"\n");
-    inv.push_str(&format!("identity = [{:?}]\nknown_hosts = {:?}\n", dir.join("id_ed25519").display().to_string(), known_path.display().to_string()));
+    let mut inv = String::from(
+        "# Written by `pveops lab`: the simulated cluster's nodes.\n[defaults]\nuser = \"root\"\n",
+    );
+    inv.push_str(&format!(
+        "identity = [{:?}]\nknown_hosts = {:?}\n",
+        dir.join("id_ed25519").display().to_string(),
+        known_path.display().to_string()
+    ));
     for (name, addr, _) in &nodes {
-        inv.push_str(&format!("\n[[node]]\nname = {name:?}\nhost = {:?}\n", addr.to_string()));
+        inv.push_str(&format!(
+            "\n[[node]]\nname = {name:?}\nhost = {:?}\n",
+            addr.to_string()
+        ));
     }
     let names: Vec<String> = nodes.iter().map(|(n, _, _)| format!("{n:?}")).collect();
     inv.push_str(&format!("\n[groups]\nlab = [{}]\n", names.join(", ")));
@@ -106,7 +122,11 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
         home: dir.join("home"),
         client_key: client.public_key().clone(),
     });
-    Ok(Prepared { dir: dir.clone(), nodes, shared })
+    Ok(Prepared {
+        dir: dir.clone(),
+        nodes,
+        shared,
+    })
 }
 
 fn load_scenario(opts: &Options, state_path: &Path) -> Result<Cluster, crate::Error> {
@@ -141,24 +161,34 @@ fn load_scenario(opts: &Options, state_path: &Path) -> Result<Cluster, crate::Er
 /// Reads an OpenSSH private key, or creates and stores a new ed25519 one (stable host keys).
 fn key(path: &Path) -> Result<PrivateKey, crate::Error> {
     if path.exists() {
-        return russh::keys::load_secret_key(path, None).map_err(|e| crate::Error::file(path, format!("unreadable key: {e}")));
+        return russh::keys::load_secret_key(path, None)
+            .map_err(|e| crate::Error::file(path, format!("unreadable key: {e}")));
     }
-    let k = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| crate::Error::file(path, e.to_string()))?;
+    let k = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+        .map_err(|e| crate::Error::file(path, e.to_string()))?;
     let text = k
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
         .map_err(|e| crate::Error::file(path, e.to_string()))?;
     crate::atomic::write(path, text.as_bytes(), Some(0o600))?;
     let public = k.public_key().to_openssh().unwrap_or_default();
-    crate::atomic::write(&path.with_extension("pub"), format!("{public}\n").as_bytes(), Some(0o644))?;
+    crate::atomic::write(
+        &path.with_extension("pub"),
+        format!("{public}\n").as_bytes(),
+        Some(0o644),
+    )?;
     Ok(k)
 }
 
 /// Tools a lab node must never run for real: stand-ins that refuse.
-const STANDINS: &[&str] = &["shutdown", "poweroff", "halt", "init", "telinit", "apt", "apt-get", "ceph", "pveceph"];
+const STANDINS: &[&str] = &[
+    "shutdown", "poweroff", "halt", "init", "telinit", "apt", "apt-get", "ceph", "pveceph",
+];
 
 fn install_standins(dir: &Path) -> Result<(), crate::Error> {
     for tool in STANDINS {
-        let text = format!("#!/bin/sh\necho \"{tool}: not available on a simulated node\" >&2\nexit 127\n");
+        let text = format!(
+            "#!/bin/sh\necho \"{tool}: not available on a simulated node\" >&2\nexit 127\n"
+        );
         crate::atomic::write(&dir.join(tool), text.as_bytes(), Some(0o755))?;
     }
     Ok(())
@@ -168,7 +198,12 @@ fn install_standins(dir: &Path) -> Result<(), crate::Error> {
 pub fn serve(p: &Prepared) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for (name, addr, key) in &p.nodes {
-        let s = server::NodeServer { node: name.clone(), host_key: key.clone(), addr: *addr, shared: p.shared.clone() };
+        let s = server::NodeServer {
+            node: name.clone(),
+            host_key: key.clone(),
+            addr: *addr,
+            shared: p.shared.clone(),
+        };
         set.spawn(s.serve());
     }
     set

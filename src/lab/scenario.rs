@@ -4,10 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{Backup, Cluster, ClusterInfo, Guest, GuestKind, Ha, Node, Storage, StorageOnNode, Timing};
+use super::state::{
+    Backup, Cluster, ClusterInfo, Guest, GuestKind, Ha, Node, Storage, StorageOnNode, Timing,
+};
 
 /// The names of the built-in scenarios.
-pub const NAMES: &[&str] = &["healthy-3node", "degraded-3node", "noquorum-3node", "ha-5node", "fleet-50"];
+pub const NAMES: &[&str] = &[
+    "healthy-3node",
+    "degraded-3node",
+    "noquorum-3node",
+    "ha-5node",
+    "fleet-50",
+];
 
 const GIB: u64 = 1 << 30;
 
@@ -25,10 +33,21 @@ pub fn builtin(name: &str) -> Option<Cluster> {
 
 fn services(clustered: bool) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    for u in ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd", "pve-ha-lrm", "pve-ha-crm", "pvescheduler"] {
+    for u in [
+        "pve-cluster",
+        "pvedaemon",
+        "pveproxy",
+        "pvestatd",
+        "pve-ha-lrm",
+        "pve-ha-crm",
+        "pvescheduler",
+    ] {
         m.insert(u.to_string(), "active".to_string());
     }
-    m.insert("corosync".into(), if clustered { "active" } else { "inactive" }.into());
+    m.insert(
+        "corosync".into(),
+        if clustered { "active" } else { "inactive" }.into(),
+    );
     m
 }
 
@@ -75,6 +94,11 @@ fn node(i: u32) -> Node {
         boot_id: format!("5eed{i:04x}-0000-4000-8000-00000000{i:04x}"),
         lrm: Some("active".into()),
         faults: Default::default(),
+        partition: 0,
+        subscription: String::new(),
+        lrm_timestamp: None,
+        stats: BTreeMap::new(),
+        apt_stderr: Vec::new(),
     }
 }
 
@@ -94,7 +118,16 @@ fn storage(id: &str, kind: &str, shared: bool, content: &str, total: u64, used: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn guest(vmid: u32, kind: GuestKind, name: &str, node: &str, running: bool, mem_gib: u64, disk_gib: u64, disk: &str) -> Guest {
+fn guest(
+    vmid: u32,
+    kind: GuestKind,
+    name: &str,
+    node: &str,
+    running: bool,
+    mem_gib: u64,
+    disk_gib: u64,
+    disk: &str,
+) -> Guest {
     Guest {
         vmid,
         kind,
@@ -110,8 +143,13 @@ fn guest(vmid: u32, kind: GuestKind, name: &str, node: &str, running: bool, mem_
         config: BTreeMap::new(),
         // A nightly backup to PBS 20 hours before the lab starts (relative times are fixed
         // when the lab writes its state).
-        backups: vec![Backup { storage: "pbs".into(), time: "-20h".into(), size: disk_gib * GIB / 3 }],
+        backups: vec![Backup {
+            storage: "pbs".into(),
+            time: "-20h".into(),
+            size: disk_gib * GIB / 3,
+        }],
         ha_origin: None,
+        stats: BTreeMap::new(),
     }
 }
 
@@ -123,10 +161,46 @@ pub fn healthy(n: u32) -> Cluster {
     for i in 1..=n {
         let name = format!("pve{i}");
         let base = 100 * i;
-        guests.push(guest(base, GuestKind::Qemu, &format!("web{i:02}"), &name, true, 4, 32, "ceph-vm"));
-        guests.push(guest(base + 1, GuestKind::Qemu, &format!("db{i:02}"), &name, true, 8, 64, "ceph-vm"));
-        guests.push(guest(base + 2, GuestKind::Lxc, &format!("dns{i:02}"), &name, true, 1, 8, "ceph-vm"));
-        guests.push(guest(base + 3, GuestKind::Qemu, &format!("build{i:02}"), &name, false, 2, 40, "local-lvm"));
+        guests.push(guest(
+            base,
+            GuestKind::Qemu,
+            &format!("web{i:02}"),
+            &name,
+            true,
+            4,
+            32,
+            "ceph-vm",
+        ));
+        guests.push(guest(
+            base + 1,
+            GuestKind::Qemu,
+            &format!("db{i:02}"),
+            &name,
+            true,
+            8,
+            64,
+            "ceph-vm",
+        ));
+        guests.push(guest(
+            base + 2,
+            GuestKind::Lxc,
+            &format!("dns{i:02}"),
+            &name,
+            true,
+            1,
+            8,
+            "ceph-vm",
+        ));
+        guests.push(guest(
+            base + 3,
+            GuestKind::Qemu,
+            &format!("build{i:02}"),
+            &name,
+            false,
+            2,
+            40,
+            "local-lvm",
+        ));
     }
     Cluster {
         cluster: Some(ClusterInfo {
@@ -139,17 +213,53 @@ pub fn healthy(n: u32) -> Cluster {
         timing: Timing::default(),
         nodes,
         storages: vec![
-            storage("ceph-vm", "rbd", true, "images,rootdir", 12 * 1024 * GIB, 3 * 1024 * GIB),
-            storage("local", "dir", false, "iso,vztmpl,backup", 96 * GIB, 18 * GIB),
-            storage("local-lvm", "lvmthin", false, "images,rootdir", 800 * GIB, 210 * GIB),
-            storage("nfs-backup", "nfs", true, "backup", 8 * 1024 * GIB, 5 * 1024 * GIB),
-            storage("pbs", "pbs", true, "backup", 20 * 1024 * GIB, 9 * 1024 * GIB),
+            storage(
+                "ceph-vm",
+                "rbd",
+                true,
+                "images,rootdir",
+                12 * 1024 * GIB,
+                3 * 1024 * GIB,
+            ),
+            storage(
+                "local",
+                "dir",
+                false,
+                "iso,vztmpl,backup",
+                96 * GIB,
+                18 * GIB,
+            ),
+            storage(
+                "local-lvm",
+                "lvmthin",
+                false,
+                "images,rootdir",
+                800 * GIB,
+                210 * GIB,
+            ),
+            storage(
+                "nfs-backup",
+                "nfs",
+                true,
+                "backup",
+                8 * 1024 * GIB,
+                5 * 1024 * GIB,
+            ),
+            storage(
+                "pbs",
+                "pbs",
+                true,
+                "backup",
+                20 * 1024 * GIB,
+                9 * 1024 * GIB,
+            ),
         ],
         guests,
-        ha: Ha { master: None, master_state: None, fencing: None },
+        ha: Ha::default(),
         known_hosts: Vec::new(),
         events: Vec::new(),
         serial: 0,
+        qdevice: None,
     }
 }
 
@@ -161,13 +271,21 @@ pub fn degraded() -> Cluster {
     if let Some(nfs) = c.storages.iter_mut().find(|s| s.id == "nfs-backup") {
         nfs.per_node.insert(
             "pve2".into(),
-            StorageOnNode { inactive: true, stderr: vec!["storage 'nfs-backup' is not online".into()], ..Default::default() },
+            StorageOnNode {
+                inactive: true,
+                stderr: vec!["storage 'nfs-backup' is not online".into()],
+                ..Default::default()
+            },
         );
     }
     if let Some(lvm) = c.storages.iter_mut().find(|s| s.id == "local-lvm") {
         lvm.per_node.insert(
             "pve3".into(),
-            StorageOnNode { used: Some(745 * GIB), avail: Some(55 * GIB), ..Default::default() },
+            StorageOnNode {
+                used: Some(745 * GIB),
+                avail: Some(55 * GIB),
+                ..Default::default()
+            },
         );
     }
     if let Some(ct) = c.guest_mut(102) {
@@ -208,7 +326,12 @@ pub fn ha(n: u32) -> Cluster {
     for g in c.guests.iter_mut().filter(|g| g.status == "running") {
         g.ha = Some("started".into());
     }
-    c.ha = Ha { master: Some("pve1".into()), master_state: Some("active".into()), fencing: Some("armed".into()) };
+    c.ha = Ha {
+        master: Some("pve1".into()),
+        master_state: Some("active".into()),
+        fencing: Some("armed".into()),
+        master_timestamp: None,
+    };
     c
 }
 
@@ -219,12 +342,16 @@ pub fn resolve_times(c: &mut Cluster, now: jiff::Timestamp) {
             let span = rel
                 .strip_suffix('h')
                 .and_then(|h| h.parse::<i64>().ok())
-                .map(|h| jiff::SignedDuration::from_hours(h))
-                .or_else(|| rel.strip_suffix('d').and_then(|d| d.parse::<i64>().ok()).map(|d| jiff::SignedDuration::from_hours(d * 24)));
-            if let Some(span) = span {
-                if let Ok(t) = now.checked_sub(span) {
-                    b.time = t.round(jiff::Unit::Second).unwrap_or(t).to_string();
-                }
+                .map(jiff::SignedDuration::from_hours)
+                .or_else(|| {
+                    rel.strip_suffix('d')
+                        .and_then(|d| d.parse::<i64>().ok())
+                        .map(|d| jiff::SignedDuration::from_hours(d * 24))
+                });
+            if let Some(span) = span
+                && let Ok(t) = now.checked_sub(span)
+            {
+                b.time = t.round(jiff::Unit::Second).unwrap_or(t).to_string();
             }
         }
     }
@@ -239,8 +366,13 @@ mod tests {
         for name in NAMES {
             let path = format!("{}/lab/scenarios/{name}.json", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            let file: Cluster = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert_eq!(file, builtin(name).unwrap(), "{path} is stale: regenerate with `pveops lab --dump-scenario {name}`");
+            let file: Cluster =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(
+                file,
+                builtin(name).unwrap(),
+                "{path} is stale: regenerate with `pveops lab --dump-scenario {name}`"
+            );
         }
     }
 
@@ -250,7 +382,11 @@ mod tests {
         let c = noquorum();
         for node in ["pve1", "pve2"] {
             let q = c.quorum_of(node);
-            assert_eq!((q.expected, q.total, q.quorum, q.quorate), (3, 1, 2, false), "{node}");
+            assert_eq!(
+                (q.expected, q.total, q.quorum, q.quorate),
+                (3, 1, 2, false),
+                "{node}"
+            );
         }
         assert_eq!(c.members_of("pve2").len(), 1);
     }

@@ -43,20 +43,32 @@ struct Handler {
 impl russh::server::Handler for Handler {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: russh::server::PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
-        Ok(if user == "root" && offer.public_key.key_data() == self.shared.client_key.key_data() {
-            Auth::Accept
-        } else {
-            Auth::reject()
-        })
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(
+            if user == "root" && offer.public_key.key_data() == self.shared.client_key.key_data() {
+                Auth::Accept
+            } else {
+                Auth::reject()
+            },
+        )
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: russh::server::VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        Ok(if user == "root" && key.public_key.key_data() == self.shared.client_key.key_data() {
-            Auth::Accept
-        } else {
-            Auth::reject()
-        })
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(
+            if user == "root" && key.public_key.key_data() == self.shared.client_key.key_data() {
+                Auth::Accept
+            } else {
+                Auth::reject()
+            },
+        )
     }
 
     async fn channel_open_session(
@@ -69,7 +81,12 @@ impl russh::server::Handler for Handler {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
         let line = String::from_utf8_lossy(data).into_owned();
         eprintln!("lab: {}: {line}", self.node);
@@ -81,7 +98,13 @@ impl russh::server::Handler for Handler {
 }
 
 /// Runs one command line under `/bin/sh` as the node would, streaming its output back.
-async fn run(handle: russh::server::Handle, channel: ChannelId, node: &str, shared: &Shared, line: &str) {
+async fn run(
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    node: &str,
+    shared: &Shared,
+    line: &str,
+) {
     let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", shared.sim_dir.display());
     let home = shared.home.join(node);
     let _ = std::fs::create_dir_all(&home);
@@ -106,7 +129,13 @@ async fn run(handle: russh::server::Handle, channel: ChannelId, node: &str, shar
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            let _ = handle.extended_data(channel, 1, format!("lab: cannot start /bin/sh: {e}\n").into_bytes().into()).await;
+            let _ = handle
+                .extended_data(
+                    channel,
+                    1,
+                    format!("lab: cannot start /bin/sh: {e}\n").into_bytes(),
+                )
+                .await;
             let _ = handle.exit_status_request(channel, 127).await;
             let _ = handle.close(channel).await;
             return;
@@ -120,7 +149,7 @@ async fn run(handle: russh::server::Handle, channel: ChannelId, node: &str, shar
             match o.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if h1.data(channel, buf[..n].to_vec().into()).await.is_err() {
+                    if h1.data(channel, buf[..n].to_vec()).await.is_err() {
                         break;
                     }
                 }
@@ -134,7 +163,11 @@ async fn run(handle: russh::server::Handle, channel: ChannelId, node: &str, shar
             match e.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if h2.extended_data(channel, 1, buf[..n].to_vec().into()).await.is_err() {
+                    if h2
+                        .extended_data(channel, 1, buf[..n].to_vec())
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -184,7 +217,9 @@ fn reachable(state: &Path, node: &str) -> bool {
             if s.changed {
                 let _ = s.save();
             }
-            s.cluster.node(node).is_some_and(|n| n.online && !n.faults.unreachable)
+            s.cluster
+                .node(node)
+                .is_some_and(|n| n.online && !n.faults.unreachable)
         }
         Err(_) => false,
     }

@@ -15,8 +15,20 @@ use super::store::{Locked, now};
 
 /// Names under which the binary acts as a simulated tool.
 pub const TOOLS: &[&str] = &[
-    "pvecm", "pvesm", "qm", "pct", "ha-manager", "pveversion", "pvesh", "pve8to9", "corosync-cfgtool", "zpool",
-    "systemctl", "reboot", "cat", "hostname",
+    "pvecm",
+    "pvesm",
+    "qm",
+    "pct",
+    "ha-manager",
+    "pveversion",
+    "pvesh",
+    "pve8to9",
+    "corosync-cfgtool",
+    "zpool",
+    "systemctl",
+    "reboot",
+    "cat",
+    "hostname",
 ];
 
 /// Where a simulated node finds its state, name and log.
@@ -39,7 +51,9 @@ impl Env {
 /// Runs `tool args…` as the simulated node; prints and returns the exit status.
 pub fn main(tool: &str, args: &[String]) -> i32 {
     let Some(env) = Env::from_env() else {
-        eprintln!("pveops: called as `{tool}` outside a lab (PVEOPS_LAB_STATE and PVEOPS_LAB_NODE are not set)");
+        eprintln!(
+            "pveops: called as `{tool}` outside a lab (PVEOPS_LAB_STATE and PVEOPS_LAB_NODE are not set)"
+        );
         return 127;
     };
     if tool == "cat" && !args.iter().any(|a| is_simulated_file(a)) {
@@ -50,7 +64,11 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
     log(&env, tool, args);
     let reply = match run(&env, tool, args) {
         Ok(r) => r,
-        Err(e) => Reply { stdout: String::new(), stderr: format!("{e}\n"), exit: 255 },
+        Err(e) => Reply {
+            stdout: String::new(),
+            stderr: format!("{e}\n"),
+            exit: 255,
+        },
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(reply.stdout.as_bytes());
@@ -72,7 +90,11 @@ fn log(env: &Env, tool: &str, args: &[String]) {
         "tool": tool,
         "args": args,
     });
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         // One write per line: O_APPEND keeps concurrent nodes' lines whole.
         let _ = f.write_all(format!("{line}\n").as_bytes());
     }
@@ -80,10 +102,15 @@ fn log(env: &Env, tool: &str, args: &[String]) {
 
 /// The reply for `tool args…`, after the node's fault knobs.
 pub fn run(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
-    let line = std::iter::once(tool.to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
+    let line = std::iter::once(tool.to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let faults = {
         let c = super::store::read(&env.state)?;
-        c.node(&env.node).map(|n| n.faults.clone()).ok_or_else(|| format!("lab: no node `{}` in the state", env.node))?
+        c.node(&env.node)
+            .map(|n| n.faults.clone())
+            .ok_or_else(|| format!("lab: no node `{}` in the state", env.node))?
     };
     let hit = |list: &[String]| list.iter().any(|p| line.starts_with(p.as_str()));
     if hit(&faults.hang) {
@@ -92,25 +119,43 @@ pub fn run(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-    if let Some((_, secs)) = faults.slow.iter().find(|(p, _)| line.starts_with(p.as_str())) {
+    if let Some((_, secs)) = faults
+        .slow
+        .iter()
+        .find(|(p, _)| line.starts_with(p.as_str()))
+    {
         std::thread::sleep(Duration::from_secs_f64(*secs));
     }
-    if let Some((_, f)) = faults.fail.iter().find(|(p, _)| line.starts_with(p.as_str())) {
+    if let Some((_, f)) = faults
+        .fail
+        .iter()
+        .find(|(p, _)| line.starts_with(p.as_str()))
+    {
         let mut stderr = f.stderr.clone();
         if !stderr.is_empty() && !stderr.ends_with('\n') {
             stderr.push('\n');
         }
-        return Ok(Reply { stdout: String::new(), stderr, exit: f.exit });
+        return Ok(Reply {
+            stdout: String::new(),
+            stderr,
+            exit: f.exit,
+        });
     }
     let mut reply = dispatch(env, tool, args)?;
     if hit(&faults.garbage) {
-        reply.stdout = "\u{1b}[31m#!@ garbage \u{0}\u{7f}\n%%%% 12 34 ~~\n\tnot what you expected ]]]\n".into();
+        reply.stdout =
+            "\u{1b}[31m#!@ garbage \u{0}\u{7f}\n%%%% 12 34 ~~\n\tnot what you expected ]]]\n"
+                .into();
     }
     Ok(reply)
 }
 
 fn ok(stdout: impl Into<String>) -> Reply {
-    Reply { stdout: stdout.into(), stderr: String::new(), exit: 0 }
+    Reply {
+        stdout: stdout.into(),
+        stderr: String::new(),
+        exit: 0,
+    }
 }
 
 fn fail(exit: i32, stderr: impl Into<String>) -> Reply {
@@ -118,12 +163,19 @@ fn fail(exit: i32, stderr: impl Into<String>) -> Reply {
     if !s.ends_with('\n') {
         s.push('\n');
     }
-    Reply { stdout: String::new(), stderr: s, exit }
+    Reply {
+        stdout: String::new(),
+        stderr: s,
+        exit,
+    }
 }
 
 /// PVE's CLIHandler answer to an unknown sub-command.
 fn unknown(tool: &str, args: &[String]) -> Reply {
-    fail(255, format!("ERROR: unknown command '{tool} {}'", args.join(" ")))
+    fail(
+        255,
+        format!("ERROR: unknown command '{tool} {}'", args.join(" ")),
+    )
 }
 
 fn ts() -> jiff::Timestamp {
@@ -147,35 +199,63 @@ fn dispatch(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
         ("pct", ["list", ..]) => render::pct_list(&read()?, node),
         ("qm", ["config", id, ..]) => render::qm_config(&read()?, node, vmid(id)?),
         ("pct", ["config", id, ..]) => render::pct_config(&read()?, node, vmid(id)?),
-        ("qm", ["status", id, rest @ ..]) => render::qm_status(&read()?, node, vmid(id)?, rest.contains(&"--verbose")),
-        ("pct", ["status", id, rest @ ..]) => render::pct_status(&read()?, node, vmid(id)?, rest.contains(&"--verbose")),
+        ("qm", ["status", id, rest @ ..]) => {
+            render::qm_status(&read()?, node, vmid(id)?, rest.contains(&"--verbose"))
+        }
+        ("pct", ["status", id, rest @ ..]) => {
+            render::pct_status(&read()?, node, vmid(id)?, rest.contains(&"--verbose"))
+        }
         ("ha-manager", ["status", ..]) => render::ha_manager_status(&read()?, node, ts()),
-        ("pveversion", rest) => render::pveversion(&read()?, node, rest.iter().any(|a| *a == "-v" || *a == "--verbose")),
+        ("pveversion", rest) => render::pveversion(
+            &read()?,
+            node,
+            rest.iter().any(|a| *a == "-v" || *a == "--verbose"),
+        ),
         ("pvesh", ["get", path, ..]) => render::pvesh_get(&read()?, node, path, ts()),
         ("pve8to9", rest) => render::pve8to9(&read()?, node, rest.contains(&"--full")),
         ("corosync-cfgtool", ["-s", ..]) => render::corosync_cfgtool_s(&read()?, node),
         ("zpool", ["status", ..]) => render::zpool_status_x(&read()?, node),
         ("systemctl", ["is-active", units @ ..]) => {
-            let units: Vec<String> = units.iter().filter(|u| !u.starts_with('-')).map(|u| u.to_string()).collect();
+            let units: Vec<String> = units
+                .iter()
+                .filter(|u| !u.starts_with('-'))
+                .map(|u| u.to_string())
+                .collect();
             render::systemctl_is_active(&read()?, node, &units)
         }
-        ("systemctl", _) => fail(1, "simulated systemctl: only `is-active` is available on a lab node"),
+        ("systemctl", _) => fail(
+            1,
+            "simulated systemctl: only `is-active` is available on a lab node",
+        ),
         ("cat", files) => cat(&read()?, node, files),
         // A PVE node's hostname is its node name.
         ("hostname", _) => ok(format!("{node}\n")),
-        ("qm" | "pct", [op @ ("start" | "stop" | "shutdown"), id, ..]) => power(env, tool, op, vmid(id)?)?,
-        ("qm" | "pct", ["migrate", id, target, rest @ ..]) => migrate(env, tool, vmid(id)?, target, rest)?,
-        ("ha-manager", ["crm-command", "node-maintenance", op @ ("enable" | "disable"), target]) => {
-            maintenance(env, op == &"enable", target)?
+        ("qm" | "pct", [op @ ("start" | "stop" | "shutdown"), id, ..]) => {
+            power(env, tool, op, vmid(id)?)?
         }
-        ("ha-manager", ["crm-command", "migrate" | "relocate", sid, target]) => ha_migrate(env, sid, target)?,
+        ("qm" | "pct", ["migrate", id, target, rest @ ..]) => {
+            migrate(env, tool, vmid(id)?, target, rest)?
+        }
+        (
+            "ha-manager",
+            [
+                "crm-command",
+                "node-maintenance",
+                op @ ("enable" | "disable"),
+                target,
+            ],
+        ) => maintenance(env, op == &"enable", target)?,
+        ("ha-manager", ["crm-command", "migrate" | "relocate", sid, target]) => {
+            ha_migrate(env, sid, target)?
+        }
         ("reboot", _) => reboot(env)?,
         _ => unknown(tool, args),
     })
 }
 
 fn vmid(text: &str) -> Result<u32, String> {
-    text.parse().map_err(|_| format!("400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID\n"))
+    text.parse()
+        .map_err(|_| "400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID\n".to_string())
 }
 
 fn cat(c: &Cluster, node: &str, files: &[&str]) -> Reply {
@@ -199,13 +279,20 @@ fn cat(c: &Cluster, node: &str, files: &[&str]) -> Reply {
 }
 
 fn kind_word(tool: &str) -> (&'static str, GuestKind) {
-    if tool == "qm" { ("VM", GuestKind::Qemu) } else { ("CT", GuestKind::Lxc) }
+    if tool == "qm" {
+        ("VM", GuestKind::Qemu)
+    } else {
+        ("CT", GuestKind::Lxc)
+    }
 }
 
 /// The error PVE prints for a guest whose config is not on this node.
 fn no_config(tool: &str, node: &str, vmid: u32) -> Reply {
     let dir = if tool == "qm" { "qemu-server" } else { "lxc" };
-    fail(255, format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist"))
+    fail(
+        255,
+        format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist"),
+    )
 }
 
 fn power(env: &Env, tool: &str, op: &str, vmid: u32) -> Result<Reply, String> {
@@ -215,7 +302,11 @@ fn power(env: &Env, tool: &str, op: &str, vmid: u32) -> Result<Reply, String> {
     let delay = s.cluster.timing.ha_delay_secs;
     let shutdown = s.cluster.timing.shutdown_secs;
     let serial = s.cluster.next_serial();
-    let Some(g) = s.cluster.guest_mut(vmid).filter(|g| g.node == env.node && g.kind == kind) else {
+    let Some(g) = s
+        .cluster
+        .guest_mut(vmid)
+        .filter(|g| g.node == env.node && g.kind == kind)
+    else {
         return Ok(no_config(tool, &env.node, vmid));
     };
     if let Some(lock) = &g.lock {
@@ -224,13 +315,20 @@ fn power(env: &Env, tool: &str, op: &str, vmid: u32) -> Result<Reply, String> {
     let running = g.status == "running";
     if g.ha.is_some() {
         // HA-managed: the CLI only files a request; the CRM acts asynchronously (FORMATS §3.4).
-        let (verb, state) = if op == "start" { ("start", "started") } else { ("stop", "stopped") };
+        let (verb, state) = if op == "start" {
+            ("start", "started")
+        } else {
+            ("stop", "stopped")
+        };
         g.ha = Some(state.into());
         if op == "start" {
             g.status = "running".into();
             g.pid = Some(10_000 + serial as u32);
         } else if running {
-            s.cluster.events.push(Event { due: now + delay, what: EventKind::Stopped { vmid } });
+            s.cluster.events.push(Event {
+                due: now + delay,
+                what: EventKind::Stopped { vmid },
+            });
         }
         s.save()?;
         return Ok(ok(format!("Requesting HA {verb} for {word} {vmid}\n")));
@@ -267,7 +365,11 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     let mut s = Locked::open(&env.state)?;
     let now_s = now();
     let c = &s.cluster;
-    let Some(g) = c.guest(vmid).filter(|g| g.node == env.node && g.kind == kind).cloned() else {
+    let Some(g) = c
+        .guest(vmid)
+        .filter(|g| g.node == env.node && g.kind == kind)
+        .cloned()
+    else {
         return Ok(no_config(tool, &env.node, vmid));
     };
     if target == env.node {
@@ -284,38 +386,73 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     }
     if g.ha.is_some() {
         let delay = c.timing.ha_delay_secs + c.timing.migrate_secs;
-        let sid = format!("{}:{vmid}", if kind == GuestKind::Qemu { "vm" } else { "ct" });
-        s.cluster.events.push(Event { due: now_s + delay, what: EventKind::HaMove { vmid, target: target.into() } });
+        let sid = format!(
+            "{}:{vmid}",
+            if kind == GuestKind::Qemu { "vm" } else { "ct" }
+        );
+        s.cluster.events.push(Event {
+            due: now_s + delay,
+            what: EventKind::HaMove {
+                vmid,
+                target: target.into(),
+            },
+        });
         if let Some(g) = s.cluster.guest_mut(vmid) {
             g.lock = Some("migrate".into());
         }
         s.save()?;
         let _ = sid;
-        return Ok(ok(format!("Requesting HA migration for {word} {vmid} to node {target}\n")));
+        return Ok(ok(format!(
+            "Requesting HA migration for {word} {vmid} to node {target}\n"
+        )));
     }
     let running = g.status == "running";
     if running && kind == GuestKind::Qemu && !online {
         return Ok(fail(255, "can't migrate running VM without --online"));
     }
     if running && kind == GuestKind::Lxc && !restart {
-        return Ok(fail(255, "running container can only be migrated in restart mode"));
+        return Ok(fail(
+            255,
+            "running container can only be migrated in restart mode",
+        ));
     }
     for sid in &g.disks {
-        let Some(st) = c.storages.iter().find(|st| &st.id == sid) else { continue };
-        let available = st.enabled && st.nodes.as_ref().is_none_or(|n| n.iter().any(|n| n == target));
+        let Some(st) = c.storages.iter().find(|st| &st.id == sid) else {
+            continue;
+        };
+        let available = st.enabled
+            && st
+                .nodes
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|n| n == target));
         if !available {
-            return Ok(fail(255, format!("storage '{sid}' is not available on node '{target}'")));
+            return Ok(fail(
+                255,
+                format!("storage '{sid}' is not available on node '{target}'"),
+            ));
         }
         if !st.shared && kind == GuestKind::Qemu && running && !with_local {
-            return Ok(fail(255, format!("can't live migrate attached local disks without with-local-disks option ({sid})")));
+            return Ok(fail(
+                255,
+                format!(
+                    "can't live migrate attached local disks without with-local-disks option ({sid})"
+                ),
+            ));
         }
     }
     let secs = c.timing.migrate_secs;
-    let failing = c.node(&env.node).is_some_and(|n| n.faults.migration_fails.contains(&vmid));
+    let failing = c
+        .node(&env.node)
+        .is_some_and(|n| n.faults.migration_fails.contains(&vmid));
     let ip = t.ip.clone();
     s.cluster.events.push(Event {
         due: now_s + secs,
-        what: EventKind::MigrationDone { vmid, target: target.into(), fail: failing, restart: running && restart },
+        what: EventKind::MigrationDone {
+            vmid,
+            target: target.into(),
+            fail: failing,
+            restart: running && restart,
+        },
     });
     if let Some(g) = s.cluster.guest_mut(vmid) {
         g.lock = Some("migrate".into());
@@ -334,11 +471,15 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     if kind == GuestKind::Lxc && running {
         line(&format!("shutdown CT {vmid}"));
     }
-    line(&format!("starting migration of {word} {vmid} to node '{target}' ({ip})"));
+    line(&format!(
+        "starting migration of {word} {vmid} to node '{target}' ({ip})"
+    ));
     if online {
         line(&format!("starting VM {vmid} on remote node '{target}'"));
         line("start remote tunnel");
-        line(&format!("starting online/live migration on unix:/run/qemu-server/{vmid}.migrate"));
+        line(&format!(
+            "starting online/live migration on unix:/run/qemu-server/{vmid}.migrate"
+        ));
     }
     std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
     // The event may have been applied by another process meanwhile; either way it is done now.
@@ -346,10 +487,18 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     s.save()?;
     let duration = format_duration(start.elapsed());
     if failing {
-        line(&format!("ERROR: online migrate failure - aborting migration of {word} {vmid}"));
-        line(&format!("ERROR: migration aborted (duration {duration}): migration problems"));
+        line(&format!(
+            "ERROR: online migrate failure - aborting migration of {word} {vmid}"
+        ));
+        line(&format!(
+            "ERROR: migration aborted (duration {duration}): migration problems"
+        ));
         drop(out);
-        return Ok(Reply { stdout: String::new(), stderr: "migration aborted\n".into(), exit: 255 });
+        return Ok(Reply {
+            stdout: String::new(),
+            stderr: "migration aborted\n".into(),
+            exit: 255,
+        });
     }
     if online {
         line("migration status: completed");
@@ -357,13 +506,17 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     if kind == GuestKind::Lxc && running {
         line("start container on target node");
     }
-    line(&format!("migration finished successfully (duration {duration})"));
+    line(&format!(
+        "migration finished successfully (duration {duration})"
+    ));
     Ok(ok(""))
 }
 
 /// `YYYY-MM-DD HH:MM:SS` as PVE task logs print it (FORMATS §3.5).
 fn task_time() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 fn format_duration(d: Duration) -> String {
@@ -376,26 +529,44 @@ fn format_duration(d: Duration) -> String {
 fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
     let mut s = Locked::open(&env.state)?;
     let c = &mut s.cluster;
-    let version_ok = c.node(&env.node).is_some_and(|n| super::state::version_key(&n.manager_version) >= vec![7, 3]);
+    let version_ok = c
+        .node(&env.node)
+        .is_some_and(|n| super::state::version_key(&n.manager_version) >= vec![7, 3]);
     if !version_ok {
-        return Ok(unknown("ha-manager", &["crm-command".into(), "node-maintenance".into()]));
+        return Ok(unknown(
+            "ha-manager",
+            &["crm-command".into(), "node-maintenance".into()],
+        ));
     }
     if c.node(target).is_none() {
-        return Ok(fail(255, format!("node '{target}' does not exist in the cluster")));
+        return Ok(fail(
+            255,
+            format!("node '{target}' does not exist in the cluster"),
+        ));
     }
     let due = now() + c.timing.ha_delay_secs;
     if let Some(n) = c.node_mut(target) {
-        n.lrm = Some(if enable { "maintenance mode".into() } else { "active".into() });
+        n.lrm = Some(if enable {
+            "maintenance mode".into()
+        } else {
+            "active".into()
+        });
     }
     let moves: Vec<(u32, String)> = if enable {
-        let ha_guests: Vec<(u32, u64)> =
-            c.guests.iter().filter(|g| g.node == target && g.ha.is_some()).map(|g| (g.vmid, g.maxmem)).collect();
+        let ha_guests: Vec<(u32, u64)> = c
+            .guests
+            .iter()
+            .filter(|g| g.node == target && g.ha.is_some())
+            .map(|g| (g.vmid, g.maxmem))
+            .collect();
         let mut out = Vec::new();
         for (vmid, mem) in ha_guests {
             let best = c
                 .nodes
                 .iter()
-                .filter(|n| n.online && n.name != target && n.lrm.as_deref() != Some("maintenance mode"))
+                .filter(|n| {
+                    n.online && n.name != target && n.lrm.as_deref() != Some("maintenance mode")
+                })
                 .max_by_key(|n| n.memory_total.saturating_sub(c.memory_used(&n.name)));
             if let Some(b) = best {
                 out.push((vmid, b.name.clone()));
@@ -404,7 +575,11 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
         }
         out
     } else {
-        c.guests.iter().filter(|g| g.ha_origin.as_deref() == Some(target)).map(|g| (g.vmid, target.to_string())).collect()
+        c.guests
+            .iter()
+            .filter(|g| g.ha_origin.as_deref() == Some(target))
+            .map(|g| (g.vmid, target.to_string()))
+            .collect()
     };
     for (i, (vmid, to)) in moves.into_iter().enumerate() {
         if let Some(g) = c.guest_mut(vmid) {
@@ -412,14 +587,20 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
             g.lock = Some("migrate".into());
         }
         let due = due + c.timing.migrate_secs * (i as f64 + 1.0);
-        c.events.push(Event { due, what: EventKind::HaMove { vmid, target: to } });
+        c.events.push(Event {
+            due,
+            what: EventKind::HaMove { vmid, target: to },
+        });
     }
     s.save()?;
     Ok(ok(""))
 }
 
 fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
-    let Some(id) = sid.split_once(':').and_then(|(_, id)| id.parse::<u32>().ok()) else {
+    let Some(id) = sid
+        .split_once(':')
+        .and_then(|(_, id)| id.parse::<u32>().ok())
+    else {
         return Ok(fail(255, format!("unable to parse service id '{sid}'")));
     };
     let mut s = Locked::open(&env.state)?;
@@ -428,7 +609,13 @@ fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
         return Ok(fail(255, format!("service '{sid}' not defined")));
     }
     let due = now() + c.timing.ha_delay_secs + c.timing.migrate_secs;
-    c.events.push(Event { due, what: EventKind::HaMove { vmid: id, target: target.into() } });
+    c.events.push(Event {
+        due,
+        what: EventKind::HaMove {
+            vmid: id,
+            target: target.into(),
+        },
+    });
     if let Some(g) = c.guest_mut(id) {
         g.lock = Some("migrate".into());
     }
@@ -445,12 +632,21 @@ fn reboot(env: &Env) -> Result<Reply, String> {
     if let Some(n) = c.node_mut(&env.node) {
         n.online = false;
     }
-    for g in c.guests.iter_mut().filter(|g| g.node == env.node && g.status == "running") {
+    for g in c
+        .guests
+        .iter_mut()
+        .filter(|g| g.node == env.node && g.status == "running")
+    {
         g.status = "stopped".into();
         g.pid = None;
     }
     c.bump_ring();
-    c.events.push(Event { due, what: EventKind::NodeBack { node: env.node.clone() } });
+    c.events.push(Event {
+        due,
+        what: EventKind::NodeBack {
+            node: env.node.clone(),
+        },
+    });
     s.save()?;
     Ok(ok(""))
 }

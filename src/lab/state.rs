@@ -31,6 +31,20 @@ pub struct Cluster {
     /// A counter for task ids and ring sequence numbers.
     #[serde(default)]
     pub serial: u64,
+    /// A corosync QDevice (qnetd vote), if configured.
+    #[serde(default)]
+    pub qdevice: Option<Qdevice>,
+}
+
+/// A corosync QDevice: an extra vote from a qnetd server (FORMATS.md 1.1, Qdevice column).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qdevice {
+    #[serde(default = "one_u32")]
+    pub votes: u32,
+    /// Whether qnetd gives its vote to the online partition (`A,V,NMW`) or not (`A,NV,NMW`).
+    #[serde(default = "yes")]
+    pub voting: bool,
 }
 
 /// The corosync totem section and the membership ring.
@@ -61,7 +75,12 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { migrate_secs: 2.0, reboot_secs: 3.0, ha_delay_secs: 1.0, shutdown_secs: 0.5 }
+        Timing {
+            migrate_secs: 2.0,
+            reboot_secs: 3.0,
+            ha_delay_secs: 1.0,
+            shutdown_secs: 0.5,
+        }
     }
 }
 
@@ -108,6 +127,18 @@ pub struct Node {
     pub lrm: Option<String>,
     #[serde(default)]
     pub faults: Faults,
+    /// Subscription level for the API `level` field: `""` none, `c`, `b`, `s`, `p`.
+    #[serde(default)]
+    pub subscription: String,
+    /// Unix time of the LRM's last status write; `None`: now when online, long ago when not.
+    #[serde(default)]
+    pub lrm_timestamp: Option<i64>,
+    /// Extra node statistics for the API (`uptime`, `cpu`, `disk`, `maxdisk`, `cgroup-mode`, ...).
+    #[serde(default)]
+    pub stats: BTreeMap<String, serde_json::Value>,
+    /// Lines libapt writes to stderr for tools reading the apt cache (`pveversion`, `pve8to9`).
+    #[serde(default)]
+    pub apt_stderr: Vec<String>,
 }
 
 /// Fault knobs of one node.
@@ -208,6 +239,10 @@ pub struct Guest {
     /// The node HA moved this guest away from for node maintenance (it returns there).
     #[serde(default)]
     pub ha_origin: Option<String>,
+    /// Runtime statistics (QMP/cgroup/RRD values such as `uptime`, `mem`, `cpu`, `ballooninfo`) for
+    /// `qm/pct status --verbose` and the API; keys override the values derived from the state.
+    #[serde(default)]
+    pub stats: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +272,8 @@ pub struct Ha {
     pub master_state: Option<String>,
     /// `armed` / `standby`, for the `fencing` line of pve-ha-manager >= 5.1.3.
     pub fencing: Option<String>,
+    /// Unix time of the master's last manager-status write; `None`: now.
+    pub master_timestamp: Option<i64>,
 }
 
 /// A change due at a time (Unix seconds).
@@ -251,7 +288,12 @@ pub struct Event {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventKind {
     /// A migration ends: the guest moves (or stays, when `fail`), its lock is cleared.
-    MigrationDone { vmid: u32, target: String, fail: bool, restart: bool },
+    MigrationDone {
+        vmid: u32,
+        target: String,
+        fail: bool,
+        restart: bool,
+    },
     /// A shutdown completes.
     Stopped { vmid: u32 },
     /// A rebooted node is back (unless it never returns).
@@ -310,16 +352,28 @@ impl Cluster {
         self.quorum_in(0)
     }
 
-    /// Votequorum as `node` sees it: the online nodes of its own partition vote.
+    /// Votequorum as `node` sees it: the online nodes of its own partition vote, plus the
+    /// QDevice's vote when qnetd gives it to this partition (the partition of node id order's
+    /// first online node, partition 0).
     pub fn quorum_of(&self, node: &str) -> Quorum {
         self.quorum_in(self.node(node).map(|n| n.partition).unwrap_or(0))
     }
 
     fn quorum_in(&self, partition: u32) -> Quorum {
-        let expected: u32 = self.nodes.iter().map(|n| n.votes).sum();
-        let total: u32 = self.members_in(partition).map(|n| n.votes).sum();
+        let qd = self.qdevice.as_ref();
+        let expected: u32 =
+            self.nodes.iter().map(|n| n.votes).sum::<u32>() + qd.map_or(0, |q| q.votes);
+        let qd_vote = qd
+            .filter(|q| q.voting && partition == 0)
+            .map_or(0, |q| q.votes);
+        let total: u32 = self.members_in(partition).map(|n| n.votes).sum::<u32>() + qd_vote;
         let quorum = expected / 2 + 1;
-        Quorum { expected, total, quorum, quorate: total >= quorum }
+        Quorum {
+            expected,
+            total,
+            quorum,
+            quorate: total >= quorum,
+        }
     }
 
     /// The corosync members `node` sees: online nodes of its partition, by node id.
@@ -331,13 +385,20 @@ impl Cluster {
     }
 
     fn members_in(&self, partition: u32) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(move |n| n.online && n.partition == partition)
+        self.nodes
+            .iter()
+            .filter(move |n| n.online && n.partition == partition)
     }
 
     /// Memory used on `node`: the host's own plus every running guest's.
     pub fn memory_used(&self, node: &str) -> u64 {
         let base = self.node(node).map(|n| n.memory_base).unwrap_or(0);
-        base + self.guests.iter().filter(|g| g.node == node && g.status == "running").map(|g| g.maxmem).sum::<u64>()
+        base + self
+            .guests
+            .iter()
+            .filter(|g| g.node == node && g.status == "running")
+            .map(|g| g.maxmem)
+            .sum::<u64>()
     }
 
     /// Applies every event due at `now` (Unix seconds), in due order.
@@ -351,7 +412,12 @@ impl Cluster {
 
     fn apply(&mut self, what: EventKind, now: f64) {
         match what {
-            EventKind::MigrationDone { vmid, target, fail, restart } => {
+            EventKind::MigrationDone {
+                vmid,
+                target,
+                fail,
+                restart,
+            } => {
                 if let Some(g) = self.guest_mut(vmid) {
                     g.lock = None;
                     if !fail {
@@ -372,7 +438,9 @@ impl Cluster {
                 }
             }
             EventKind::NodeBack { node } => {
-                let back = self.node(&node).is_some_and(|n| !n.faults.no_return_after_reboot);
+                let back = self
+                    .node(&node)
+                    .is_some_and(|n| !n.faults.no_return_after_reboot);
                 if back {
                     if let Some(n) = self.node_mut(&node) {
                         n.online = true;
@@ -414,14 +482,26 @@ pub fn newest_kernel(kernels: &[String]) -> Option<String> {
 
 /// Numeric parts of a version string, for ordering (`6.14.11-4` > `6.14.8-2`).
 pub fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(0)).collect()
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 /// A boot id in the kernel's UUID form, different for every boot.
 pub fn new_boot_id(now: f64, nodeid: u32) -> String {
-    let bits = (now * 1e6) as u128 ^ (u128::from(nodeid) << 96) ^ 0x5eed_0000_0000_0000_0000_0000_0000_0000;
+    let bits = (now * 1e6) as u128
+        ^ (u128::from(nodeid) << 96)
+        ^ 0x5eed_0000_0000_0000_0000_0000_0000_0000;
     let hex = format!("{bits:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -430,7 +510,11 @@ mod tests {
 
     #[test]
     fn kernels_order_numerically() {
-        let k = vec!["6.14.8-2-pve".to_string(), "6.14.11-4-pve".into(), "6.8.12-1-pve".into()];
+        let k = vec![
+            "6.14.8-2-pve".to_string(),
+            "6.14.11-4-pve".into(),
+            "6.8.12-1-pve".into(),
+        ];
         assert_eq!(newest_kernel(&k).as_deref(), Some("6.14.11-4-pve"));
     }
 

@@ -9,7 +9,10 @@ use super::state::Cluster;
 
 /// Seconds since the Unix epoch, as the state's event times are kept.
 pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// An exclusive lock on the state, held until dropped.
@@ -34,13 +37,22 @@ impl Locked {
         // SAFETY: flock on a file descriptor we own; it blocks until the lock is ours.
         let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
-            return Err(format!("cannot lock {}: {}", lock_path.display(), std::io::Error::last_os_error()));
+            return Err(format!(
+                "cannot lock {}: {}",
+                lock_path.display(),
+                std::io::Error::last_os_error()
+            ));
         }
         let mut cluster = read(path)?;
         let pending = cluster.events.len();
         cluster.advance(now());
         let changed = cluster.events.len() != pending;
-        Ok(Locked { _lock: lock, path: path.to_path_buf(), cluster, changed })
+        Ok(Locked {
+            _lock: lock,
+            path: path.to_path_buf(),
+            cluster,
+            changed,
+        })
     }
 
     /// Writes the state back (the lock is released when `self` is dropped).
@@ -51,7 +63,8 @@ impl Locked {
 
 /// Reads a state file without locking (for a first look; changes go through `Locked`).
 pub fn read(path: &Path) -> Result<Cluster, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the lab state {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the lab state {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("invalid lab state {}: {e}", path.display()))
 }
 

@@ -35,7 +35,11 @@ impl SimCluster {
         }
         pveops::lab::scenario::resolve_times(&mut cluster, jiff::Timestamp::now());
         let mut nodes = Vec::new();
-        let names: Vec<(String, bool)> = cluster.nodes.iter().map(|n| (n.name.clone(), n.online)).collect();
+        let names: Vec<(String, bool)> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.online))
+            .collect();
         pveops::lab::store::write(&state, &cluster).unwrap();
         for (name, online) in names {
             if !online {
@@ -54,12 +58,22 @@ impl SimCluster {
             lab.trust(&sshd);
             nodes.push((name, sshd));
         }
-        SimCluster { lab, state, log, nodes }
+        SimCluster {
+            lab,
+            state,
+            log,
+            nodes,
+        }
     }
 
     /// The sshd of node `name`.
     pub fn node(&self, name: &str) -> &Sshd {
-        &self.nodes.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no node {name}")).1
+        &self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+            .1
     }
 
     /// The current state (events due applied).
@@ -82,8 +96,16 @@ impl SimCluster {
         text.lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).expect("JSONL");
-                let args: Vec<String> = v["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-                let line = std::iter::once(v["tool"].as_str().unwrap().to_string()).chain(args).collect::<Vec<_>>().join(" ");
+                let args: Vec<String> = v["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                let line = std::iter::once(v["tool"].as_str().unwrap().to_string())
+                    .chain(args)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 (v["node"].as_str().unwrap().to_string(), line)
             })
             .collect()
@@ -100,8 +122,16 @@ impl SimCluster {
         );
         let mut names = Vec::new();
         for n in &c.nodes {
-            let port = self.nodes.iter().find(|(name, _)| name == &n.name).map(|(_, s)| s.port).unwrap_or_else(super::sshd::free_port);
-            text.push_str(&format!("\n[[node]]\nname = {:?}\nhost = \"127.0.0.1:{port}\"\n", n.name));
+            let port = self
+                .nodes
+                .iter()
+                .find(|(name, _)| name == &n.name)
+                .map(|(_, s)| s.port)
+                .unwrap_or_else(super::sshd::free_port);
+            text.push_str(&format!(
+                "\n[[node]]\nname = {:?}\nhost = \"127.0.0.1:{port}\"\n",
+                n.name
+            ));
             names.push(format!("{:?}", n.name));
         }
         text.push_str(&format!("\n[groups]\nlab = [{}]\n", names.join(", ")));
@@ -118,8 +148,13 @@ impl SimCluster {
         a.extend(["--json".into(), "--".into(), command.into()]);
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         let out = super::pveops(self.lab.home(), &refs, &[]);
-        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", super::stdout(&out), super::stderr(&out)));
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}{}",
+                super::stdout(&out),
+                super::stderr(&out)
+            )
+        });
         v.into_iter().next().unwrap()
     }
 }

@@ -217,7 +217,10 @@ impl Lab {
                 "SetEnv HOME={} PATH={}:/usr/sbin:/usr/bin:/sbin:/bin PVEOPS_TEST_NODE={name}{}",
                 dir.join("home").display(),
                 opts.path_dir.clone().unwrap_or_else(sim_bin).display(),
-                opts.env.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>()
+                opts.env
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v}"))
+                    .collect::<String>()
             ),
         ];
         if let Some(ca) = &opts.host_ca {
