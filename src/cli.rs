@@ -137,6 +137,13 @@ Examples:
   pveops exec -I pveops-lab/inventory.toml lab -- pvecm status
   ssh -i pveops-lab/id_ed25519 -o UserKnownHostsFile=pveops-lab/known_hosts -p 2222 root@127.0.10.1 pvecm status")]
     Lab(LabArgs),
+    /// Start a lab and run the main job against it: the whole of pveops on this machine, no cluster needed
+    #[command(after_help = "\
+Starts a simulated cluster (`pveops lab`) in the background on loopback, assesses it over real
+SSH exactly as a real cluster, writes the evidence bundle under ./pveops-evidence/ and prints
+where. The lab's state, keys and command log stay in --state-dir for a look afterwards.
+Exit status: 0 when the demo ran (the assessment's own status is in its report), else 3.")]
+    Demo(DemoArgs),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -235,4 +242,17 @@ pub struct ChecksArgs {
     /// Print the checks as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The lab scenario to run against
+    #[arg(long, value_name = "NAME|FILE", default_value = "degraded-3node")]
+    pub scenario: String,
+    /// Where the lab keeps its state, keys and command log
+    #[arg(long, value_name = "DIR", default_value = "pveops-demo-lab")]
+    pub state_dir: PathBuf,
+    /// Address of the first lab node
+    #[arg(long, value_name = "ADDR", default_value = "127.0.10.1")]
+    pub listen: std::net::Ipv4Addr,
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{
-    AssessArgs, ChecksArgs, Cli, Command, ExecArgs, Global, LabArgs, ParseArgs, SnapshotArgs,
+    AssessArgs, ChecksArgs, Cli, Command, DemoArgs, ExecArgs, Global, LabArgs, ParseArgs,
+    SnapshotArgs,
 };
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
         Command::Checks(args) => checks(args),
         Command::Parse(args) => parse(args),
         Command::Lab(args) => lab(args),
+        Command::Demo(args) => demo(cli.global, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -406,5 +408,79 @@ fn checks(args: ChecksArgs) -> Result<i32, crate::Error> {
             }
         );
     }
+    Ok(0)
+}
+
+/// A port free on 127.0.0.1, the lab's ports are chosen the same way.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(2222)
+}
+
+fn demo(mut global: Global, args: DemoArgs) -> Result<i32, crate::Error> {
+    let opts = crate::lab::Options {
+        scenario: Some(args.scenario.clone()),
+        nodes: None,
+        listen: args.listen,
+        port: free_port(),
+        state_dir: args.state_dir.clone(),
+    };
+    let prepared = crate::lab::prepare(&opts)?;
+    crate::lab::set_verbose(&prepared, false);
+    let addrs: Vec<std::net::SocketAddr> = prepared.nodes.iter().map(|(_, a, _)| *a).collect();
+    eprintln!(
+        "demo: lab `{}` with {} nodes in {}",
+        args.scenario,
+        addrs.len(),
+        prepared.dir.display()
+    );
+    // The lab runs on its own thread and runtime; the assessment below uses its own, as it
+    // would against a real cluster.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let lab_rt = runtime()?;
+    let servers = std::thread::spawn(move || {
+        lab_rt.block_on(async move {
+            let mut set = crate::lab::serve(&prepared);
+            let _ = stop_rx.await;
+            set.abort_all();
+        });
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !addrs
+        .iter()
+        .all(|a| std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
+    {
+        if std::time::Instant::now() > deadline {
+            let _ = stop_tx.send(());
+            return Err(crate::Error::Usage(
+                "the demo lab did not start listening within 10 s".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = &args.state_dir;
+    global.inventory = Some(dir.join("inventory.toml"));
+    let assess_args = AssessArgs {
+        targets: vec!["lab".into()],
+        out: None,
+        json: false,
+        checks: None,
+        from: None,
+        only: Vec::new(),
+    };
+    eprintln!(
+        "demo: pveops assess -I {} lab",
+        dir.join("inventory.toml").display()
+    );
+    let result = assess(&global, assess_args);
+    let _ = stop_tx.send(());
+    let _ = servers.join();
+    let code = result?;
+    eprintln!(
+        "demo: the assessment exited {code}; the lab's command log is {}",
+        dir.join("commands.jsonl").display()
+    );
     Ok(0)
 }

@@ -40,6 +40,14 @@ pub struct Prepared {
     pub shared: Arc<server::Shared>,
 }
 
+/// Whether the node servers print every command they receive (the `lab` command does; the
+/// demo keeps its output to the assessment).
+pub fn set_verbose(p: &Prepared, verbose: bool) {
+    p.shared
+        .verbose
+        .store(verbose, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Prepared {
     pub fn inventory(&self) -> PathBuf {
         self.dir.join("inventory.toml")
@@ -58,8 +66,12 @@ fn err<'a>(path: &'a Path, what: &'static str) -> impl Fn(std::io::Error) -> cra
 
 /// Writes the state, keys, known_hosts, inventory and the simulated tools into the state dir.
 pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
-    let dir = &opts.state_dir;
-    std::fs::create_dir_all(dir).map_err(err(dir, "create the lab directory"))?;
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(err(&opts.state_dir, "create the lab directory"))?;
+    // Absolute, because the nodes' PATH and environment must not depend on a working
+    // directory: with a relative PATH entry the real tools would be found instead.
+    let dir = &std::path::absolute(&opts.state_dir)
+        .map_err(err(&opts.state_dir, "resolve the lab directory"))?;
     let state_path = dir.join("state.json");
     let mut cluster = load_scenario(opts, &state_path)?;
     let client = key(&dir.join("id_ed25519"))?;
@@ -121,6 +133,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
         sim_dir,
         home: dir.join("home"),
         client_key: client.public_key().clone(),
+        verbose: std::sync::atomic::AtomicBool::new(true),
     });
     Ok(Prepared {
         dir: dir.clone(),

@@ -24,6 +24,8 @@ pub struct Shared {
     pub sim_dir: PathBuf,
     pub home: PathBuf,
     pub client_key: PublicKey,
+    /// Print every command received on stderr.
+    pub verbose: std::sync::atomic::AtomicBool,
 }
 
 /// One node's SSH server: its name, host key and address.
@@ -89,7 +91,13 @@ impl russh::server::Handler for Handler {
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
         let line = String::from_utf8_lossy(data).into_owned();
-        eprintln!("lab: {}: {line}", self.node);
+        if self
+            .shared
+            .verbose
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!("lab: {}: {line}", self.node);
+        }
         let handle = session.handle();
         let (node, shared) = (self.node.clone(), self.shared.clone());
         tokio::spawn(async move { run(handle, channel, &node, &shared, &line).await });
