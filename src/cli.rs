@@ -98,6 +98,24 @@ Exit status: the worst finding: 0 OK, 1 WARNING, 2 CRITICAL (an unreachable node
     Assess(AssessArgs),
     /// Write a snapshot (JSON) of the targets and nothing else
     Snapshot(SnapshotArgs),
+    /// Typed differences between two snapshots; exit 2 if anything regressed
+    #[command(after_help = "\
+Markdown on stdout, or with --json: {\"differences\": [{\"kind\", \"node\", \"subject\", \"before\",
+\"after\", \"regression\"}]}. Kinds: node-reachable, quorum, node-rebooted, kernel, package,
+service, storage-state, storage-usage (a jump of 10 points or more), storage-vanished,
+guest-moved, guest-started, guest-stopped, guest-locked, guest-unlocked, guest-appeared,
+guest-vanished, finding-new, finding-resolved.
+Exit status: 2 when a difference is a regression, else 0.")]
+    Diff(DiffArgs),
+    /// Take an after-snapshot, diff it against BEFORE and run the checks: the post-upgrade check
+    #[command(after_help = "\
+Example:
+  pveops snapshot -I inventory.toml prod -o before.json
+  ... upgrade ...
+  pveops verify -I inventory.toml prod --against before.json
+
+Exit status: 2 when anything regressed or a finding is critical, else the worst finding.")]
+    Verify(VerifyArgs),
     /// List the checks in force with their ids, severities and thresholds
     Checks(ChecksArgs),
     /// Run an ad-hoc command on every target in parallel
@@ -255,4 +273,36 @@ pub struct DemoArgs {
     /// Address of the first lab node
     #[arg(long, value_name = "ADDR", default_value = "127.0.10.1")]
     pub listen: std::net::Ipv4Addr,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier snapshot
+    #[arg(value_name = "BEFORE.json")]
+    pub before: PathBuf,
+    /// The later snapshot
+    #[arg(value_name = "AFTER.json")]
+    pub after: PathBuf,
+    /// Print {"differences": [...]} as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Nodes to verify
+    #[arg(required = true, value_name = "TARGETS")]
+    pub targets: Vec<String>,
+    /// The snapshot taken before the change
+    #[arg(long, value_name = "BEFORE.json")]
+    pub against: PathBuf,
+    /// Evidence directory [default: ./pveops-evidence/<UTC time>-verify[-<target>]/]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print {"differences": [...], "snapshot": {...}} as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Directory of check files overriding or extending the embedded checks
+    #[arg(long, value_name = "DIR")]
+    pub checks: Option<PathBuf>,
 }

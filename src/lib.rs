@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod collect;
 pub mod command;
+pub mod diff;
 pub mod error;
 pub mod evidence;
 pub mod exec;

@@ -183,6 +183,7 @@ pub fn render(
     hb: &Handlebars,
     summary: &Summary,
     snap: &Snapshot,
+    differences: &[crate::diff::Difference],
     evidence: &[(String, String, Option<u32>)],
 ) -> Result<String, crate::Error> {
     let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
@@ -311,6 +312,19 @@ pub fn render(
             exit_code: code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
         })
         .collect();
+    let differences = differences
+        .iter()
+        .map(|x| {
+            serde_json::json!({
+                "kind": x.kind,
+                "node": x.node.clone().unwrap_or_else(|| "(cluster)".into()),
+                "subject": x.subject.clone().unwrap_or_default(),
+                "before": x.before.clone().unwrap_or_default(),
+                "after": x.after.clone().unwrap_or_default(),
+                "regression": if x.regression { "yes" } else { "no" },
+            })
+        })
+        .collect();
     let ctx = Context {
         summary,
         findings,
@@ -320,7 +334,7 @@ pub fn render(
         storages,
         guests,
         changes: Vec::new(),
-        differences: Vec::new(),
+        differences,
         evidence,
     };
     hb.render("report.md", &ctx)

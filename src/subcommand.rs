@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{
-    AssessArgs, ChecksArgs, Cli, Command, DemoArgs, ExecArgs, Global, LabArgs, ParseArgs,
-    SnapshotArgs,
+    AssessArgs, ChecksArgs, Cli, Command, DemoArgs, DiffArgs, ExecArgs, Global, LabArgs, ParseArgs,
+    SnapshotArgs, VerifyArgs,
 };
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
@@ -18,6 +18,8 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
         Command::Exec(args) => runtime()?.block_on(exec(&cli.global, args)),
         Command::Assess(args) => assess(&cli.global, args),
         Command::Snapshot(args) => snapshot(&cli.global, args),
+        Command::Diff(args) => diff(args),
+        Command::Verify(args) => verify(&cli.global, args),
         Command::Checks(args) => checks(args),
         Command::Parse(args) => parse(args),
         Command::Lab(args) => lab(args),
@@ -346,7 +348,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
         exit_status: code,
         pveops_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let report = crate::report::render(&hb, &summary, &snap, &bundle.raw_files)?;
+    let report = crate::report::render(&hb, &summary, &snap, &[], &bundle.raw_files)?;
     let report_path = bundle.write("report.md", report.as_bytes())?;
     if args.json {
         println!("{}", snap.to_json());
@@ -483,4 +485,86 @@ fn demo(mut global: Global, args: DemoArgs) -> Result<i32, crate::Error> {
         dir.join("commands.jsonl").display()
     );
     Ok(0)
+}
+
+fn diff(args: DiffArgs) -> Result<i32, crate::Error> {
+    let before = crate::snapshot::Snapshot::load(&args.before)?;
+    let after = crate::snapshot::Snapshot::load(&args.after)?;
+    let diffs = crate::diff::diff(&before, &after);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "differences": diffs }))
+                .unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::diff::markdown(&diffs));
+    }
+    let regressions = diffs.iter().filter(|d| d.regression).count();
+    eprintln!(
+        "diff: {} difference(s), {regressions} regression(s)",
+        diffs.len()
+    );
+    Ok(if regressions > 0 { 2 } else { 0 })
+}
+
+fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
+    let before = crate::snapshot::Snapshot::load(&args.against)?;
+    let checks = crate::check::load(args.checks.as_deref())?;
+    let started = jiff::Timestamp::now();
+    let (after, raws) =
+        runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
+    let diffs = crate::diff::diff(&before, &after);
+    let regressed = diffs.iter().any(|d| d.regression);
+    let mut code = assess_exit(&after);
+    if regressed && code != 3 {
+        code = 2;
+    }
+    let target = (args.targets.len() == 1).then(|| args.targets[0].as_str());
+    let mut bundle =
+        crate::evidence::Bundle::create(args.out.as_deref(), "verify", target, started)?;
+    bundle.write_raw(&raws)?;
+    bundle.write("before.json", before.to_json().as_bytes())?;
+    bundle.write("snapshot.json", after.to_json().as_bytes())?;
+    let hb = crate::report::registry(global.templates.as_deref())?;
+    let summary = crate::report::Summary {
+        command: "verify".into(),
+        operator: operator(),
+        targets: args.targets.join(", "),
+        started_at: started
+            .round(jiff::Unit::Second)
+            .unwrap_or(started)
+            .to_string(),
+        outcome: if regressed {
+            format!(
+                "{} regression(s) against {}",
+                diffs.iter().filter(|d| d.regression).count(),
+                args.against.display()
+            )
+        } else {
+            format!("no regression against {}", args.against.display())
+        },
+        status: after.status.word().to_uppercase(),
+        exit_status: code,
+        pveops_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let report = crate::report::render(&hb, &summary, &after, &diffs, &bundle.raw_files)?;
+    let report_path = bundle.write("report.md", report.as_bytes())?;
+    if args.json {
+        let doc = serde_json::json!({ "differences": diffs, "snapshot": after });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    print_summary(&after);
+    for d in diffs.iter().filter(|d| d.regression) {
+        eprintln!(
+            "  REGRESSION {:<16} {:<14} {} {} -> {}",
+            d.kind,
+            d.node.as_deref().unwrap_or("(cluster)"),
+            d.subject.as_deref().unwrap_or(""),
+            d.before.as_deref().unwrap_or("-"),
+            d.after.as_deref().unwrap_or("-")
+        );
+    }
+    eprintln!("evidence: {}", report_path.display());
+    Ok(code)
 }

@@ -15,5 +15,7 @@ mod exec;
 mod lab;
 // `pveops parse`: the parsers from the command line.
 mod parse;
+// `pveops snapshot`, `diff` and `verify`: before/after against the lab.
+mod verify;
 // Shell quoting: arbitrary values survive template → sh -c → argv.
 mod quoting;
