@@ -70,6 +70,10 @@ impl Bundle {
         Ok(path)
     }
 
+    fn write_batched(&self, name: &str, bytes: &[u8]) -> Result<(), crate::Error> {
+        crate::atomic::write_batched(&self.dir.join(name), bytes, Some(0o644))
+    }
+
     /// Writes every raw output; a name used twice on a node gets `-2`, `-3`.
     pub fn write_raw(&mut self, raws: &[Raw]) -> Result<(), crate::Error> {
         let mut used: HashMap<(String, String), u32> = HashMap::new();
@@ -102,10 +106,10 @@ impl Bundle {
                     json!({"command": r.command, "exit_code": null, "signal": null, "started_at": null, "duration_ms": null, "error": e}),
                 ),
             };
-            self.write(&format!("{dir}/{name}.stdout"), &stdout)?;
-            self.write(&format!("{dir}/{name}.stderr"), &stderr)?;
+            self.write_batched(&format!("{dir}/{name}.stdout"), &stdout)?;
+            self.write_batched(&format!("{dir}/{name}.stderr"), &stderr)?;
             let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default();
-            self.write(&format!("{dir}/{name}.meta.json"), meta_text.as_bytes())?;
+            self.write_batched(&format!("{dir}/{name}.meta.json"), meta_text.as_bytes())?;
             let code = r.output.as_ref().ok().and_then(|o| o.exit_code());
             self.raw_files
                 .push((format!("{dir}/{name}.stdout"), r.command.clone(), code));

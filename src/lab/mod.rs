@@ -210,6 +210,11 @@ fn install_standins(dir: &Path) -> Result<(), crate::Error> {
 /// Serves every node until the returned tasks are aborted.
 pub fn serve(p: &Prepared) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
+    let initial = store::read(&p.shared.state)
+        .map(|c| server::reachability_of(&c))
+        .unwrap_or_default();
+    let (tx, rx) = tokio::sync::watch::channel(initial);
+    set.spawn(server::watch_state(p.shared.clone(), tx));
     for (name, addr, key) in &p.nodes {
         let s = server::NodeServer {
             node: name.clone(),
@@ -217,7 +222,7 @@ pub fn serve(p: &Prepared) -> tokio::task::JoinSet<()> {
             addr: *addr,
             shared: p.shared.clone(),
         };
-        set.spawn(s.serve());
+        set.spawn(s.serve(rx.clone()));
     }
     set
 }

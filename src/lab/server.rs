@@ -4,7 +4,7 @@
 //! unreachable) stops listening, so clients see a refused connection, as with a real node.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,25 +217,56 @@ fn signal_of(sig: i32) -> russh::Sig {
     }
 }
 
-/// Whether the node should accept connections now (online and not marked unreachable).
-fn reachable(state: &Path, node: &str) -> bool {
-    match store::Locked::open(state) {
-        Ok(s) => {
-            // Apply due events (a reboot ending) even when no command runs.
-            if s.changed {
-                let _ = s.save();
+/// Which nodes accept connections: online and not marked unreachable.
+pub type Reachability = std::collections::BTreeMap<String, bool>;
+
+pub fn reachability_of(c: &super::state::Cluster) -> Reachability {
+    c.nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.online && !n.faults.unreachable))
+        .collect()
+}
+
+/// Watches the state file for every node at once: re-reads it when it changed, applies events
+/// when one is due (a reboot ending) even when no command runs, and publishes which nodes are
+/// up. Reading only on change keeps a 50-node lab from parsing its state 500 times a second.
+pub async fn watch_state(shared: Arc<Shared>, tx: tokio::sync::watch::Sender<Reachability>) {
+    let mut last_mtime = None;
+    let mut next_due: Option<f64> = None;
+    loop {
+        let mtime = std::fs::metadata(&shared.state)
+            .and_then(|m| m.modified())
+            .ok();
+        let due = next_due.is_some_and(|d| d <= store::now());
+        if mtime != last_mtime || due {
+            last_mtime = mtime;
+            let cluster = if due {
+                store::Locked::open(&shared.state).ok().map(|s| {
+                    if s.changed {
+                        let _ = s.save();
+                    }
+                    s.cluster
+                })
+            } else {
+                store::read(&shared.state).ok()
+            };
+            if let Some(c) = cluster {
+                next_due = c.events.iter().map(|e| e.due).min_by(f64::total_cmp);
+                let map = reachability_of(&c);
+                tx.send_if_modified(|m| {
+                    let changed = *m != map;
+                    *m = map;
+                    changed
+                });
             }
-            s.cluster
-                .node(node)
-                .is_some_and(|n| n.online && !n.faults.unreachable)
         }
-        Err(_) => false,
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 impl NodeServer {
     /// Serves until the task is dropped: listens while the node is reachable, not otherwise.
-    pub async fn serve(self) {
+    pub async fn serve(self, mut up: tokio::sync::watch::Receiver<Reachability>) {
         let config = Arc::new(russh::server::Config {
             keys: vec![self.host_key.clone()],
             auth_rejection_time: Duration::from_millis(50),
@@ -246,18 +277,30 @@ impl NodeServer {
         });
         let mut listener: Option<TcpListener> = None;
         loop {
-            let up = reachable(&self.shared.state, &self.node);
-            if up && listener.is_none() {
+            let reachable = up
+                .borrow_and_update()
+                .get(&self.node)
+                .copied()
+                .unwrap_or(false);
+            if reachable && listener.is_none() {
                 match TcpListener::bind(self.addr).await {
                     Ok(l) => listener = Some(l),
                     Err(e) => eprintln!("lab: {}: cannot listen on {}: {e}", self.node, self.addr),
                 }
-            } else if !up && listener.is_some() {
-                eprintln!("lab: {}: down, not listening", self.node);
+            } else if !reachable && listener.is_some() {
+                if self
+                    .shared
+                    .verbose
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    eprintln!("lab: {}: down, not listening", self.node);
+                }
                 listener = None;
             }
             let Some(l) = &listener else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                if up.changed().await.is_err() {
+                    return;
+                }
                 continue;
             };
             tokio::select! {
@@ -273,7 +316,11 @@ impl NodeServer {
                         });
                     }
                 }
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                changed = up.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }
