@@ -183,6 +183,7 @@ pub fn evaluate(checks: &[Check], snap: &Snapshot, now: i64) -> Vec<Finding> {
         out.extend(found);
     }
     out.extend(tool_findings(snap));
+    out.extend(checklist_findings(snap));
     crate::finding::sort(&mut out);
     out
 }
@@ -630,6 +631,30 @@ fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
                     message: format!("`{}` on {} did not complete: {e}", cmd.command, n.name),
                 });
             }
+        }
+    }
+    out
+}
+
+/// Each WARN and FAIL of the upgrade checker as an `upgrade.checklist` finding: the checker
+/// itself always exits 0 (FORMATS.md §7), pveops gives it a real exit status.
+fn checklist_findings(snap: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in reachable(snap) {
+        for r in n.upgrade_checklist.iter().flatten() {
+            let severity = match r.level.as_str() {
+                "FAIL" => Severity::Critical,
+                "WARN" => Severity::Warning,
+                _ => continue,
+            };
+            let first = r.message.lines().next().unwrap_or("").trim();
+            out.push(Finding {
+                check: "upgrade.checklist".into(),
+                severity,
+                node: Some(n.name.clone()),
+                subject: r.section.clone(),
+                message: format!("{} on {}: {first}", r.level, n.name),
+            });
         }
     }
     out

@@ -237,6 +237,9 @@ pub struct AssessArgs {
     /// Run only these catalog commands (comma-separated template names), e.g. for benchmarks
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Also run the node's upgrade checker (pve8to9 --full, or pve7to8): each WARN/FAIL becomes an `upgrade.checklist` finding
+    #[arg(long)]
+    pub upgrade_checklist: bool,
 }
 
 #[derive(Debug, Args)]

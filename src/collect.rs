@@ -61,6 +61,8 @@ pub struct Collector {
     pub parallel: usize,
     /// Restrict the per-node catalog to these template names (empty: all).
     pub only: Vec<String>,
+    /// Also run the node's upgrade checker (`pve8to9 --full` / `pve7to8 --full`).
+    pub upgrade_checklist: bool,
 }
 
 /// The per-node read-only catalog, plus the commands of command checks.
@@ -94,7 +96,10 @@ impl Collector {
         checks: &[Check],
         on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
     ) -> Result<(Snapshot, Vec<Raw>), crate::Error> {
-        let catalog = node_catalog(&self.templates, checks, &self.only)?;
+        let mut catalog = node_catalog(&self.templates, checks, &self.only)?;
+        if self.upgrade_checklist {
+            catalog.push(self.templates.render("upgrade-checklist", &json!({}))?);
+        }
         let cluster_wide = self.only.is_empty();
         let resources = self.templates.render("cluster-resources", &json!({}))?;
         let work: Vec<(Node, Vec<Command>)> = nodes
@@ -378,6 +383,10 @@ fn absorb(
         "cluster-resources" => {
             let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
             resources.extend(parsed.resources.iter().map(from_fact));
+        }
+        "upgrade-checklist" => {
+            let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;
+            n.upgrade_checklist = Some(parsed.results.iter().map(from_fact).collect());
         }
         "backup-list" => {
             let parsed = facts::backup_list::parse(&stdout).map_err(e)?;

@@ -162,3 +162,12 @@ pub struct Backup {
     pub backup_time: Option<String>,
     pub epoch: Option<i64>,
 }
+
+/// One WARN or FAIL (or other) line of the upgrade checker (kind `upgrade-checklist`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChecklistResult {
+    pub level: String,
+    pub section: Option<String>,
+    pub message: String,
+}

@@ -50,6 +50,8 @@ pub struct NodeSnapshot {
     pub version: Option<health::Version>,
     pub services: BTreeMap<String, String>,
     pub boot_id: Option<String>,
+    /// The upgrade checker's results (`--upgrade-checklist`); null when it was not run.
+    pub upgrade_checklist: Option<Vec<health::ChecklistResult>>,
     /// Outputs of the command checks (`zpool status -x`, `ceph health`), by template name.
     pub probes: BTreeMap<String, Probe>,
     pub commands: Vec<CommandRecord>,

@@ -223,6 +223,7 @@ async fn take_snapshot(
     targets: &[String],
     checks: &[crate::check::Check],
     only: Vec<String>,
+    upgrade_checklist: bool,
 ) -> Result<(crate::snapshot::Snapshot, Vec<crate::collect::Raw>), crate::Error> {
     let nodes = nodes(global, targets)?;
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
@@ -232,6 +233,7 @@ async fn take_snapshot(
         command_timeout: Duration::from_secs(global.command_timeout),
         parallel: global.parallel as usize,
         only,
+        upgrade_checklist,
     };
     let progress = Arc::new(crate::progress::Progress::new("snapshot", nodes.len()));
     let p = progress.clone();
@@ -316,6 +318,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
                 &args.targets,
                 &checks,
                 args.only.clone(),
+                args.upgrade_checklist,
             ))?;
             (snap, raws, args.targets.clone())
         }
@@ -360,8 +363,13 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
 
 fn snapshot(global: &Global, args: SnapshotArgs) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
-    let (snap, _) =
-        runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
+    let (snap, _) = runtime()?.block_on(take_snapshot(
+        global,
+        &args.targets,
+        &checks,
+        Vec::new(),
+        false,
+    ))?;
     crate::atomic::write(&args.output, snap.to_json().as_bytes(), Some(0o644))?;
     eprintln!(
         "snapshot: {} ({} nodes, status {})",
@@ -471,6 +479,7 @@ fn demo(mut global: Global, args: DemoArgs) -> Result<i32, crate::Error> {
         checks: None,
         from: None,
         only: Vec::new(),
+        upgrade_checklist: true,
     };
     eprintln!(
         "demo: pveops assess -I {} lab",
@@ -512,8 +521,13 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
     let before = crate::snapshot::Snapshot::load(&args.against)?;
     let checks = crate::check::load(args.checks.as_deref())?;
     let started = jiff::Timestamp::now();
-    let (after, raws) =
-        runtime()?.block_on(take_snapshot(global, &args.targets, &checks, Vec::new()))?;
+    let (after, raws) = runtime()?.block_on(take_snapshot(
+        global,
+        &args.targets,
+        &checks,
+        Vec::new(),
+        false,
+    ))?;
     let diffs = crate::diff::diff(&before, &after);
     let regressed = diffs.iter().any(|d| d.regression);
     let mut code = assess_exit(&after);
