@@ -153,6 +153,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Check>, crate::Error> {
                 }
                 Some(re) => {
                     if let Err(e) = Regex::new(re) {
+                        let e = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
                         return bad(format!("`expect` is not a valid regex: {e}"));
                     }
                 }
@@ -685,5 +686,235 @@ pub fn human_bytes(b: u64) -> String {
         format!("{b} B")
     } else {
         format!("{v:.1} {}", units[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Storage, Version};
+    use crate::snapshot::NodeSnapshot;
+
+    fn shipped() -> Vec<Check> {
+        load(None).expect("the shipped checks load")
+    }
+
+    #[test]
+    fn every_shipped_check_of_the_contract_is_there() {
+        let ids: Vec<String> = shipped().into_iter().map(|c| c.id).collect();
+        for id in [
+            "node.reachable",
+            "cluster.quorate",
+            "cluster.all-members-online",
+            "cluster.versions-consistent",
+            "storage.active",
+            "storage.usage",
+            "guest.unlocked",
+            "ha.quorum",
+            "ha.services-healthy",
+            "services.active",
+            "node.reboot-not-pending",
+            "zfs.pools-healthy",
+            "ceph.health",
+            "backup.recent",
+        ] {
+            assert!(ids.iter().any(|i| i == id), "{id} is not shipped");
+        }
+    }
+
+    #[test]
+    fn bad_check_files_are_one_clear_error() {
+        for (text, want) in [
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\nrule = \"storage-usage\"\nthreshold = 3\n",
+                "unknown field `threshold`",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\nrule = \"nope\"\n",
+                "unknown rule `nope`",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\ncommand = \"x\"\n",
+                "needs `expect`",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\ncommand = \"x\"\nexpect = \"(\"\n",
+                "not a valid regex",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"ok\"\nrule = \"storage-usage\"\n",
+                "severity must be",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\n",
+                "exactly one of",
+            ),
+            (
+                "[[check]]\nid = \"a.b\"\ntitle = \"t\"\nseverity = \"warning\"\nrule = \"storage-usage\"\nparams = { warn = 1 }\n",
+                "unknown field `warn`",
+            ),
+        ] {
+            let e = parse(Path::new("x.toml"), text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("x.toml: ") && e.contains(want) && !e.contains('\n'),
+                "{e}"
+            );
+        }
+    }
+
+    fn node(name: &str) -> NodeSnapshot {
+        NodeSnapshot {
+            name: name.into(),
+            reachable: true,
+            ..Default::default()
+        }
+    }
+
+    fn snap(nodes: Vec<NodeSnapshot>) -> Snapshot {
+        Snapshot {
+            format: 1,
+            taken_at: "2026-11-27T03:00:00Z".into(),
+            status: Severity::Ok,
+            pveops_version: String::new(),
+            nodes,
+            resources: Vec::new(),
+            backups: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn storage(name: &str, status: &str, pct: Option<f64>) -> Storage {
+        Storage {
+            name: name.into(),
+            kind: "dir".into(),
+            status: status.into(),
+            used_pct: pct,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn storage_thresholds_and_exclusions() {
+        let mut a = node("pve1");
+        a.storages = vec![
+            storage("ok", "active", Some(79.99)),
+            storage("warn", "active", Some(80.0)),
+            storage("crit", "active", Some(95.5)),
+            storage("off", "disabled", None),
+            storage("down", "inactive", Some(0.0)),
+        ];
+        let mut checks = shipped();
+        let found = evaluate(&checks, &snap(vec![a.clone()]), 0);
+        let got: Vec<(&str, Severity, Option<&str>)> = found
+            .iter()
+            .map(|f| (f.check.as_str(), f.severity, f.subject.as_deref()))
+            .collect();
+        assert!(
+            got.contains(&("storage.usage", Severity::Critical, Some("crit"))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("storage.usage", Severity::Warning, Some("warn"))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("storage.active", Severity::Critical, Some("down"))),
+            "{got:?}"
+        );
+        assert!(
+            !got.iter().any(|g| g.2 == Some("ok") || g.2 == Some("off")),
+            "{got:?}"
+        );
+        assert_eq!(found[0].severity, Severity::Critical, "worst first");
+
+        let usage = checks.iter_mut().find(|c| c.id == "storage.usage").unwrap();
+        usage.params.exclude_storages = vec!["crit".into()];
+        usage.params.warning_pct = Some(85.0);
+        let found = evaluate(&checks, &snap(vec![a]), 0);
+        assert!(
+            !found.iter().any(|f| f.check == "storage.usage"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn reboot_pending_and_version_skew() {
+        let mut a = node("pve1");
+        a.version = Some(Version {
+            manager_version: Some("9.1.1".into()),
+            running_kernel: Some("6.14.11-4-pve".into()),
+            newest_kernel: Some("6.17.2-2-pve".into()),
+            ..Default::default()
+        });
+        let mut b = node("pve2");
+        b.version = Some(Version {
+            manager_version: Some("9.0.10".into()),
+            running_kernel: Some("6.17.2-2-pve".into()),
+            newest_kernel: Some("6.17.2-2-pve".into()),
+            ..Default::default()
+        });
+        let found = evaluate(&shipped(), &snap(vec![a, b]), 0);
+        let reboot: Vec<_> = found
+            .iter()
+            .filter(|f| f.check == "node.reboot-not-pending")
+            .collect();
+        assert_eq!(reboot.len(), 1);
+        assert_eq!(reboot[0].node.as_deref(), Some("pve1"));
+        let skew = found
+            .iter()
+            .find(|f| f.check == "cluster.versions-consistent")
+            .unwrap();
+        assert_eq!(
+            (skew.node.as_deref(), skew.subject.as_deref()),
+            (None, Some("pve-manager"))
+        );
+        assert_eq!(
+            skew.message,
+            "pve-manager versions differ across the cluster: 9.0.10 on pve2; 9.1.1 on pve1"
+        );
+    }
+
+    #[test]
+    fn backups_of_either_kind_count() {
+        use crate::health::{Backup, Resource};
+        let mut s = snap(vec![node("pve1")]);
+        for vmid in [100, 101, 102] {
+            s.resources.push(Resource {
+                id: format!("qemu/{vmid}"),
+                kind: "qemu".into(),
+                node: Some("pve1".into()),
+                vmid: Some(vmid),
+                ..Default::default()
+            });
+        }
+        let now = 1_800_000_000;
+        // A PBS snapshot with an epoch, a vzdump file with a time of day only, and none.
+        s.backups.push(Backup {
+            vmid: Some(100),
+            epoch: Some(now - 3600),
+            ..Default::default()
+        });
+        s.backups.push(Backup {
+            vmid: Some(101),
+            backup_time: Some("2026-11-01T02:00:00".into()),
+            ..Default::default()
+        });
+        let found = evaluate(&shipped(), &s, now);
+        let b: Vec<(Option<&str>, &str)> = found
+            .iter()
+            .filter(|f| f.check == "backup.recent")
+            .map(|f| (f.subject.as_deref(), f.message.as_str()))
+            .collect();
+        assert_eq!(b.len(), 2, "{b:?}");
+        assert!(
+            b.iter()
+                .any(|(s, m)| *s == Some("101") && m.contains("hours old")),
+            "{b:?}"
+        );
+        assert!(
+            b.iter()
+                .any(|(s, m)| *s == Some("102") && m.ends_with("has no backup")),
+            "{b:?}"
+        );
     }
 }

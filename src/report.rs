@@ -358,3 +358,93 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::finding::Finding;
+    use crate::health::{Container, Storage, Vm};
+    use crate::snapshot::NodeSnapshot;
+
+    /// The whole report for a small fixed snapshot, reviewed as an insta snapshot.
+    #[test]
+    fn report_of_a_small_cluster() {
+        let mut n1 = NodeSnapshot {
+            name: "pve1".into(),
+            address: "10.0.0.11:22".into(),
+            reachable: true,
+            pve_node: Some("pve1".into()),
+            ..Default::default()
+        };
+        n1.storages.push(Storage {
+            name: "local|lvm".into(),
+            kind: "lvmthin".into(),
+            status: "active".into(),
+            used_pct: Some(93.5),
+            used_bytes: 935 << 30,
+            total_bytes: 1000 << 30,
+            ..Default::default()
+        });
+        n1.vms.push(Vm {
+            vmid: 100,
+            name: "web|prod*<b>".into(),
+            status: "running".into(),
+            ..Default::default()
+        });
+        n1.containers.push(Container {
+            vmid: 101,
+            status: "stopped".into(),
+            lock: Some("backup".into()),
+            name: "dns_1".into(),
+        });
+        n1.services.insert("pveproxy".into(), "failed".into());
+        let n2 = NodeSnapshot {
+            name: "pve2".into(),
+            address: "10.0.0.12:22".into(),
+            error: Some("pve2 (10.0.0.12:22): connection refused".into()),
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            format: 1,
+            taken_at: "2026-11-27T03:00:00Z".into(),
+            status: Severity::Critical,
+            pveops_version: "0.1.0".into(),
+            nodes: vec![n1, n2],
+            resources: Vec::new(),
+            backups: Vec::new(),
+            findings: vec![
+                Finding {
+                    check: "node.reachable".into(),
+                    severity: Severity::Critical,
+                    node: Some("pve2".into()),
+                    subject: None,
+                    message: "node pve2 is unreachable: connection refused".into(),
+                },
+                Finding {
+                    check: "storage.usage".into(),
+                    severity: Severity::Critical,
+                    node: Some("pve1".into()),
+                    subject: Some("local|lvm".into()),
+                    message: "storage local|lvm on pve1 is 93.50 % full".into(),
+                },
+            ],
+        };
+        let summary = Summary {
+            command: "assess".into(),
+            operator: "ops@jump".into(),
+            targets: "pve1, pve2".into(),
+            started_at: "2026-11-27T03:00:00Z".into(),
+            outcome: "2 finding(s) to follow up".into(),
+            status: "CRITICAL".into(),
+            exit_status: 2,
+            pveops_version: "0.1.0".into(),
+        };
+        let evidence = vec![(
+            "raw/pve1/pvecm-status.stdout".to_string(),
+            "pvecm status".to_string(),
+            Some(0),
+        )];
+        let text = render(&registry(None).unwrap(), &summary, &snap, &[], &evidence).unwrap();
+        insta::assert_snapshot!(text);
+    }
+}
