@@ -68,6 +68,9 @@ pub struct Global {
     /// Nodes worked on at once
     #[arg(long, global = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub parallel: u64,
+    /// Expand the first reachable target into every member of its cluster (addresses from /cluster/status, host keys also checked against the cluster's /etc/pve/priv/known_hosts)
+    #[arg(long, global = true)]
+    pub discover: bool,
     /// Run every remote command through `sudo -n` (for a non-root login)
     #[arg(long, global = true)]
     pub sudo: bool,

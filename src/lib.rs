@@ -7,6 +7,7 @@ pub mod cli;
 pub mod collect;
 pub mod command;
 pub mod diff;
+pub mod discover;
 pub mod error;
 pub mod evidence;
 pub mod exec;

@@ -98,8 +98,9 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
             .join(" ");
         let lookup = crate::known_hosts::lookup_name(&ip.to_string(), opts.port);
         known_hosts.push_str(&format!("{lookup} {public}\n"));
-        // PVE's cluster-wide /etc/pve/priv/known_hosts lists every node by name and address.
-        cluster_known.push(format!("{},{} {public}", n.name, ip));
+        // PVE's cluster-wide /etc/pve/priv/known_hosts lists every node by name and address
+        // (for port 22); the lab's nodes listen elsewhere, so their `[ip]:port` form is added.
+        cluster_known.push(format!("{},{},{lookup} {public}", n.name, ip));
         nodes.push((n.name.clone(), SocketAddr::from((ip, opts.port)), host_key));
     }
     cluster.known_hosts = cluster_known;
