@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod keys;
 pub mod known_hosts;
+pub mod lab;
 pub mod output;
 pub mod progress;
 pub mod session;

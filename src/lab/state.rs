@@ -31,6 +31,20 @@ pub struct Cluster {
     /// A counter for task ids and ring sequence numbers.
     #[serde(default)]
     pub serial: u64,
+    /// A corosync QDevice (qnetd vote), if configured.
+    #[serde(default)]
+    pub qdevice: Option<Qdevice>,
+}
+
+/// A corosync QDevice: an extra vote from a qnetd server (FORMATS.md 1.1, Qdevice column).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qdevice {
+    #[serde(default = "one_u32")]
+    pub votes: u32,
+    /// Whether qnetd gives its vote to the online partition (`A,V,NMW`) or not (`A,NV,NMW`).
+    #[serde(default = "yes")]
+    pub voting: bool,
 }
 
 /// The corosync totem section and the membership ring.
@@ -104,6 +118,18 @@ pub struct Node {
     pub lrm: Option<String>,
     #[serde(default)]
     pub faults: Faults,
+    /// Subscription level for the API `level` field: `""` none, `c`, `b`, `s`, `p`.
+    #[serde(default)]
+    pub subscription: String,
+    /// Unix time of the LRM's last status write; `None`: now when online, long ago when not.
+    #[serde(default)]
+    pub lrm_timestamp: Option<i64>,
+    /// Extra node statistics for the API (`uptime`, `cpu`, `disk`, `maxdisk`, `cgroup-mode`, ...).
+    #[serde(default)]
+    pub stats: BTreeMap<String, serde_json::Value>,
+    /// Lines libapt writes to stderr for tools reading the apt cache (`pveversion`, `pve8to9`).
+    #[serde(default)]
+    pub apt_stderr: Vec<String>,
 }
 
 /// Fault knobs of one node.
@@ -201,6 +227,10 @@ pub struct Guest {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub backups: Vec<Backup>,
+    /// Runtime statistics (QMP/cgroup/RRD values such as `uptime`, `mem`, `cpu`, `ballooninfo`) for
+    /// `qm/pct status --verbose` and the API; keys override the values derived from the state.
+    #[serde(default)]
+    pub stats: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +260,8 @@ pub struct Ha {
     pub master_state: Option<String>,
     /// `armed` / `standby`, for the `fencing` line of pve-ha-manager >= 5.1.3.
     pub fencing: Option<String>,
+    /// Unix time of the master's last manager-status write; `None`: now.
+    pub master_timestamp: Option<i64>,
 }
 
 /// A change due at a time (Unix seconds).
@@ -298,10 +330,13 @@ impl Cluster {
         self.guests.iter_mut().find(|g| g.vmid == vmid)
     }
 
-    /// Votequorum over the online nodes (one partition: the online ones).
+    /// Votequorum over the online nodes (one partition: the online ones), plus the QDevice's
+    /// vote when it gives it to this partition.
     pub fn quorum(&self) -> Quorum {
-        let expected: u32 = self.nodes.iter().map(|n| n.votes).sum();
-        let total: u32 = self.nodes.iter().filter(|n| n.online).map(|n| n.votes).sum();
+        let qd = self.qdevice.as_ref();
+        let expected: u32 = self.nodes.iter().map(|n| n.votes).sum::<u32>() + qd.map_or(0, |q| q.votes);
+        let total: u32 = self.nodes.iter().filter(|n| n.online).map(|n| n.votes).sum::<u32>()
+            + qd.filter(|q| q.voting).map_or(0, |q| q.votes);
         let quorum = expected / 2 + 1;
         Quorum { expected, total, quorum, quorate: total >= quorum }
     }

@@ -1,0 +1,4 @@
+//! The simulated PVE cluster (lab).
+
+pub mod render;
+pub mod state;
