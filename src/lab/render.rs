@@ -101,6 +101,28 @@ fn corosync_up(c: &Cluster, n: &Node) -> bool {
     c.cluster.is_some() && n.services.get("corosync").is_none_or(|s| s == "active")
 }
 
+/// pmxcfs (`pve-cluster.service`) down: every PVE Perl CLI dies while loading the ACL (§0.5 (d),
+/// `pvecm-status.pmxcfs-down.stderr`).
+fn pmxcfs_down(n: &Node) -> Option<Reply> {
+    let up = n.services.get("pve-cluster").is_none_or(|s| s == "active");
+    (!up).then(|| {
+        Reply::err(
+            "ipcc_send_rec[1] failed: Unknown error -1\nipcc_send_rec[2] failed: Unknown error -1\n\
+             ipcc_send_rec[3] failed: Unknown error -1\nUnable to load access control list: Unknown error -1",
+            255,
+        )
+    })
+}
+
+/// The asking node, or the reply when it cannot answer (unknown node, pmxcfs down).
+fn asker<'a>(c: &'a Cluster, node: &str) -> Result<&'a Node, Reply> {
+    let n = c.node(node).ok_or_else(|| Reply::err(format!("unknown node '{node}'"), 255))?;
+    match pmxcfs_down(n) {
+        Some(r) => Err(r),
+        None => Ok(n),
+    }
+}
+
 const NO_COROSYNC_CONF: &str =
     "Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?";
 
@@ -120,7 +142,10 @@ fn no_cluster(n: &Node) -> Reply {
 /// `pvecm status`: the Cluster information block (pve-cluster, PVE >= 6.1) and then
 /// `corosync-quorumtool -siH` (§1.1).
 pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
     let Some(ci) = c.cluster.as_ref() else { return no_cluster(n) };
     let mut o = String::new();
     // The block was added in Oct 2019 (pve-cluster 3df092f): absent in PVE 6.0 (§1.1, §9).
@@ -210,7 +235,10 @@ fn membership(o: &mut String, c: &Cluster, me: &Node, members: &[&Node], status:
 
 /// `pvecm nodes` = `corosync-quorumtool -l`: starts with an empty line (§1.2).
 pub fn pvecm_nodes(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
     if c.cluster.is_none() {
         return no_cluster(n);
     }
@@ -266,7 +294,10 @@ fn pvesm_kib_header(n: &Node) -> bool {
 /// `pvesm status`: pve-storage `pvesm.pm` `$print_status` (§2). Activation errors are warned to
 /// stderr (state order standing in for Perl hash order), the exit status stays 0.
 pub fn pvesm_status(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
     let views: Vec<StorageView> = c.storages.iter().map(|s| storage_view(s, node)).collect();
     let mut stderr = String::new();
     for v in &views {
@@ -364,6 +395,9 @@ pub fn print_content(list: &[ContentEntry]) -> String {
 
 /// `pvesm list STORAGE --content backup`.
 pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let Some(s) = c.storages.iter().find(|s| s.id == storage) else {
         return Reply::err(format!("storage '{storage}' does not exist"), 255);
     };
@@ -417,6 +451,9 @@ fn vm_name(g: &Guest) -> String {
 
 /// `qm list [--full]` (§3.1): nothing at all without VMs; no column is ever truncated.
 pub fn qm_list(c: &Cluster, node: &str, full: bool) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let vms = guests_on(c, node, GuestKind::Qemu);
     if vms.is_empty() {
         return Reply::out(String::new());
@@ -443,6 +480,9 @@ pub fn qm_list(c: &Cluster, node: &str, full: bool) -> Reply {
 
 /// `pct list` (§4.1): `%-10s %-10s %-12s %-20s`, nothing without containers.
 pub fn pct_list(c: &Cluster, node: &str) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let cts = guests_on(c, node, GuestKind::Lxc);
     if cts.is_empty() {
         return Reply::out(String::new());
@@ -463,6 +503,7 @@ fn conf_path(node: &str, kind: GuestKind, vmid: u32) -> String {
 
 /// The guest `vmid` of `kind` if its config lives on `node`; else the PVE error (exit 255).
 fn local_guest<'a>(c: &'a Cluster, node: &str, kind: GuestKind, vmid: u32) -> Result<&'a Guest, Reply> {
+    asker(c, node)?;
     c.guests
         .iter()
         .find(|g| g.vmid == vmid && g.kind == kind && g.node == node)
@@ -827,6 +868,9 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
 
 /// `ha-manager status` (§5.1): quorum, master, [fencing], lrm per node, services by sid.
 pub fn ha_manager_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let mut o = String::new();
     for e in ha_entries(c, node, now) {
         let t = e.get("type").and_then(Value::as_str).unwrap_or("");
@@ -1207,6 +1251,9 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
 
 /// `pvesh get PATH --output-format json` (§6): compact key-sorted JSON and a newline.
 pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let (p, query) = path.split_once('?').unwrap_or((path, ""));
     let filter = query.split('&').find_map(|kv| kv.strip_prefix("type="));
     let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
