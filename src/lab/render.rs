@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::state::{version_key, Cluster, Guest, GuestKind, Node, Storage};
+use super::state::{Cluster, Guest, GuestKind, Node, Storage, version_key};
 
 /// What one simulated command prints and how it exits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,7 +26,11 @@ pub struct Reply {
 
 impl Reply {
     fn out(stdout: String) -> Reply {
-        Reply { stdout, stderr: String::new(), exit: 0 }
+        Reply {
+            stdout,
+            stderr: String::new(),
+            exit: 0,
+        }
     }
 
     fn err(stderr: impl Into<String>, exit: i32) -> Reply {
@@ -34,7 +38,11 @@ impl Reply {
         if !stderr.ends_with('\n') {
             stderr.push('\n');
         }
-        Reply { stdout: String::new(), stderr, exit }
+        Reply {
+            stdout: String::new(),
+            stderr,
+            exit,
+        }
     }
 }
 
@@ -57,7 +65,9 @@ fn pve_ge(n: &Node, min: &[u64]) -> bool {
 /// C `ctime()` / Perl `scalar localtime` without the newline: `Fri Apr  3 04:05:16 2026` (§0.8),
 /// in UTC.
 fn ctime(t: Timestamp) -> String {
-    t.to_zoned_datetime(jiff::tz::TimeZone::UTC).strftime("%a %b %e %H:%M:%S %Y").to_string()
+    t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .strftime("%a %b %e %H:%M:%S %Y")
+        .to_string()
 }
 
 /// Perl's stringification of a number (`%.15g`): integers without a fraction, others shortest.
@@ -116,7 +126,9 @@ fn pmxcfs_down(n: &Node) -> Option<Reply> {
 
 /// The asking node, or the reply when it cannot answer (unknown node, pmxcfs down).
 fn asker<'a>(c: &'a Cluster, node: &str) -> Result<&'a Node, Reply> {
-    let n = c.node(node).ok_or_else(|| Reply::err(format!("unknown node '{node}'"), 255))?;
+    let n = c
+        .node(node)
+        .ok_or_else(|| Reply::err(format!("unknown node '{node}'"), 255))?;
     match pmxcfs_down(n) {
         Some(r) => Err(r),
         None => Ok(n),
@@ -146,7 +158,9 @@ pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let Some(ci) = c.cluster.as_ref() else { return no_cluster(n) };
+    let Some(ci) = c.cluster.as_ref() else {
+        return no_cluster(n);
+    };
     let mut o = String::new();
     // The block was added in Oct 2019 (pve-cluster 3df092f): absent in PVE 6.0 (§1.1, §9).
     if pve_ge(n, &[6, 1]) {
@@ -159,7 +173,11 @@ pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
     }
     if !corosync_up(c, n) {
         // corosync-quorumtool init_all(): cmap_initialize fails first, exit(EXIT_FAILURE) (§1.1).
-        return Reply { stdout: o, stderr: "Cannot initialize CMAP service\n".into(), exit: 1 };
+        return Reply {
+            stdout: o,
+            stderr: "Cannot initialize CMAP service\n".into(),
+            exit: 1,
+        };
     }
     let q = c.quorum();
     let members = online_sorted(c);
@@ -175,13 +193,22 @@ pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
     } else {
         let _ = writeln!(o, "Ring ID:          {}/{}", rep, ci.ring_seq);
     }
-    let _ = writeln!(o, "Quorate:          {}", if q.quorate { "Yes" } else { "No" });
+    let _ = writeln!(
+        o,
+        "Quorate:          {}",
+        if q.quorate { "Yes" } else { "No" }
+    );
     o.push_str("\nVotequorum information\n----------------------\n");
     let _ = writeln!(o, "Expected votes:   {}", q.expected);
     let _ = writeln!(o, "Highest expected: {}", q.expected);
     let _ = writeln!(o, "Total votes:      {}", q.total);
     // Quorate: value + two spaces; not quorate: ` Activity blocked` (§0.4, §1.1).
-    let _ = writeln!(o, "Quorum:           {} {}", q.quorum, if q.quorate { " " } else { "Activity blocked" });
+    let _ = writeln!(
+        o,
+        "Quorum:           {} {}",
+        q.quorum,
+        if q.quorate { " " } else { "Activity blocked" }
+    );
     // Every set flag is followed by one space; none set leaves `Flags:` + 12 spaces (§0.4).
     o.push_str("Flags:            ");
     if q.quorate {
@@ -193,7 +220,11 @@ pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
     o.push_str("\n\nMembership information\n----------------------\n");
     membership(&mut o, c, n, &members, true);
     let exit = if q.quorate { 0 } else { 2 };
-    Reply { stdout: o, stderr: String::new(), exit }
+    Reply {
+        stdout: o,
+        stderr: String::new(),
+        exit,
+    }
 }
 
 /// corosync-quorumtool `display_nodes_data`: `-H -i` (hex ids, link addresses) for `pvecm
@@ -213,7 +244,11 @@ fn membership(o: &mut String, c: &Cluster, me: &Node, members: &[&Node], status:
         }
         let _ = write!(o, "{:>10} ", m.votes);
         if let Some(q) = qd {
-            let _ = write!(o, "{:>10} ", format!("A,{},NMW", if q.voting { "V" } else { "NV" }));
+            let _ = write!(
+                o,
+                "{:>10} ",
+                format!("A,{},NMW", if q.voting { "V" } else { "NV" })
+            );
         }
         o.push_str(if status { &m.ip } else { &m.name });
         if m.name == me.name {
@@ -225,7 +260,12 @@ fn membership(o: &mut String, c: &Cluster, me: &Node, members: &[&Node], status:
         // The QDevice pseudo-row: node id 0, its votes only when this partition gets them,
         // otherwise 0 and ` (votes N)` (§1.1).
         o.push_str(if status { "0x00000000 " } else { "         0 " });
-        let _ = write!(o, "{:>10} {:>10} Qdevice", if q.voting { q.votes } else { 0 }, "");
+        let _ = write!(
+            o,
+            "{:>10} {:>10} Qdevice",
+            if q.voting { q.votes } else { 0 },
+            ""
+        );
         if !q.voting {
             let _ = write!(o, " (votes {})", q.votes);
         }
@@ -248,7 +288,11 @@ pub fn pvecm_nodes(c: &Cluster, node: &str) -> Reply {
     let mut o = String::from("\nMembership information\n----------------------\n");
     membership(&mut o, c, n, &online_sorted(c), false);
     // Exit status as FORMATS §0.6: 0 quorate, 2 not quorate.
-    Reply { stdout: o, stderr: String::new(), exit: if c.quorum().quorate { 0 } else { 2 } }
+    Reply {
+        stdout: o,
+        stderr: String::new(),
+        exit: if c.quorum().quorate { 0 } else { 2 },
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -272,14 +316,37 @@ fn storage_view<'a>(s: &'a Storage, node: &str) -> StorageView<'a> {
     let active = enabled && !pn.is_some_and(|p| p.inactive);
     let empty: &[String] = &[];
     if !active {
-        let stderr = if enabled { pn.map_or(empty, |p| p.stderr.as_slice()) } else { empty };
-        return StorageView { s, enabled, active, total: 0, used: 0, avail: 0, stderr };
+        let stderr = if enabled {
+            pn.map_or(empty, |p| p.stderr.as_slice())
+        } else {
+            empty
+        };
+        return StorageView {
+            s,
+            enabled,
+            active,
+            total: 0,
+            used: 0,
+            avail: 0,
+            stderr,
+        };
     }
     let total = pn.and_then(|p| p.total).unwrap_or(s.total);
     let used = pn.and_then(|p| p.used).unwrap_or(s.used);
-    let avail = pn.and_then(|p| p.avail).or(s.avail).unwrap_or(total.saturating_sub(used));
+    let avail = pn
+        .and_then(|p| p.avail)
+        .or(s.avail)
+        .unwrap_or(total.saturating_sub(used));
     let stderr = pn.map_or(empty, |p| p.stderr.as_slice());
-    StorageView { s, enabled, active, total, used, avail, stderr }
+    StorageView {
+        s,
+        enabled,
+        active,
+        total,
+        used,
+        avail,
+        stderr,
+    }
 }
 
 /// Whether `pvesm status` prints `(KiB)` in its header: libpve-storage-perl >= 9.0.14 (Nov 2025),
@@ -309,9 +376,16 @@ pub fn pvesm_status(c: &Cluster, node: &str) -> Reply {
     // Name width = longest storage id + 1, so it varies per node (§2).
     let w = views.iter().map(|v| v.s.id.len()).max().unwrap_or(0) + 1;
     let mut o = String::new();
-    let (t, u, a) =
-        if pvesm_kib_header(n) { ("Total (KiB)", "Used (KiB)", "Available (KiB)") } else { ("Total", "Used", "Available") };
-    let _ = writeln!(o, "{:<w$} {:>10} {:>10} {:>15} {:>15} {:>15} {:>8}", "Name", "Type", "Status", t, u, a, "%");
+    let (t, u, a) = if pvesm_kib_header(n) {
+        ("Total (KiB)", "Used (KiB)", "Available (KiB)")
+    } else {
+        ("Total", "Used", "Available")
+    };
+    let _ = writeln!(
+        o,
+        "{:<w$} {:>10} {:>10} {:>15} {:>15} {:>15} {:>8}",
+        "Name", "Type", "Status", t, u, a, "%"
+    );
     let mut sorted: Vec<&StorageView> = views.iter().collect();
     // Perl `cmp`: byte order, upper case first (§2).
     sorted.sort_by(|x, y| x.s.id.as_bytes().cmp(y.s.id.as_bytes()));
@@ -335,13 +409,21 @@ pub fn pvesm_status(c: &Cluster, node: &str) -> Reply {
         );
         if v.enabled {
             // `% 7.2f%%` of used*100/total, 0 when total is 0.
-            let per = if v.total > 0 { (v.used as f64 * 100.0) / v.total as f64 } else { 0.0 };
+            let per = if v.total > 0 {
+                (v.used as f64 * 100.0) / v.total as f64
+            } else {
+                0.0
+            };
             let _ = writeln!(o, "{:>7}%", format!("{per:.2}"));
         } else {
             let _ = writeln!(o, "{:>8}", "N/A");
         }
     }
-    Reply { stdout: o, stderr, exit: 0 }
+    Reply {
+        stdout: o,
+        stderr,
+        exit: 0,
+    }
 }
 
 /// One entry of `pvesm list` (the `/nodes/N/storage/S/content` API).
@@ -358,37 +440,78 @@ pub struct ContentEntry {
 /// are named `vzdump-<qemu|lxc>-<vmid>-YYYY_MM_DD-HH_MM_SS.<vma.zst|tar.zst>`, PBS snapshots
 /// `backup/<vm|ct>/<vmid>/<RFC 3339 Z>` with format `pbs-vm|pbs-ct`.
 pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
-    let pbs = c.storages.iter().any(|s| s.id == storage && s.kind == "pbs");
+    let pbs = c
+        .storages
+        .iter()
+        .any(|s| s.id == storage && s.kind == "pbs");
     let mut v = Vec::new();
     for g in &c.guests {
         for b in g.backups.iter().filter(|b| b.storage == storage) {
-            let Ok(t) = b.time.parse::<Timestamp>() else { continue };
+            let Ok(t) = b.time.parse::<Timestamp>() else {
+                continue;
+            };
             let (volid, format) = match (pbs, g.kind) {
                 (true, k) => {
-                    let (d, f) = if k == GuestKind::Qemu { ("vm", "pbs-vm") } else { ("ct", "pbs-ct") };
-                    (format!("{storage}:backup/{d}/{}/{}", g.vmid, t.strftime("%Y-%m-%dT%H:%M:%SZ")), f)
+                    let (d, f) = if k == GuestKind::Qemu {
+                        ("vm", "pbs-vm")
+                    } else {
+                        ("ct", "pbs-ct")
+                    };
+                    (
+                        format!(
+                            "{storage}:backup/{d}/{}/{}",
+                            g.vmid,
+                            t.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        ),
+                        f,
+                    )
                 }
                 (false, k) => {
-                    let (kind, ext) = if k == GuestKind::Qemu { ("qemu", "vma.zst") } else { ("lxc", "tar.zst") };
+                    let (kind, ext) = if k == GuestKind::Qemu {
+                        ("qemu", "vma.zst")
+                    } else {
+                        ("lxc", "tar.zst")
+                    };
                     let stamp = t.strftime("%Y_%m_%d-%H_%M_%S");
-                    (format!("{storage}:backup/vzdump-{kind}-{}-{stamp}.{ext}", g.vmid), ext)
+                    (
+                        format!("{storage}:backup/vzdump-{kind}-{}-{stamp}.{ext}", g.vmid),
+                        ext,
+                    )
                 }
             };
-            v.push(ContentEntry { volid, format: format.into(), content: "backup".into(), size: b.size, vmid: g.vmid });
+            v.push(ContentEntry {
+                volid,
+                format: format.into(),
+                content: "backup".into(),
+                size: b.size,
+                vmid: g.vmid,
+            });
         }
     }
-    v.sort_by(|a, b| a.volid.to_lowercase().cmp(&b.volid.to_lowercase()));
+    v.sort_by_key(|e| e.volid.to_lowercase());
     v
 }
 
 /// pve-storage `pvesm.pm` `$print_content`: `%-<longest volid>s %-7s %-9s %<size digits>s %d`.
 pub fn print_content(list: &[ContentEntry]) -> String {
     let wn = list.iter().map(|e| e.volid.len()).max().unwrap_or(0);
-    let ws = list.iter().map(|e| e.size.to_string().len()).max().unwrap_or(0);
+    let ws = list
+        .iter()
+        .map(|e| e.size.to_string().len())
+        .max()
+        .unwrap_or(0);
     let mut o = String::new();
-    let _ = writeln!(o, "{:<wn$} {:<7} {:<9} {:>ws$} VMID", "Volid", "Format", "Type", "Size");
+    let _ = writeln!(
+        o,
+        "{:<wn$} {:<7} {:<9} {:>ws$} VMID",
+        "Volid", "Format", "Type", "Size"
+    );
     for e in list {
-        let _ = writeln!(o, "{:<wn$} {:<7} {:<9} {:>ws$} {}", e.volid, e.format, e.content, e.size, e.vmid);
+        let _ = writeln!(
+            o,
+            "{:<wn$} {:<7} {:<9} {:>ws$} {}",
+            e.volid, e.format, e.content, e.size, e.vmid
+        );
     }
     o
 }
@@ -406,14 +529,21 @@ pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
     }
     let v = storage_view(s, node);
     if !v.enabled {
-        return Reply::err(format!("storage '{storage}' is not available on node '{node}'"), 255);
+        return Reply::err(
+            format!("storage '{storage}' is not available on node '{node}'"),
+            255,
+        );
     }
     if !v.active {
         let mut e: String = v.stderr.iter().map(|l| format!("{l}\n")).collect();
         if e.is_empty() {
             e = format!("storage '{storage}' is not online\n");
         }
-        return Reply { stdout: String::new(), stderr: e, exit: 255 };
+        return Reply {
+            stdout: String::new(),
+            stderr: e,
+            exit: 255,
+        };
     }
     Reply::out(print_content(&backup_entries(c, storage)))
 }
@@ -422,7 +552,11 @@ pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
 // qm / pct
 
 fn guests_on<'a>(c: &'a Cluster, node: &str, kind: GuestKind) -> Vec<&'a Guest> {
-    let mut v: Vec<&Guest> = c.guests.iter().filter(|g| g.node == node && g.kind == kind).collect();
+    let mut v: Vec<&Guest> = c
+        .guests
+        .iter()
+        .filter(|g| g.node == node && g.kind == kind)
+        .collect();
     v.sort_by_key(|g| g.vmid);
     v
 }
@@ -459,10 +593,18 @@ pub fn qm_list(c: &Cluster, node: &str, full: bool) -> Reply {
         return Reply::out(String::new());
     }
     let mut o = String::new();
-    let _ = writeln!(o, "{:>10} {:<20} {:<10} {:<10} {:>12} {:<10}", "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID");
+    let _ = writeln!(
+        o,
+        "{:>10} {:<20} {:<10} {:<10} {:>12} {:<10}",
+        "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"
+    );
     for g in vms {
         // Without --full only running/stopped; with it the QMP RunState (§3.1).
-        let status = if full { g.status.as_str() } else { plain_status(g) };
+        let status = if full {
+            g.status.as_str()
+        } else {
+            plain_status(g)
+        };
         let pid = if is_running(g) { g.pid.unwrap_or(0) } else { 0 };
         let _ = writeln!(
             o,
@@ -488,21 +630,41 @@ pub fn pct_list(c: &Cluster, node: &str) -> Reply {
         return Reply::out(String::new());
     }
     let mut o = String::new();
-    let _ = writeln!(o, "{:<10} {:<10} {:<12} {:<20}", "VMID", "Status", "Lock", "Name");
+    let _ = writeln!(
+        o,
+        "{:<10} {:<10} {:<12} {:<20}",
+        "VMID", "Status", "Lock", "Name"
+    );
     for g in cts {
         let lock = g.lock.as_deref().unwrap_or("");
-        let _ = writeln!(o, "{:<10} {:<10} {:<12} {:<20}", g.vmid, plain_status(g), lock, vm_name(g));
+        let _ = writeln!(
+            o,
+            "{:<10} {:<10} {:<12} {:<20}",
+            g.vmid,
+            plain_status(g),
+            lock,
+            vm_name(g)
+        );
     }
     Reply::out(o)
 }
 
 fn conf_path(node: &str, kind: GuestKind, vmid: u32) -> String {
-    let dir = if kind == GuestKind::Qemu { "qemu-server" } else { "lxc" };
+    let dir = if kind == GuestKind::Qemu {
+        "qemu-server"
+    } else {
+        "lxc"
+    };
     format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist")
 }
 
 /// The guest `vmid` of `kind` if its config lives on `node`; else the PVE error (exit 255).
-fn local_guest<'a>(c: &'a Cluster, node: &str, kind: GuestKind, vmid: u32) -> Result<&'a Guest, Reply> {
+fn local_guest<'a>(
+    c: &'a Cluster,
+    node: &str,
+    kind: GuestKind,
+    vmid: u32,
+) -> Result<&'a Guest, Reply> {
     asker(c, node)?;
     c.guests
         .iter()
@@ -513,7 +675,11 @@ fn local_guest<'a>(c: &'a Cluster, node: &str, kind: GuestKind, vmid: u32) -> Re
 /// Whether a config key names a disk (qemu drive or container mount point).
 fn is_disk_key(k: &str) -> bool {
     let base = k.trim_end_matches(|c: char| c.is_ascii_digit());
-    base.len() < k.len() && matches!(base, "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate" | "mp" | "unused")
+    base.len() < k.len()
+        && matches!(
+            base,
+            "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate" | "mp" | "unused"
+        )
         || k == "rootfs"
 }
 
@@ -550,8 +716,15 @@ fn volumes(g: &Guest) -> Vec<Volume> {
             if st.starts_with('/') {
                 return None;
             }
-            let size = v.split(',').find_map(|p| p.strip_prefix("size=")).map_or(0, parse_size);
-            Some(Volume { drive: k.clone(), volid: first.to_string(), size })
+            let size = v
+                .split(',')
+                .find_map(|p| p.strip_prefix("size="))
+                .map_or(0, parse_size);
+            Some(Volume {
+                drive: k.clone(),
+                volid: first.to_string(),
+                size,
+            })
         })
         .collect();
     if !from_conf.is_empty() {
@@ -567,15 +740,24 @@ fn volumes(g: &Guest) -> Vec<Volume> {
                 (GuestKind::Lxc, i) => format!("mp{}", i - 1),
             };
             let size = if i == 0 { g.maxdisk } else { 0 };
-            Volume { drive, volid: format!("{st}:vm-{}-disk-{i}", g.vmid), size }
+            Volume {
+                drive,
+                volid: format!("{st}:vm-{}-disk-{i}", g.vmid),
+                size,
+            }
         })
         .collect()
 }
 
 /// `size=` as PVE writes it: the largest unit that divides evenly.
 fn size_str(b: u64) -> String {
-    for (suf, m) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-        if b >= m && b % m == 0 {
+    for (suf, m) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{suf}", b / m);
         }
     }
@@ -589,13 +771,29 @@ fn config_map(g: &Guest) -> BTreeMap<String, String> {
     m.remove("digest");
     if !m.keys().any(|k| is_disk_key(k)) {
         for v in volumes(g) {
-            let val = if v.size > 0 { format!("{},size={}", v.volid, size_str(v.size)) } else { v.volid.clone() };
-            let val = if v.drive.starts_with("mp") { format!("{val},mp=/mnt/{}", v.drive) } else { val };
+            let val = if v.size > 0 {
+                format!("{},size={}", v.volid, size_str(v.size))
+            } else {
+                v.volid.clone()
+            };
+            let val = if v.drive.starts_with("mp") {
+                format!("{val},mp=/mnt/{}", v.drive)
+            } else {
+                val
+            };
             m.insert(v.drive, val);
         }
     }
     if let Some(n) = &g.name {
-        m.insert(if g.kind == GuestKind::Qemu { "name" } else { "hostname" }.into(), n.clone());
+        m.insert(
+            if g.kind == GuestKind::Qemu {
+                "name"
+            } else {
+                "hostname"
+            }
+            .into(),
+            n.clone(),
+        );
     }
     m.insert("memory".into(), perl_num(g.maxmem as f64 / MIB));
     match &g.lock {
@@ -646,10 +844,20 @@ fn vmstatus(c: &Cluster, g: &Guest) -> Map<String, Value> {
     let mut m = Map::new();
     let cpus = match g.kind {
         GuestKind::Qemu => conf_u64(g, "cores").unwrap_or(1) * conf_u64(g, "sockets").unwrap_or(1),
-        GuestKind::Lxc => conf_u64(g, "cores").unwrap_or_else(|| c.node(&g.node).map_or(1, |n| u64::from(n.cpus))),
+        GuestKind::Lxc => {
+            conf_u64(g, "cores").unwrap_or_else(|| c.node(&g.node).map_or(1, |n| u64::from(n.cpus)))
+        }
     };
     m.insert("cpus".into(), json!(cpus));
-    for k in ["disk", "diskread", "diskwrite", "netin", "netout", "uptime", "mem"] {
+    for k in [
+        "disk",
+        "diskread",
+        "diskwrite",
+        "netin",
+        "netout",
+        "uptime",
+        "mem",
+    ] {
         m.insert(k.into(), json!(0));
     }
     m.insert("maxdisk".into(), json!(g.maxdisk));
@@ -657,10 +865,8 @@ fn vmstatus(c: &Cluster, g: &Guest) -> Map<String, Value> {
     m.insert("name".into(), json!(vm_name(g)));
     m.insert("status".into(), json!(plain_status(g)));
     m.insert("vmid".into(), json!(g.vmid));
-    if running {
-        if let Some(pid) = g.pid {
-            m.insert("pid".into(), json!(pid));
-        }
+    if let Some(pid) = g.pid.filter(|_| running) {
+        m.insert("pid".into(), json!(pid));
     }
     if let Some(l) = &g.lock {
         m.insert("lock".into(), json!(l));
@@ -695,7 +901,16 @@ fn vmstatus(c: &Cluster, g: &Guest) -> Map<String, Value> {
 fn perl_scalar(v: &Value) -> Option<String> {
     match v {
         Value::Bool(b) => Some(if *b { "1".into() } else { "0".into() }),
-        Value::Number(n) => Some(n.as_f64().map_or_else(|| n.to_string(), |f| if n.is_f64() { perl_num(f) } else { n.to_string() })),
+        Value::Number(n) => Some(n.as_f64().map_or_else(
+            || n.to_string(),
+            |f| {
+                if n.is_f64() {
+                    perl_num(f)
+                } else {
+                    n.to_string()
+                }
+            },
+        )),
         Value::String(s) => Some(s.clone()),
         _ => None,
     }
@@ -797,14 +1012,24 @@ fn ts_status(now: i64, ts: i64) -> Option<&'static str> {
 }
 
 fn sid(g: &Guest) -> String {
-    format!("{}:{}", if g.kind == GuestKind::Qemu { "vm" } else { "ct" }, g.vmid)
+    format!(
+        "{}:{}",
+        if g.kind == GuestKind::Qemu {
+            "vm"
+        } else {
+            "ct"
+        },
+        g.vmid
+    )
 }
 
 /// The entries of GET `/cluster/ha/status/current` (pve-ha-manager `API2/HA/Status.pm`);
 /// `ha-manager status` prints `"<type> <status>"` of each (§5.1).
 fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>> {
     let now_s = now.as_second();
-    let Some(n) = c.node(node) else { return Vec::new() };
+    let Some(n) = c.node(node) else {
+        return Vec::new();
+    };
     let new = ha_new_format(n);
     let quorate = c.cluster.is_none() || c.quorum().quorate;
     let mut res = Vec::new();
@@ -812,11 +1037,19 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    let qs = if quorate { "OK".to_string() } else { format!("No quorum on node '{node}'!") };
+    let qs = if quorate {
+        "OK".to_string()
+    } else {
+        format!("No quorum on node '{node}'!")
+    };
     res.push(obj(json!({"id": "quorum", "type": "quorum", "node": node, "status": qs, "quorate": flag(quorate)})));
     // A dead node's timestamps are long past: the stored one, else a minute ago.
     let stamp = |n: Option<&Node>, stored: Option<i64>| {
-        stored.unwrap_or(if n.is_some_and(|n| n.online) { now_s } else { now_s - 60 })
+        stored.unwrap_or(if n.is_some_and(|n| n.online) {
+            now_s
+        } else {
+            now_s - 60
+        })
     };
     let mut services: Vec<&Guest> = c.guests.iter().filter(|g| g.ha.is_some()).collect();
     services.sort_by_key(|g| sid(g));
@@ -826,13 +1059,29 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
         let state = ts_status(now_s, ts)
             .map(str::to_string)
             .unwrap_or_else(|| c.ha.master_state.clone().unwrap_or_else(|| "active".into()));
-        let status = format!("{master} ({state}, {})", ctime(Timestamp::from_second(ts).unwrap_or(now)));
+        let status = format!(
+            "{master} ({state}, {})",
+            ctime(Timestamp::from_second(ts).unwrap_or(now))
+        );
         res.push(obj(json!({"id": "master", "type": "master", "node": master, "status": status, "timestamp": ts})));
         if new {
-            let armed = c.ha.fencing.clone().unwrap_or_else(|| if services.is_empty() { "standby" } else { "armed" }.into());
-            let wd = if armed == "armed" { "CRM watchdog active" } else { "CRM watchdog standby" };
-            res.push(obj(json!({"id": "fencing", "type": "fencing", "node": master,
-                "status": format!("{armed} ({wd})"), "armed-state": armed})));
+            let armed = c.ha.fencing.clone().unwrap_or_else(|| {
+                if services.is_empty() {
+                    "standby"
+                } else {
+                    "armed"
+                }
+                .into()
+            });
+            let wd = if armed == "armed" {
+                "CRM watchdog active"
+            } else {
+                "CRM watchdog standby"
+            };
+            res.push(obj(
+                json!({"id": "fencing", "type": "fencing", "node": master,
+                "status": format!("{armed} ({wd})"), "armed-state": armed}),
+            ));
         }
         let mut nodes: Vec<&Node> = c.nodes.iter().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -840,14 +1089,20 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
             let id = format!("lrm:{}", ln.name);
             let Some(lrm) = &ln.lrm else {
                 let status = format!("{} (unable to read lrm status)", ln.name);
-                res.push(obj(json!({"id": id, "type": "lrm", "node": ln.name, "status": status})));
+                res.push(obj(
+                    json!({"id": id, "type": "lrm", "node": ln.name, "status": status}),
+                ));
                 continue;
             };
             let ts = stamp(Some(ln), ln.lrm_timestamp);
             let state = ts_status(now_s, ts).unwrap_or(lrm);
             let date = ctime(Timestamp::from_second(ts).unwrap_or(now));
             let status = if new {
-                let wd = if state == "active" { "watchdog active" } else { "watchdog standby" };
+                let wd = if state == "active" {
+                    "watchdog active"
+                } else {
+                    "watchdog standby"
+                };
                 format!("{} ({state}, {wd}, {date})", ln.name)
             } else {
                 format!("{} ({state}, {date})", ln.name)
@@ -858,10 +1113,16 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
     for g in services {
         let state = g.ha.clone().unwrap_or_default();
         let s = sid(g);
-        let request = if matches!(state.as_str(), "stopped" | "request_stop" | "disabled") { "stopped" } else { "started" };
-        res.push(obj(json!({"id": format!("service:{s}"), "type": "service", "sid": s, "node": g.node,
+        let request = if matches!(state.as_str(), "stopped" | "request_stop" | "disabled") {
+            "stopped"
+        } else {
+            "started"
+        };
+        res.push(obj(
+            json!({"id": format!("service:{s}"), "type": "service", "sid": s, "node": g.node,
             "status": format!("{s} ({}, {state})", g.node), "state": state, "crm_state": state,
-            "request_state": request, "max_restart": 1, "max_relocate": 1, "failback": 1})));
+            "request_state": request, "max_restart": 1, "max_relocate": 1, "failback": 1}),
+        ));
     }
     res
 }
@@ -889,7 +1150,10 @@ fn proxmox_ve_version(n: &Node) -> String {
         return v.clone();
     }
     let k = version_key(&n.manager_version);
-    let (maj, min) = (k.first().copied().unwrap_or(0), k.get(1).copied().unwrap_or(0));
+    let (maj, min) = (
+        k.first().copied().unwrap_or(0),
+        k.get(1).copied().unwrap_or(0),
+    );
     if maj >= 8 {
         format!("{maj}.{min}.0")
     } else {
@@ -899,21 +1163,43 @@ fn proxmox_ve_version(n: &Node) -> String {
 
 /// `pveversion [-v]` (§5.2).
 pub fn pveversion(c: &Cluster, node: &str, verbose: bool) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let Some(n) = c.node(node) else {
+        return Reply::err("unknown node", 255);
+    };
     let stderr: String = n.apt_stderr.iter().map(|l| format!("{l}\n")).collect();
     if !verbose {
-        let stdout = format!("pve-manager/{}/{} (running kernel: {})\n", n.manager_version, n.repoid, n.kernel_running);
-        return Reply { stdout, stderr, exit: 0 };
+        let stdout = format!(
+            "pve-manager/{}/{} (running kernel: {})\n",
+            n.manager_version, n.repoid, n.kernel_running
+        );
+        return Reply {
+            stdout,
+            stderr,
+            exit: 0,
+        };
     }
     let mut o = String::new();
-    let _ = writeln!(o, "proxmox-ve: {} (running kernel: {})", proxmox_ve_version(n), n.kernel_running);
-    let _ = writeln!(o, "pve-manager: {} (running version: {}/{})", n.manager_version, n.manager_version, n.repoid);
+    let _ = writeln!(
+        o,
+        "proxmox-ve: {} (running kernel: {})",
+        proxmox_ve_version(n),
+        n.kernel_running
+    );
+    let _ = writeln!(
+        o,
+        "pve-manager: {} (running version: {}/{})",
+        n.manager_version, n.manager_version, n.repoid
+    );
     let mut kernels = n.kernels_installed.clone();
     kernels.sort_by_key(|k| std::cmp::Reverse(version_key(k)));
     kernels.dedup();
     let series = |k: &str| {
         let p = version_key(k);
-        format!("{}.{}", p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0))
+        format!(
+            "{}.{}",
+            p.first().copied().unwrap_or(0),
+            p.get(1).copied().unwrap_or(0)
+        )
     };
     let kver = |k: &str| k.trim_end_matches("-pve").to_string();
     // proxmox-kernel-* since PVE 8.1 (§9): helper first, then per kernel newest first the
@@ -939,7 +1225,11 @@ pub fn pveversion(c: &Cluster, node: &str, verbose: bool) -> Reply {
             let s = series(k);
             if !seen.contains(&s) {
                 let meta = format!("pve-kernel-{s}");
-                let v = n.packages.get(&meta).cloned().unwrap_or_else(|| proxmox_ve_version(n));
+                let v = n
+                    .packages
+                    .get(&meta)
+                    .cloned()
+                    .unwrap_or_else(|| proxmox_ve_version(n));
                 let _ = writeln!(o, "{meta}: {v}");
                 seen.push(s);
             }
@@ -954,12 +1244,19 @@ pub fn pveversion(c: &Cluster, node: &str, verbose: bool) -> Reply {
     for (p, v) in &n.packages {
         let kernel_pkg = p.starts_with("pve-kernel-") || p.starts_with("proxmox-kernel-");
         // proxmox-kernel-helper is listed twice since PVE 8.1 (kernel regex + package list).
-        if p == "proxmox-ve" || p == "pve-manager" || (kernel_pkg && !(modern && p == "proxmox-kernel-helper")) {
+        if p == "proxmox-ve"
+            || p == "pve-manager"
+            || (kernel_pkg && !(modern && p == "proxmox-kernel-helper"))
+        {
             continue;
         }
         let _ = writeln!(o, "{p}: {v}");
     }
-    Reply { stdout: o, stderr, exit: 0 }
+    Reply {
+        stdout: o,
+        stderr,
+        exit: 0,
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -986,7 +1283,12 @@ const DEFAULT_ACTIVE: &[&str] = &[
 /// the standard PVE units (and corosync when clustered), else `inactive` (§8.4).
 fn unit_state(c: &Cluster, n: &Node, unit: &str) -> String {
     let base = unit.strip_suffix(".service").unwrap_or(unit);
-    if let Some(s) = n.services.get(unit).or_else(|| n.services.get(base)).or_else(|| n.services.get(&format!("{base}.service"))) {
+    if let Some(s) = n
+        .services
+        .get(unit)
+        .or_else(|| n.services.get(base))
+        .or_else(|| n.services.get(&format!("{base}.service")))
+    {
         return s.clone();
     }
     if DEFAULT_ACTIVE.contains(&base) || (base == "corosync" && c.cluster.is_some()) {
@@ -998,7 +1300,9 @@ fn unit_state(c: &Cluster, n: &Node, unit: &str) -> String {
 
 /// `systemctl is-active UNIT...` (§8.4): one word per unit; exit 0 if any is active, else 3.
 pub fn systemctl_is_active(c: &Cluster, node: &str, units: &[String]) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let Some(n) = c.node(node) else {
+        return Reply::err("unknown node", 255);
+    };
     let mut o = String::new();
     let mut any = false;
     for u in units {
@@ -1007,13 +1311,22 @@ pub fn systemctl_is_active(c: &Cluster, node: &str, units: &[String]) -> Reply {
         o.push_str(&s);
         o.push('\n');
     }
-    Reply { stdout: o, stderr: String::new(), exit: if any { 0 } else { 3 } }
+    Reply {
+        stdout: o,
+        stderr: String::new(),
+        exit: if any { 0 } else { 3 },
+    }
 }
 
 /// `zpool status -x` (§8.3).
 pub fn zpool_status_x(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
-    let mut o = n.zpool.clone().unwrap_or_else(|| "all pools are healthy".into());
+    let Some(n) = c.node(node) else {
+        return Reply::err("unknown node", 255);
+    };
+    let mut o = n
+        .zpool
+        .clone()
+        .unwrap_or_else(|| "all pools are healthy".into());
     if !o.ends_with('\n') {
         o.push('\n');
     }
@@ -1023,7 +1336,9 @@ pub fn zpool_status_x(c: &Cluster, node: &str) -> Reply {
 /// `corosync-cfgtool -s` (§8.1): the corosync >= 3.1.5 layout from PVE 7.1, the 3.0.x one on
 /// PVE 6.x/7.0, the corosync 2 ring layout before PVE 6. Peers are all nodes of the nodelist.
 pub fn corosync_cfgtool_s(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let Some(n) = c.node(node) else {
+        return Reply::err("unknown node", 255);
+    };
     let Some(ci) = c.cluster.as_ref().filter(|_| corosync_up(c, n)) else {
         return Reply::err("Could not initialize corosync configuration API error 2", 1);
     };
@@ -1046,12 +1361,20 @@ pub fn corosync_cfgtool_s(c: &Cluster, node: &str) -> Reply {
             let _ = writeln!(o, "\t\tnodeid: {:>10}:\t{}", p.nodeid, word(p));
         }
     } else if pve_ge(n, &[6]) {
-        let _ = write!(o, "Printing link status.\nLocal node ID {}\nLINK ID 0\n\taddr\t= {}\n\tstatus:\n", n.nodeid, n.ip);
+        let _ = write!(
+            o,
+            "Printing link status.\nLocal node ID {}\nLINK ID 0\n\taddr\t= {}\n\tstatus:\n",
+            n.nodeid, n.ip
+        );
         for p in peers {
             let _ = writeln!(o, "\t\tnodeid {:>2}:\t{}", p.nodeid, word(p));
         }
     } else {
-        let _ = write!(o, "Printing ring status.\nLocal node ID {}\nRING ID 0\n\tid\t= {}\n", n.nodeid, n.ip);
+        let _ = write!(
+            o,
+            "Printing ring status.\nLocal node ID {}\nRING ID 0\n\tid\t= {}\n",
+            n.nodeid, n.ip
+        );
         o.push_str("\tstatus\t= ring 0 active with no faults\n");
     }
     Reply::out(o)
@@ -1087,7 +1410,11 @@ fn cluster_status_json(c: &Cluster, node: &str) -> Value {
     v.push(json!({"id": "cluster", "name": ci.name, "nodes": c.nodes.len(), "quorate": flag(c.quorum().quorate),
         "type": "cluster", "version": ci.config_version}));
     for n in &c.nodes {
-        let level = if n.online { n.subscription.as_str() } else { "" };
+        let level = if n.online {
+            n.subscription.as_str()
+        } else {
+            ""
+        };
         v.push(json!({"id": format!("node/{}", n.name), "ip": n.ip, "level": level, "local": flag(n.name == node),
             "name": n.name, "nodeid": n.nodeid, "online": flag(n.online), "type": "node"}));
     }
@@ -1105,32 +1432,58 @@ fn cluster_resources_json(c: &Cluster, filter: Option<&str>) -> Value {
     let online = |name: &str| c.node(name).is_some_and(|n| n.online);
     let mut v = Vec::new();
     for g in &c.guests {
-        let t = if g.kind == GuestKind::Qemu { "qemu" } else { "lxc" };
+        let t = if g.kind == GuestKind::Qemu {
+            "qemu"
+        } else {
+            "lxc"
+        };
         if !want(t) {
             continue;
         }
         let id = format!("{t}/{}", g.vmid);
         if !online(&g.node) {
-            v.push(json!({"id": id, "node": g.node, "status": "unknown", "type": t, "vmid": g.vmid}));
+            v.push(
+                json!({"id": id, "node": g.node, "status": "unknown", "type": t, "vmid": g.vmid}),
+            );
             continue;
         }
         let st = vmstatus(c, g);
         let mut m = Map::new();
-        for k in ["cpu", "disk", "diskread", "diskwrite", "mem", "netin", "netout", "uptime"] {
+        for k in [
+            "cpu",
+            "disk",
+            "diskread",
+            "diskwrite",
+            "mem",
+            "netin",
+            "netout",
+            "uptime",
+        ] {
             m.insert(k.into(), st.get(k).cloned().unwrap_or(json!(0)));
         }
         if g.kind == GuestKind::Qemu {
-            let mh = st.get("memhost").or_else(|| st.get("mem")).cloned().unwrap_or(json!(0));
+            let mh = st
+                .get("memhost")
+                .or_else(|| st.get("mem"))
+                .cloned()
+                .unwrap_or(json!(0));
             m.insert("memhost".into(), mh);
         }
-        for (k, val) in [("id", json!(id)), ("maxcpu", st["cpus"].clone()), ("maxdisk", json!(g.maxdisk))] {
+        for (k, val) in [
+            ("id", json!(id)),
+            ("maxcpu", st["cpus"].clone()),
+            ("maxdisk", json!(g.maxdisk)),
+        ] {
             m.insert(k.into(), val);
         }
         m.insert("maxmem".into(), json!(g.maxmem));
         m.insert("name".into(), json!(vm_name(g)));
         m.insert("node".into(), json!(g.node));
         m.insert("status".into(), json!(plain_status(g)));
-        m.insert("template".into(), json!(st.get("template").cloned().unwrap_or(json!(0))));
+        m.insert(
+            "template".into(),
+            json!(st.get("template").cloned().unwrap_or(json!(0))),
+        );
         m.insert("type".into(), json!(t));
         m.insert("vmid".into(), json!(g.vmid));
         for k in ["lock", "tags", "pool"] {
@@ -1152,7 +1505,13 @@ fn cluster_resources_json(c: &Cluster, filter: Option<&str>) -> Value {
                 continue;
             }
             let mut m = Map::new();
-            for (k, d) in [("cpu", json!(0)), ("disk", json!(0)), ("uptime", json!(0)), ("cgroup-mode", json!(2)), ("host-arch", json!("x86_64"))] {
+            for (k, d) in [
+                ("cpu", json!(0)),
+                ("disk", json!(0)),
+                ("uptime", json!(0)),
+                ("cgroup-mode", json!(2)),
+                ("host-arch", json!("x86_64")),
+            ] {
                 m.insert(k.into(), n.stats.get(k).cloned().unwrap_or(d));
             }
             m.insert("id".into(), json!(format!("node/{}", n.name)));
@@ -1206,7 +1565,9 @@ fn nodes_storage_json(c: &Cluster, node: &str) -> Value {
 
 /// Whether `storage` can be used on `node` (enabled there).
 fn storage_on(c: &Cluster, storage: &str, node: &str) -> bool {
-    c.storages.iter().any(|s| s.id == storage && storage_view(s, node).enabled)
+    c.storages
+        .iter()
+        .any(|s| s.id == storage && storage_view(s, node).enabled)
 }
 
 /// GET `/nodes/N/{qemu,lxc}/ID/migrate`: qemu-server `migrate_vm_precondition` semantics — a
@@ -1214,7 +1575,10 @@ fn storage_on(c: &Cluster, storage: &str, node: &str) -> bool {
 /// non-shared storages are local disks; passed-through devices are local resources.
 fn migrate_json(c: &Cluster, g: &Guest) -> Value {
     let vols = volumes(g);
-    let mut storages: Vec<String> = vols.iter().filter_map(|v| v.volid.split_once(':').map(|(s, _)| s.to_string())).collect();
+    let mut storages: Vec<String> = vols
+        .iter()
+        .filter_map(|v| v.volid.split_once(':').map(|(s, _)| s.to_string()))
+        .collect();
     for d in &g.disks {
         storages.push(d.clone());
     }
@@ -1223,7 +1587,10 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
     let mut allowed = Vec::new();
     let mut not_allowed = Map::new();
     for n in c.nodes.iter().filter(|n| n.name != g.node) {
-        let missing: Vec<&String> = storages.iter().filter(|s| !storage_on(c, s, &n.name)).collect();
+        let missing: Vec<&String> = storages
+            .iter()
+            .filter(|s| !storage_on(c, s, &n.name))
+            .collect();
         if missing.is_empty() {
             allowed.push(json!(n.name));
         } else {
@@ -1241,7 +1608,9 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
         .iter()
         .filter(|(k, v)| {
             let base = k.trim_end_matches(|c: char| c.is_ascii_digit());
-            matches!(base, "hostpci" | "parallel") || (base == "usb" && !v.contains("spice")) || (base == "serial" && v.starts_with("/dev/"))
+            matches!(base, "hostpci" | "parallel")
+                || (base == "usb" && !v.contains("spice"))
+                || (base == "serial" && v.starts_with("/dev/"))
         })
         .map(|(k, _)| json!(k))
         .collect();
@@ -1260,15 +1629,28 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
     let no_handler = || Reply::err(format!("No 'get' handler defined for '{path}'"), 2);
     let target = |name: &str| -> Result<&Node, Reply> {
         match c.node(name) {
-            None => Err(Reply::err(format!("hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known"), 255)),
-            Some(n) if !n.online => Err(Reply::err(format!("ssh: connect to host {} port 22: No route to host", n.ip), 255)),
+            None => Err(Reply::err(
+                format!(
+                    "hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known"
+                ),
+                255,
+            )),
+            Some(n) if !n.online => Err(Reply::err(
+                format!("ssh: connect to host {} port 22: No route to host", n.ip),
+                255,
+            )),
             Some(n) => Ok(n),
         }
     };
     let v = match parts.as_slice() {
         ["cluster", "status"] => cluster_status_json(c, node),
         ["cluster", "resources"] => cluster_resources_json(c, filter),
-        ["cluster", "ha", "status", "current"] => Value::Array(ha_entries(c, node, now).into_iter().map(Value::Object).collect()),
+        ["cluster", "ha", "status", "current"] => Value::Array(
+            ha_entries(c, node, now)
+                .into_iter()
+                .map(Value::Object)
+                .collect(),
+        ),
         ["nodes", n, "storage"] => match target(n) {
             Ok(t) => nodes_storage_json(c, &t.name),
             Err(r) => return r,
@@ -1282,8 +1664,14 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
                 Ok(t) => t,
                 Err(r) => return r,
             };
-            let kind = if *kind == "qemu" { GuestKind::Qemu } else { GuestKind::Lxc };
-            let Ok(vmid) = id.parse::<u32>() else { return no_handler() };
+            let kind = if *kind == "qemu" {
+                GuestKind::Qemu
+            } else {
+                GuestKind::Lxc
+            };
+            let Ok(vmid) = id.parse::<u32>() else {
+                return no_handler();
+            };
             match local_guest(c, &t.name, kind, vmid) {
                 Ok(g) => migrate_json(c, g),
                 Err(r) => return r,
@@ -1357,16 +1745,35 @@ impl Checker {
         let _ = writeln!(self.o, "TOTAL:    {total}");
         let _ = write!(self.o, "\x1b[32mPASSED:   {}\n\x1b[0m", self.pass);
         let _ = writeln!(self.o, "SKIPPED:  {}", self.skip);
-        let colored_if = |s: String, c: &str, on: bool| if on { format!("{c}{s}\x1b[0m") } else { s };
-        let w = colored_if(format!("WARNINGS: {}\n", self.warn), "\x1b[33m", self.warn > 0);
-        let f = colored_if(format!("FAILURES: {}\n", self.fail), "\x1b[1;31m", self.fail > 0);
+        let colored_if =
+            |s: String, c: &str, on: bool| if on { format!("{c}{s}\x1b[0m") } else { s };
+        let w = colored_if(
+            format!("WARNINGS: {}\n", self.warn),
+            "\x1b[33m",
+            self.warn > 0,
+        );
+        let f = colored_if(
+            format!("FAILURES: {}\n", self.fail),
+            "\x1b[1;31m",
+            self.fail > 0,
+        );
         self.o.push_str(&w);
         self.o.push_str(&f);
         if self.warn > 0 || self.fail > 0 {
-            let c = if self.fail > 0 { "\x1b[1;31m" } else { "\x1b[33m" };
-            let _ = write!(self.o, "{c}\nATTENTION: Please check the output for detailed information!\n\x1b[0m");
+            let c = if self.fail > 0 {
+                "\x1b[1;31m"
+            } else {
+                "\x1b[33m"
+            };
+            let _ = write!(
+                self.o,
+                "{c}\nATTENTION: Please check the output for detailed information!\n\x1b[0m"
+            );
             if self.fail > 0 {
-                let _ = write!(self.o, "{c}Try to solve the problems one at a time and then run this checklist tool again.\n\x1b[0m");
+                let _ = write!(
+                    self.o,
+                    "{c}Try to solve the problems one at a time and then run this checklist tool again.\n\x1b[0m"
+                );
             }
         }
     }
@@ -1375,7 +1782,9 @@ impl Checker {
 /// `pve8to9 [--full]` (§7): the sections of the real checker with the checks the state can
 /// answer; WARN/FAIL follow the state. Always exit 0, colours always on (§0.7).
 pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
-    let Some(n) = c.node(node) else { return Reply::err("unknown node", 255) };
+    let Some(n) = c.node(node) else {
+        return Reply::err("unknown node", 255);
+    };
     let mut k = Checker::default();
     k.header("CHECKING VERSION INFORMATION FOR PVE PACKAGES");
     k.text("Checking for package updates..");
@@ -1386,7 +1795,10 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
     } else if pve_ge(n, &[8, 4]) {
         k.log("PASS", "proxmox-ve package has version >= 8.4-0");
     } else {
-        k.log("FAIL", "proxmox-ve package is too old, please upgrade to >= 8.4-0!");
+        k.log(
+            "FAIL",
+            "proxmox-ve package is too old, please upgrade to >= 8.4-0!",
+        );
     }
     k.text("\nChecking running kernel version..");
     let newest = super::state::newest_kernel(&n.kernels_installed);
@@ -1405,7 +1817,10 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
         for u in ["pve-cluster", "corosync"] {
             let s = unit_state(c, n, u);
             let lvl = if s == "active" { "PASS" } else { "FAIL" };
-            k.log(lvl, &format!("systemd unit '{u}.service' is in state '{s}'"));
+            k.log(
+                lvl,
+                &format!("systemd unit '{u}.service' is in state '{s}'"),
+            );
         }
         let q = c.quorum();
         if q.quorate {
@@ -1416,11 +1831,19 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
         k.text("\nAnalzying quorum settings and state..");
         k.log("INFO", &format!("configured votes - nodes: {}", q.expected));
         k.log("INFO", &format!("configured votes - total: {}", q.expected));
-        let offline: Vec<&str> = c.nodes.iter().filter(|x| !x.online).map(|x| x.name.as_str()).collect();
+        let offline: Vec<&str> = c
+            .nodes
+            .iter()
+            .filter(|x| !x.online)
+            .map(|x| x.name.as_str())
+            .collect();
         if offline.is_empty() {
             k.log("PASS", "no nodes offline");
         } else {
-            k.log("WARN", &format!("{} node(s) offline: {}", offline.len(), offline.join(", ")));
+            k.log(
+                "WARN",
+                &format!("{} node(s) offline: {}", offline.len(), offline.join(", ")),
+            );
         }
         k.text("\nChecking nodelist entries..");
         k.log("PASS", "nodelist settings OK");
@@ -1441,7 +1864,10 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
         } else if v.active {
             k.log("PASS", &format!("storage '{}' enabled and active.", s.id));
         } else {
-            k.log("WARN", &format!("storage '{}' enabled but not active!", s.id));
+            k.log(
+                "WARN",
+                &format!("storage '{}' enabled but not active!", s.id),
+            );
         }
     }
     k.log("INFO", "Checking storage content type configuration..");
@@ -1449,9 +1875,16 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
 
     k.header("VIRTUAL GUEST CHECKS");
     k.log("INFO", "Checking for running guests..");
-    let running = c.guests.iter().filter(|g| g.node == node && is_running(g)).count();
+    let running = c
+        .guests
+        .iter()
+        .filter(|g| g.node == node && is_running(g))
+        .count();
     if running > 0 {
-        k.log("WARN", &format!("{running} running guest(s) detected - consider migrating or stopping them."));
+        k.log(
+            "WARN",
+            &format!("{running} running guest(s) detected - consider migrating or stopping them."),
+        );
     } else {
         k.log("PASS", "no running guest detected.");
     }
@@ -1461,24 +1894,36 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
     for u in ["pveproxy", "pvedaemon", "pvescheduler", "pvestatd"] {
         let s = unit_state(c, n, u);
         let lvl = if s == "active" { "PASS" } else { "FAIL" };
-        k.log(lvl, &format!("systemd unit '{u}.service' is in state '{s}'"));
+        k.log(
+            lvl,
+            &format!("systemd unit '{u}.service' is in state '{s}'"),
+        );
     }
     k.log("INFO", "Checking for supported & active NTP service..");
-    k.log("PASS", "Detected active time synchronisation unit 'chrony.service'");
-    if let Some(z) = &n.zpool {
-        if !z.trim().is_empty() && z.trim() != "all pools are healthy" && z.trim() != "no pools available" {
-            k.log("WARN", "ZFS pool(s) not healthy, check 'zpool status -x'");
-        }
+    k.log(
+        "PASS",
+        "Detected active time synchronisation unit 'chrony.service'",
+    );
+    let zpool = n.zpool.as_deref().map(str::trim).unwrap_or("");
+    if !matches!(zpool, "" | "all pools are healthy" | "no pools available") {
+        k.log("WARN", "ZFS pool(s) not healthy, check 'zpool status -x'");
     }
     if full {
-        k.log("INFO", "Checking container configs for cgroupv2 compatibility..");
+        k.log(
+            "INFO",
+            "Checking container configs for cgroupv2 compatibility..",
+        );
         k.log("PASS", "no container with cgroupv1-only distribution found");
     } else {
         k.log("SKIP", "NOTE: Expensive checks, like CT cgroupv2 compat, not performed without '--full' parameter");
     }
     k.summary();
     let stderr: String = n.apt_stderr.iter().map(|l| format!("{l}\n")).collect();
-    Reply { stdout: k.o, stderr, exit: 0 }
+    Reply {
+        stdout: k.o,
+        stderr,
+        exit: 0,
+    }
 }
 
 #[cfg(test)]

@@ -75,7 +75,12 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { migrate_secs: 2.0, reboot_secs: 3.0, ha_delay_secs: 1.0, shutdown_secs: 0.5 }
+        Timing {
+            migrate_secs: 2.0,
+            reboot_secs: 3.0,
+            ha_delay_secs: 1.0,
+            shutdown_secs: 0.5,
+        }
     }
 }
 
@@ -276,7 +281,12 @@ pub struct Event {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventKind {
     /// A migration ends: the guest moves (or stays, when `fail`), its lock is cleared.
-    MigrationDone { vmid: u32, target: String, fail: bool, restart: bool },
+    MigrationDone {
+        vmid: u32,
+        target: String,
+        fail: bool,
+        restart: bool,
+    },
     /// A shutdown completes.
     Stopped { vmid: u32 },
     /// A rebooted node is back (unless it never returns).
@@ -334,17 +344,33 @@ impl Cluster {
     /// vote when it gives it to this partition.
     pub fn quorum(&self) -> Quorum {
         let qd = self.qdevice.as_ref();
-        let expected: u32 = self.nodes.iter().map(|n| n.votes).sum::<u32>() + qd.map_or(0, |q| q.votes);
-        let total: u32 = self.nodes.iter().filter(|n| n.online).map(|n| n.votes).sum::<u32>()
+        let expected: u32 =
+            self.nodes.iter().map(|n| n.votes).sum::<u32>() + qd.map_or(0, |q| q.votes);
+        let total: u32 = self
+            .nodes
+            .iter()
+            .filter(|n| n.online)
+            .map(|n| n.votes)
+            .sum::<u32>()
             + qd.filter(|q| q.voting).map_or(0, |q| q.votes);
         let quorum = expected / 2 + 1;
-        Quorum { expected, total, quorum, quorate: total >= quorum }
+        Quorum {
+            expected,
+            total,
+            quorum,
+            quorate: total >= quorum,
+        }
     }
 
     /// Memory used on `node`: the host's own plus every running guest's.
     pub fn memory_used(&self, node: &str) -> u64 {
         let base = self.node(node).map(|n| n.memory_base).unwrap_or(0);
-        base + self.guests.iter().filter(|g| g.node == node && g.status == "running").map(|g| g.maxmem).sum::<u64>()
+        base + self
+            .guests
+            .iter()
+            .filter(|g| g.node == node && g.status == "running")
+            .map(|g| g.maxmem)
+            .sum::<u64>()
     }
 
     /// Applies every event due at `now` (Unix seconds), in due order.
@@ -358,7 +384,12 @@ impl Cluster {
 
     fn apply(&mut self, what: EventKind, now: f64) {
         match what {
-            EventKind::MigrationDone { vmid, target, fail, restart } => {
+            EventKind::MigrationDone {
+                vmid,
+                target,
+                fail,
+                restart,
+            } => {
                 if let Some(g) = self.guest_mut(vmid) {
                     g.lock = None;
                     if !fail {
@@ -379,7 +410,9 @@ impl Cluster {
                 }
             }
             EventKind::NodeBack { node } => {
-                let back = self.node(&node).is_some_and(|n| !n.faults.no_return_after_reboot);
+                let back = self
+                    .node(&node)
+                    .is_some_and(|n| !n.faults.no_return_after_reboot);
                 if back {
                     if let Some(n) = self.node_mut(&node) {
                         n.online = true;
@@ -421,14 +454,26 @@ pub fn newest_kernel(kernels: &[String]) -> Option<String> {
 
 /// Numeric parts of a version string, for ordering (`6.14.11-4` > `6.14.8-2`).
 pub fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(0)).collect()
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 /// A boot id in the kernel's UUID form, different for every boot.
 pub fn new_boot_id(now: f64, nodeid: u32) -> String {
-    let bits = (now * 1e6) as u128 ^ (u128::from(nodeid) << 96) ^ 0x5eed_0000_0000_0000_0000_0000_0000_0000;
+    let bits = (now * 1e6) as u128
+        ^ (u128::from(nodeid) << 96)
+        ^ 0x5eed_0000_0000_0000_0000_0000_0000_0000;
     let hex = format!("{bits:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -437,7 +482,11 @@ mod tests {
 
     #[test]
     fn kernels_order_numerically() {
-        let k = vec!["6.14.8-2-pve".to_string(), "6.14.11-4-pve".into(), "6.8.12-1-pve".into()];
+        let k = vec![
+            "6.14.8-2-pve".to_string(),
+            "6.14.11-4-pve".into(),
+            "6.8.12-1-pve".into(),
+        ];
         assert_eq!(newest_kernel(&k).as_deref(), Some("6.14.11-4-pve"));
     }
 

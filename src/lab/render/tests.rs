@@ -78,7 +78,8 @@ struct Scenario {
 
 fn load(path: &Path) -> Scenario {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut defaults = base_node_defaults();
     if let Some(Value::Object(d)) = v.get("node_defaults") {
         defaults.extend(d.clone());
@@ -91,10 +92,20 @@ fn load(path: &Path) -> Scenario {
             }
         }
     }
-    let state: Cluster =
-        serde_json::from_value(v["state"].clone()).unwrap_or_else(|e| panic!("{}: state: {e}", path.display()));
-    let now = v.get("now").and_then(Value::as_str).unwrap_or("2026-03-03T10:15:42Z").parse().unwrap();
-    let obj = |k: &str| v.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+    let state: Cluster = serde_json::from_value(v["state"].clone())
+        .unwrap_or_else(|e| panic!("{}: state: {e}", path.display()));
+    let now = v
+        .get("now")
+        .and_then(Value::as_str)
+        .unwrap_or("2026-03-03T10:15:42Z")
+        .parse()
+        .unwrap();
+    let obj = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
     Scenario {
         name: path.file_name().unwrap().to_string_lossy().into_owned(),
         command: v["command"].as_str().unwrap().to_string(),
@@ -110,7 +121,13 @@ fn run(s: &Scenario) -> Reply {
     let (c, n) = (&s.state, s.node.as_str());
     let b = |k: &str| s.args.get(k).and_then(Value::as_bool).unwrap_or(false);
     let vmid = || s.args.get("vmid").and_then(Value::as_u64).unwrap() as u32;
-    let st = |k: &str| s.args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let st = |k: &str| {
+        s.args
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     match s.command.as_str() {
         "pvecm_status" => pvecm_status(c, n, s.now),
         "pvecm_nodes" => pvecm_nodes(c, n),
@@ -126,7 +143,11 @@ fn run(s: &Scenario) -> Reply {
                 assert_eq!(single.exit, 0, "{sid}: {}", single.stderr);
                 all.extend(backup_entries(c, sid));
             }
-            Reply { stdout: print_content(&all), stderr: String::new(), exit: 0 }
+            Reply {
+                stdout: print_content(&all),
+                stderr: String::new(),
+                exit: 0,
+            }
         }
         "qm_list" => qm_list(c, n, b("full")),
         "pct_list" => pct_list(c, n),
@@ -137,8 +158,12 @@ fn run(s: &Scenario) -> Reply {
         "ha_manager_status" => ha_manager_status(c, n, s.now),
         "pveversion" => pveversion(c, n, b("verbose")),
         "systemctl_is_active" => {
-            let units: Vec<String> =
-                s.args["units"].as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect();
+            let units: Vec<String> = s.args["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap().to_string())
+                .collect();
             systemctl_is_active(c, n, &units)
         }
         "zpool_status_x" => zpool_status_x(c, n),
@@ -168,29 +193,42 @@ fn lenient(v: &Value, ignore: &[&str]) -> Value {
         Value::Array(a) => {
             let mut a: Vec<Value> = a.iter().map(|x| lenient(x, ignore)).collect();
             let key = |x: &Value| {
-                let k = x.get("id").or_else(|| x.get("storage")).cloned().unwrap_or_default();
+                let k = x
+                    .get("id")
+                    .or_else(|| x.get("storage"))
+                    .cloned()
+                    .unwrap_or_default();
                 k.to_string()
             };
             a.sort_by_key(key);
             Value::Array(a)
         }
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(k, _)| !ignore.contains(&k.as_str())).map(|(k, x)| (k.clone(), lenient(x, ignore))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !ignore.contains(&k.as_str()))
+                .map(|(k, x)| (k.clone(), lenient(x, ignore)))
+                .collect(),
+        ),
         _ => v.clone(),
     }
 }
 
 /// Compares one stream; returns the fixture names it covered.
 fn check_stream(s: &Scenario, stream: &str, got: &str, covered: &mut BTreeSet<String>) {
-    let Some(spec) = s.expect.get(stream).and_then(Value::as_str) else { return };
+    let Some(spec) = s.expect.get(stream).and_then(Value::as_str) else {
+        return;
+    };
     let want = if spec.ends_with(".txt") {
         covered.insert(spec.to_string());
         fixture(spec)
     } else {
         spec.to_string()
     };
-    let compare = if stream == "stdout" { s.expect.get("compare").and_then(Value::as_str) } else { None };
+    let compare = if stream == "stdout" {
+        s.expect.get("compare").and_then(Value::as_str)
+    } else {
+        None
+    };
     let ctx = format!("{} ({stream}, {spec})", s.name);
     match compare {
         None => assert_eq!(got, want, "{ctx}"),
@@ -208,23 +246,42 @@ fn check_stream(s: &Scenario, stream: &str, got: &str, covered: &mut BTreeSet<St
         Some("json-lenient") => {
             let g: Value = serde_json::from_str(got).unwrap();
             let w: Value = serde_json::from_str(&want).unwrap();
-            let ignore: Vec<&str> = s.expect.get("ignore_keys").and_then(Value::as_array).map_or(Vec::new(), |a| {
-                a.iter().map(|k| k.as_str().unwrap()).collect()
-            });
+            let ignore: Vec<&str> = s
+                .expect
+                .get("ignore_keys")
+                .and_then(Value::as_array)
+                .map_or(Vec::new(), |a| {
+                    a.iter().map(|k| k.as_str().unwrap()).collect()
+                });
             assert_eq!(lenient(&g, &ignore), lenient(&w, &ignore), "{ctx}");
-            assert!(got.ends_with("]\n") && got.lines().count() == 1, "{ctx}: one line");
+            assert!(
+                got.ends_with("]\n") && got.lines().count() == 1,
+                "{ctx}: one line"
+            );
         }
         // Byte comparison after dropping entries the model does not express (fixture) or that
         // the constructed fixture left out (rendered).
         Some("json-drop") => {
-            let drop_types: Vec<&str> =
-                s.expect["drop_fixture_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-            let drop_ids: Vec<&str> =
-                s.expect["drop_rendered_ids"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            let drop_types: Vec<&str> = s.expect["drop_fixture_types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            let drop_ids: Vec<&str> = s.expect["drop_rendered_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
             let mut w: Value = serde_json::from_str(&want).unwrap();
-            w.as_array_mut().unwrap().retain(|e| !drop_types.contains(&e["type"].as_str().unwrap()));
+            w.as_array_mut()
+                .unwrap()
+                .retain(|e| !drop_types.contains(&e["type"].as_str().unwrap()));
             let mut g: Value = serde_json::from_str(got).unwrap();
-            g.as_array_mut().unwrap().retain(|e| !drop_ids.contains(&e["id"].as_str().unwrap()));
+            g.as_array_mut()
+                .unwrap()
+                .retain(|e| !drop_ids.contains(&e["id"].as_str().unwrap()));
             let line = |v: &Value| format!("{}\n", serde_json::to_string(v).unwrap());
             assert_eq!(line(&g), line(&w), "{ctx}");
             // The rendered bytes themselves are exactly this serialisation.
@@ -237,8 +294,11 @@ fn check_stream(s: &Scenario, stream: &str, got: &str, covered: &mut BTreeSet<St
 
 fn scenarios() -> Vec<Scenario> {
     let dir = root().join("tests/lab-fixtures");
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     paths.sort();
     paths.iter().map(|p| load(p)).collect()
 }
@@ -254,7 +314,12 @@ fn every_fixture_of_a_rendered_command_is_reproduced_or_listed() {
             if let Some(spec) = s.expect.get("combined").and_then(Value::as_str) {
                 // A terminal capture of both streams: stderr came first (its .src says so).
                 cov.insert(spec.to_string());
-                assert_eq!(format!("{}{}", r.stderr, r.stdout), fixture(spec), "{} (combined)", s.name);
+                assert_eq!(
+                    format!("{}{}", r.stderr, r.stdout),
+                    fixture(spec),
+                    "{} (combined)",
+                    s.name
+                );
             } else {
                 check_stream(&s, "stdout", &r.stdout, &mut cov);
                 if s.expect.contains_key("stderr") {
@@ -270,12 +335,20 @@ fn every_fixture_of_a_rendered_command_is_reproduced_or_listed() {
         match res {
             Ok(cov) => covered.extend(cov),
             Err(e) => {
-                let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
                 failures.push(format!("{}: {}", s.name, msg.unwrap_or_default()));
             }
         }
     }
-    assert!(failures.is_empty(), "{} scenario(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 
     let listed: BTreeSet<&str> = NOT_REPRODUCED.iter().map(|(f, _)| *f).collect();
     let mut missing = Vec::new();
@@ -284,10 +357,16 @@ fn every_fixture_of_a_rendered_command_is_reproduced_or_listed() {
         if !name.ends_with(".txt") || !RENDERED.iter().any(|p| name.starts_with(&format!("{p}."))) {
             continue;
         }
-        assert!(!(covered.contains(&name) && listed.contains(name.as_str())), "{name} both reproduced and listed");
+        assert!(
+            !(covered.contains(&name) && listed.contains(name.as_str())),
+            "{name} both reproduced and listed"
+        );
         if !covered.contains(&name) && !listed.contains(name.as_str()) {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "fixtures neither reproduced nor listed: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fixtures neither reproduced nor listed: {missing:?}"
+    );
 }
