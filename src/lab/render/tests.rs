@@ -370,3 +370,288 @@ fn every_fixture_of_a_rendered_command_is_reproduced_or_listed() {
         "fixtures neither reproduced nor listed: {missing:?}"
     );
 }
+
+/// A three-node PVE 9.1 cluster: shared NFS, local-lvm on every node, `fast` only on pve1/pve2.
+fn lab() -> Cluster {
+    let v = serde_json::json!({
+        "cluster": {"name": "lab", "config_version": 3, "ring_seq": 8},
+        "nodes": [
+            {"name": "pve1", "nodeid": 1, "ip": "10.0.0.1"},
+            {"name": "pve2", "nodeid": 2, "ip": "10.0.0.2"},
+            {"name": "pve3", "nodeid": 3, "ip": "10.0.0.3", "kernels_installed": ["6.17.2-2-pve", "6.17.4-1-pve"]}
+        ],
+        "storages": [
+            {"id": "nfs", "type": "nfs", "shared": true, "total": 1000, "used": 100},
+            {"id": "local-lvm", "type": "lvmthin", "total": 1000, "used": 10},
+            {"id": "fast", "type": "zfspool", "nodes": ["pve1", "pve2"], "total": 1000, "used": 1}
+        ],
+        "guests": [
+            {"vmid": 100, "type": "qemu", "name": "web", "node": "pve1", "status": "running", "pid": 10,
+             "maxmem": 2147483648u64, "maxdisk": 34359738368u64, "disks": ["local-lvm", "nfs"],
+             "config": {"hostpci0": "0000:01:00.0"}},
+            {"vmid": 101, "type": "qemu", "name": "db", "node": "pve1", "status": "stopped",
+             "maxmem": 1073741824, "maxdisk": 1073741824, "disks": ["fast"]},
+            {"vmid": 200, "type": "lxc", "name": "ct", "node": "pve2", "status": "running",
+             "maxmem": 536870912, "maxdisk": 8589934592u64, "disks": ["nfs"]}
+        ]
+    });
+    let mut v = v;
+    for n in v["nodes"].as_array_mut().unwrap() {
+        for (k, d) in base_node_defaults() {
+            n.as_object_mut().unwrap().entry(k).or_insert(d);
+        }
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-03-03T10:15:42Z".parse().unwrap()
+}
+
+fn json_of(r: &Reply) -> Value {
+    assert_eq!((r.exit, r.stderr.as_str()), (0, ""), "{r:?}");
+    assert!(r.stdout.ends_with('\n') && r.stdout.lines().count() == 1);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn migrate_preflight_follows_storages_and_local_disks() {
+    let c = lab();
+    let v = json_of(&pvesh_get(
+        &c,
+        "pve2",
+        "/nodes/pve1/qemu/100/migrate",
+        now(),
+    ));
+    assert_eq!(v["running"], 1);
+    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve2", "pve3"]));
+    assert_eq!(v["not_allowed_nodes"], serde_json::json!({}));
+    // local-lvm is not shared: a local disk; the NFS disk is not.
+    assert_eq!(
+        v["local_disks"],
+        serde_json::json!([{"drivename": "scsi0", "size": 34359738368u64, "volid": "local-lvm:vm-100-disk-0"}])
+    );
+    assert_eq!(v["local_resources"], serde_json::json!(["hostpci0"]));
+
+    let v = json_of(&pvesh_get(
+        &c,
+        "pve1",
+        "/nodes/pve1/qemu/101/migrate",
+        now(),
+    ));
+    assert_eq!(v["running"], 0);
+    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve2"]));
+    assert_eq!(
+        v["not_allowed_nodes"],
+        serde_json::json!({"pve3": {"unavailable_storages": ["fast"]}})
+    );
+
+    let v = json_of(&pvesh_get(&c, "pve1", "/nodes/pve2/lxc/200/migrate", now()));
+    assert_eq!(v["local_disks"], serde_json::json!([]));
+    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve1", "pve3"]));
+
+    // The guest lives elsewhere: its config does not exist on that node.
+    let r = pvesh_get(&c, "pve1", "/nodes/pve2/qemu/100/migrate", now());
+    assert_eq!(
+        r.stderr,
+        "Configuration file 'nodes/pve2/qemu-server/100.conf' does not exist\n"
+    );
+    assert_eq!(r.exit, 255);
+}
+
+#[test]
+fn pvesh_node_status_resources_and_unknown_paths() {
+    let mut c = lab();
+    c.node_mut("pve1").unwrap().memory_base = 1 << 30;
+    let v = json_of(&pvesh_get(&c, "pve1", "/nodes/pve1/status", now()));
+    assert_eq!(v["memory"]["used"], (1u64 << 30) + 2147483648);
+    assert_eq!(v["memory"]["total"], 68719476736u64);
+    assert_eq!(v["cpuinfo"]["cpus"], 8);
+    assert!(
+        v["kversion"]
+            .as_str()
+            .unwrap()
+            .starts_with("Linux 6.17.2-2-pve ")
+    );
+
+    let v = json_of(&pvesh_get(&c, "pve1", "/cluster/resources?type=vm", now()));
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["qemu/100", "qemu/101", "lxc/200"]);
+    let v = json_of(&pvesh_get(
+        &c,
+        "pve1",
+        "/cluster/resources?type=storage",
+        now(),
+    ));
+    // nfs and local-lvm on three nodes, fast on two.
+    assert_eq!(v.as_array().unwrap().len(), 8);
+
+    let r = pvesh_get(&c, "pve1", "/nodes/pve1/bogus", now());
+    assert_eq!(
+        r,
+        Reply::err("No 'get' handler defined for '/nodes/pve1/bogus'", 2)
+    );
+
+    c.node_mut("pve3").unwrap().online = false;
+    let v = json_of(&pvesh_get(&c, "pve1", "/cluster/status", now()));
+    assert_eq!(v[0]["quorate"], 1);
+    assert_eq!(v[3]["online"], 0);
+    assert_eq!(pvesh_get(&c, "pve1", "/nodes/pve3/status", now()).exit, 255);
+}
+
+#[test]
+fn version_variants_of_pvecm_and_pveversion() {
+    let mut c = lab();
+    // PVE 6.0: no Cluster information block, decimal ring id (FORMATS §1.1).
+    for n in &mut c.nodes {
+        n.manager_version = "6.0-4".into();
+    }
+    let r = pvecm_status(&c, "pve2", now());
+    assert!(r.stdout.starts_with("Quorum information\n"));
+    assert!(r.stdout.contains("Ring ID:          1/8\n"));
+    assert!(
+        r.stdout
+            .contains("0x00000002          1 10.0.0.2 (local)\n")
+    );
+    // PVE 7: pve-kernel-* names.
+    let n = c.node_mut("pve1").unwrap();
+    n.manager_version = "7.3-3".into();
+    n.kernels_installed = vec!["5.15.74-1-pve".into(), "5.15.30-2-pve".into()];
+    n.kernel_running = "5.15.74-1-pve".into();
+    n.packages
+        .insert("pve-kernel-helper".into(), "7.3-1".into());
+    let r = pveversion(&c, "pve1", true);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "proxmox-ve: 7.3-1 (running kernel: 5.15.74-1-pve)",
+            "pve-manager: 7.3-3 (running version: 7.3-3/42db4a6cf33dac83)",
+            "pve-kernel-5.15: 7.3-1",
+            "pve-kernel-helper: 7.3-1",
+            "pve-kernel-5.15.74-1-pve: 5.15.74-1",
+            "pve-kernel-5.15.30-2-pve: 5.15.30-2",
+        ]
+    );
+}
+
+#[test]
+fn errors_and_empty_outputs() {
+    let mut c = lab();
+    assert_eq!(qm_list(&c, "pve3", false), Reply::default());
+    assert_eq!(pct_list(&c, "pve1",), Reply::default());
+    let r = qm_config(&c, "pve2", 100);
+    assert_eq!(
+        r.stderr,
+        "Configuration file 'nodes/pve2/qemu-server/100.conf' does not exist\n"
+    );
+    assert_eq!(r.exit, 255);
+    assert_eq!(pct_status(&c, "pve1", 200, false).exit, 255);
+    let units = vec!["foo".to_string(), "corosync".to_string()];
+    assert_eq!(
+        systemctl_is_active(&c, "pve1", &units).stdout,
+        "inactive\nactive\n"
+    );
+    let units = vec!["foo".to_string()];
+    assert_eq!(systemctl_is_active(&c, "pve1", &units).exit, 3);
+    // qm config synthesises the disks from the state when the config carries none.
+    let cfg = qm_config(&c, "pve1", 100).stdout;
+    assert!(
+        cfg.contains("scsi0: local-lvm:vm-100-disk-0,size=32G\nscsi1: nfs:vm-100-disk-1\n"),
+        "{cfg}"
+    );
+    assert!(cfg.contains("memory: 2048\nname: web\n"), "{cfg}");
+    // Not quorate: pvecm nodes lists the partition and exits 2; HA says so.
+    c.node_mut("pve2").unwrap().online = false;
+    c.node_mut("pve3").unwrap().online = false;
+    let r = pvecm_nodes(&c, "pve1");
+    assert_eq!(r.exit, 2);
+    assert!(
+        r.stdout
+            .ends_with("    Nodeid      Votes Name\n         1          1 pve1 (local)\n")
+    );
+    c.ha.master = Some("pve1".into());
+    let r = ha_manager_status(&c, "pve1", now());
+    assert!(r.stdout.starts_with(
+        "quorum No quorum on node 'pve1'!\nmaster pve1 (active, Tue Mar  3 10:15:42 2026)\n"
+    ));
+    assert!(r.stdout.contains("lrm pve2 (unable to read lrm status)\n"));
+    // Unknown storage for pvesm list.
+    assert_eq!(pvesm_list_backup(&c, "pve1", "nope").exit, 255);
+    assert_eq!(pvesm_list_backup(&c, "pve3", "fast").exit, 255);
+}
+
+#[test]
+fn ha_new_format_has_fencing_and_watchdog_fields() {
+    let mut c = lab();
+    c.ha.master = Some("pve1".into());
+    for n in &mut c.nodes {
+        n.manager_version = "9.2.4".into();
+        n.lrm = Some(if n.name == "pve1" { "active" } else { "idle" }.into());
+    }
+    c.guest_mut(100).unwrap().ha = Some("started".into());
+    let r = ha_manager_status(&c, "pve1", now());
+    let want = "quorum OK\n\
+        master pve1 (active, Tue Mar  3 10:15:42 2026)\n\
+        fencing armed (CRM watchdog active)\n\
+        lrm pve1 (active, watchdog active, Tue Mar  3 10:15:42 2026)\n\
+        lrm pve2 (idle, watchdog standby, Tue Mar  3 10:15:42 2026)\n\
+        lrm pve3 (idle, watchdog standby, Tue Mar  3 10:15:42 2026)\n\
+        service vm:100 (pve1, started)\n";
+    assert_eq!(r.stdout, want);
+}
+
+#[test]
+fn pve8to9_reflects_the_state() {
+    let mut c = lab();
+    for n in &mut c.nodes {
+        n.manager_version = "8.4.1".into();
+    }
+    c.storages[0].per_node.insert(
+        "pve3".into(),
+        crate::lab::state::StorageOnNode {
+            inactive: true,
+            ..Default::default()
+        },
+    );
+    c.node_mut("pve1").unwrap().online = false;
+    let r = pve8to9(&c, "pve3", false);
+    assert_eq!(r.exit, 0);
+    let plain = regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(&r.stdout, "")
+        .into_owned();
+    assert!(plain.starts_with(
+        "= CHECKING VERSION INFORMATION FOR PVE PACKAGES =\n\nChecking for package updates..\n"
+    ));
+    // pve3 runs an older kernel than it has installed.
+    assert!(
+        plain.contains("WARN: a suitable kernel (6.17.4-1-pve) is installed"),
+        "{plain}"
+    );
+    assert!(plain.contains("WARN: storage 'nfs' enabled but not active!\n"));
+    assert!(plain.contains("WARN: 1 node(s) offline: pve1\n"));
+    assert!(plain.contains("SKIP: storage 'fast' disabled.\n"));
+    assert!(plain.contains("PASS: Cluster Filesystem is quorate.\n"));
+    assert!(plain.contains("\nATTENTION: Please check the output for detailed information!\n"));
+    assert!(!plain.contains("Try to solve"));
+    // Every log line ends with a reset (FORMATS §0.7).
+    assert!(
+        r.stdout
+            .contains("\x1b[33mWARN: storage 'nfs' enabled but not active!\n\x1b[0m")
+    );
+    assert!(r.stdout.ends_with(
+        "\x1b[33m\nATTENTION: Please check the output for detailed information!\n\x1b[0m"
+    ));
+    c.node_mut("pve2").unwrap().online = false;
+    let plain = pve8to9(&c, "pve3", true).stdout;
+    assert!(plain.contains("FAIL: Cluster Filesystem readonly, lost quorum?!\n"));
+    assert!(plain.contains(
+        "Try to solve the problems one at a time and then run this checklist tool again.\n"
+    ));
+}
