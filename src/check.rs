@@ -153,7 +153,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Check>, crate::Error> {
                 }
                 Some(re) => {
                     if let Err(e) = Regex::new(re) {
-                        let e = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                        let e = e
+                            .to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ");
                         return bad(format!("`expect` is not a valid regex: {e}"));
                     }
                 }

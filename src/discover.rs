@@ -23,19 +23,49 @@ pub async fn expand(
     timeout: Duration,
     workdir: &std::path::Path,
 ) -> Result<Vec<Node>, crate::Error> {
-    let cmds = vec![templates.render("cluster-status", &json!({}))?, templates.render("cluster-known-hosts", &json!({}))?];
+    let cmds = vec![
+        templates.render("cluster-status", &json!({}))?,
+        templates.render("cluster-known-hosts", &json!({}))?,
+    ];
     for seed in &targets {
-        let results = crate::fleet::run(connector.clone(), templates.clone(), vec![seed.clone()], cmds.clone(), timeout, 1, |_| {}).await;
-        let Some(Ok(outs)) = results.into_iter().next().map(|r| r.outcome) else { continue };
-        let status = outs.first().and_then(|c| c.result.as_ref().ok()).map(|o| o.stdout_text()).unwrap_or_default();
-        let known = outs.get(1).and_then(|c| c.result.as_ref().ok()).filter(|o| o.success()).map(|o| o.stdout_text());
+        let results = crate::fleet::run(
+            connector.clone(),
+            templates.clone(),
+            vec![seed.clone()],
+            cmds.clone(),
+            timeout,
+            1,
+            |_| {},
+        )
+        .await;
+        let Some(Ok(outs)) = results.into_iter().next().map(|r| r.outcome) else {
+            continue;
+        };
+        let status = outs
+            .first()
+            .and_then(|c| c.result.as_ref().ok())
+            .map(|o| o.stdout_text())
+            .unwrap_or_default();
+        let known = outs
+            .get(1)
+            .and_then(|c| c.result.as_ref().ok())
+            .filter(|o| o.success())
+            .map(|o| o.stdout_text());
         let parsed = match facts::pvesh::parse_cluster_status(&status) {
             Ok(p) if p.clustered => p,
             Ok(_) => {
-                tracing::warn!("{}: not part of a cluster; --discover keeps the targets as given", seed.name);
+                tracing::warn!(
+                    "{}: not part of a cluster; --discover keeps the targets as given",
+                    seed.name
+                );
                 return Ok(targets);
             }
-            Err(e) => return Err(crate::Error::Usage(format!("{}: --discover could not read /cluster/status: {e}", seed.name))),
+            Err(e) => {
+                return Err(crate::Error::Usage(format!(
+                    "{}: --discover could not read /cluster/status: {e}",
+                    seed.name
+                )));
+            }
         };
         let extra_known = match known {
             Some(text) => {
@@ -48,7 +78,10 @@ pub async fn expand(
         let mut nodes = Vec::new();
         for m in parsed.nodes {
             let Some(ip) = m.ip.clone() else {
-                tracing::warn!("cluster member {} has no address in /cluster/status; skipped", m.name);
+                tracing::warn!(
+                    "cluster member {} has no address in /cluster/status; skipped",
+                    m.name
+                );
                 continue;
             };
             let mut n = seed.clone();

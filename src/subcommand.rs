@@ -228,9 +228,22 @@ async fn take_snapshot(
     let mut nodes = nodes(global, targets)?;
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
     let connector = connector(global);
-    let _workdir = tempfile::tempdir().map_err(|e| crate::Error::io(std::path::Path::new("/tmp"), "create a temporary directory in", e))?;
+    let _workdir = tempfile::tempdir().map_err(|e| {
+        crate::Error::io(
+            std::path::Path::new("/tmp"),
+            "create a temporary directory in",
+            e,
+        )
+    })?;
     if global.discover {
-        nodes = crate::discover::expand(connector.clone(), templates.clone(), nodes, Duration::from_secs(global.command_timeout), _workdir.path()).await?;
+        nodes = crate::discover::expand(
+            connector.clone(),
+            templates.clone(),
+            nodes,
+            Duration::from_secs(global.command_timeout),
+            _workdir.path(),
+        )
+        .await?;
     }
     let collector = crate::collect::Collector {
         connector,

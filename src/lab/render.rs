@@ -100,15 +100,38 @@ fn json_line(v: &Value) -> String {
     s
 }
 
-fn online_sorted(c: &Cluster) -> Vec<&Node> {
-    let mut v: Vec<&Node> = c.nodes.iter().filter(|n| n.online).collect();
-    v.sort_by_key(|n| n.nodeid);
-    v
+/// The corosync members `n` sees: the online nodes of its partition, by node id.
+fn online_sorted<'a>(c: &'a Cluster, n: &Node) -> Vec<&'a Node> {
+    c.members_of(&n.name)
 }
 
 /// Whether the corosync unit runs on `n`; an unlisted unit counts as running when clustered.
 fn corosync_up(c: &Cluster, n: &Node) -> bool {
     c.cluster.is_some() && n.services.get("corosync").is_none_or(|s| s == "active")
+}
+
+/// pmxcfs (`pve-cluster.service`) down: every PVE Perl CLI dies while loading the ACL (§0.5 (d),
+/// `pvecm-status.pmxcfs-down.stderr`).
+fn pmxcfs_down(n: &Node) -> Option<Reply> {
+    let up = n.services.get("pve-cluster").is_none_or(|s| s == "active");
+    (!up).then(|| {
+        Reply::err(
+            "ipcc_send_rec[1] failed: Unknown error -1\nipcc_send_rec[2] failed: Unknown error -1\n\
+             ipcc_send_rec[3] failed: Unknown error -1\nUnable to load access control list: Unknown error -1",
+            255,
+        )
+    })
+}
+
+/// The asking node, or the reply when it cannot answer (unknown node, pmxcfs down).
+fn asker<'a>(c: &'a Cluster, node: &str) -> Result<&'a Node, Reply> {
+    let n = c
+        .node(node)
+        .ok_or_else(|| Reply::err(format!("unknown node '{node}'"), 255))?;
+    match pmxcfs_down(n) {
+        Some(r) => Err(r),
+        None => Ok(n),
+    }
 }
 
 const NO_COROSYNC_CONF: &str =
@@ -130,8 +153,9 @@ fn no_cluster(n: &Node) -> Reply {
 /// `pvecm status`: the Cluster information block (pve-cluster, PVE >= 6.1) and then
 /// `corosync-quorumtool -siH` (§1.1).
 pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
-    let Some(n) = c.node(node) else {
-        return Reply::err("unknown node", 255);
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let Some(ci) = c.cluster.as_ref() else {
         return no_cluster(n);
@@ -154,8 +178,8 @@ pub fn pvecm_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
             exit: 1,
         };
     }
-    let q = c.quorum();
-    let members = online_sorted(c);
+    let q = c.quorum_of(&n.name);
+    let members = online_sorted(c, n);
     let rep = members.first().map_or(n.nodeid, |m| m.nodeid);
     o.push_str("Quorum information\n------------------\n");
     let _ = writeln!(o, "Date:             {}", ctime(now));
@@ -250,8 +274,9 @@ fn membership(o: &mut String, c: &Cluster, me: &Node, members: &[&Node], status:
 
 /// `pvecm nodes` = `corosync-quorumtool -l`: starts with an empty line (§1.2).
 pub fn pvecm_nodes(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else {
-        return Reply::err("unknown node", 255);
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     if c.cluster.is_none() {
         return no_cluster(n);
@@ -260,12 +285,12 @@ pub fn pvecm_nodes(c: &Cluster, node: &str) -> Reply {
         return Reply::err("Cannot initialize CMAP service", 1);
     }
     let mut o = String::from("\nMembership information\n----------------------\n");
-    membership(&mut o, c, n, &online_sorted(c), false);
+    membership(&mut o, c, n, &online_sorted(c, n), false);
     // Exit status as FORMATS §0.6: 0 quorate, 2 not quorate.
     Reply {
         stdout: o,
         stderr: String::new(),
-        exit: if c.quorum().quorate { 0 } else { 2 },
+        exit: if c.quorum_of(&n.name).quorate { 0 } else { 2 },
     }
 }
 
@@ -335,8 +360,9 @@ fn pvesm_kib_header(n: &Node) -> bool {
 /// `pvesm status`: pve-storage `pvesm.pm` `$print_status` (§2). Activation errors are warned to
 /// stderr (state order standing in for Perl hash order), the exit status stays 0.
 pub fn pvesm_status(c: &Cluster, node: &str) -> Reply {
-    let Some(n) = c.node(node) else {
-        return Reply::err("unknown node", 255);
+    let n = match asker(c, node) {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let views: Vec<StorageView> = c.storages.iter().map(|s| storage_view(s, node)).collect();
     let mut stderr = String::new();
@@ -461,7 +487,7 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
             });
         }
     }
-    v.sort_by(|a, b| a.volid.to_lowercase().cmp(&b.volid.to_lowercase()));
+    v.sort_by_key(|e| e.volid.to_lowercase());
     v
 }
 
@@ -491,6 +517,9 @@ pub fn print_content(list: &[ContentEntry]) -> String {
 
 /// `pvesm list STORAGE --content backup`.
 pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let Some(s) = c.storages.iter().find(|s| s.id == storage) else {
         return Reply::err(format!("storage '{storage}' does not exist"), 255);
     };
@@ -555,6 +584,9 @@ fn vm_name(g: &Guest) -> String {
 
 /// `qm list [--full]` (§3.1): nothing at all without VMs; no column is ever truncated.
 pub fn qm_list(c: &Cluster, node: &str, full: bool) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let vms = guests_on(c, node, GuestKind::Qemu);
     if vms.is_empty() {
         return Reply::out(String::new());
@@ -589,6 +621,9 @@ pub fn qm_list(c: &Cluster, node: &str, full: bool) -> Reply {
 
 /// `pct list` (§4.1): `%-10s %-10s %-12s %-20s`, nothing without containers.
 pub fn pct_list(c: &Cluster, node: &str) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let cts = guests_on(c, node, GuestKind::Lxc);
     if cts.is_empty() {
         return Reply::out(String::new());
@@ -629,6 +664,7 @@ fn local_guest<'a>(
     kind: GuestKind,
     vmid: u32,
 ) -> Result<&'a Guest, Reply> {
+    asker(c, node)?;
     c.guests
         .iter()
         .find(|g| g.vmid == vmid && g.kind == kind && g.node == node)
@@ -720,7 +756,7 @@ fn size_str(b: u64) -> String {
         ("M", 1 << 20),
         ("K", 1 << 10),
     ] {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{suf}", b / m);
         }
     }
@@ -828,10 +864,8 @@ fn vmstatus(c: &Cluster, g: &Guest) -> Map<String, Value> {
     m.insert("name".into(), json!(vm_name(g)));
     m.insert("status".into(), json!(plain_status(g)));
     m.insert("vmid".into(), json!(g.vmid));
-    if running {
-        if let Some(pid) = g.pid {
-            m.insert("pid".into(), json!(pid));
-        }
+    if let Some(pid) = g.pid.filter(|_| running) {
+        m.insert("pid".into(), json!(pid));
     }
     if let Some(l) = &g.lock {
         m.insert("lock".into(), json!(l));
@@ -996,7 +1030,7 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
         return Vec::new();
     };
     let new = ha_new_format(n);
-    let quorate = c.cluster.is_none() || c.quorum().quorate;
+    let quorate = c.cluster.is_none() || c.quorum_of(node).quorate;
     let mut res = Vec::new();
     let obj = |v: Value| match v {
         Value::Object(m) => m,
@@ -1094,6 +1128,9 @@ fn ha_entries(c: &Cluster, node: &str, now: Timestamp) -> Vec<Map<String, Value>
 
 /// `ha-manager status` (§5.1): quorum, master, [fencing], lrm per node, services by sid.
 pub fn ha_manager_status(c: &Cluster, node: &str, now: Timestamp) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let mut o = String::new();
     for e in ha_entries(c, node, now) {
         let t = e.get("type").and_then(Value::as_str).unwrap_or("");
@@ -1369,7 +1406,7 @@ fn cluster_status_json(c: &Cluster, node: &str) -> Value {
             "local": 1, "name": node, "nodeid": 0, "online": 1, "type": "node"}));
         return Value::Array(v);
     };
-    v.push(json!({"id": "cluster", "name": ci.name, "nodes": c.nodes.len(), "quorate": flag(c.quorum().quorate),
+    v.push(json!({"id": "cluster", "name": ci.name, "nodes": c.nodes.len(), "quorate": flag(c.quorum_of(node).quorate),
         "type": "cluster", "version": ci.config_version}));
     for n in &c.nodes {
         let level = if n.online {
@@ -1582,6 +1619,9 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
 
 /// `pvesh get PATH --output-format json` (§6): compact key-sorted JSON and a newline.
 pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
+    if let Err(r) = asker(c, node) {
+        return r;
+    }
     let (p, query) = path.split_once('?').unwrap_or((path, ""));
     let filter = query.split('&').find_map(|kv| kv.strip_prefix("type="));
     let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
@@ -1781,7 +1821,7 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
                 &format!("systemd unit '{u}.service' is in state '{s}'"),
             );
         }
-        let q = c.quorum();
+        let q = c.quorum_of(&n.name);
         if q.quorate {
             k.log("PASS", "Cluster Filesystem is quorate.");
         } else {
@@ -1863,13 +1903,9 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
         "PASS",
         "Detected active time synchronisation unit 'chrony.service'",
     );
-    if let Some(z) = &n.zpool {
-        if !z.trim().is_empty()
-            && z.trim() != "all pools are healthy"
-            && z.trim() != "no pools available"
-        {
-            k.log("WARN", "ZFS pool(s) not healthy, check 'zpool status -x'");
-        }
+    let zpool = n.zpool.as_deref().map(str::trim).unwrap_or("");
+    if !matches!(zpool, "" | "all pools are healthy" | "no pools available") {
+        k.log("WARN", "ZFS pool(s) not healthy, check 'zpool status -x'");
     }
     if full {
         k.log(
