@@ -70,14 +70,45 @@ fn connector(global: &Global) -> Arc<Connector> {
     }))
 }
 
+/// The nodes to work on: the targets resolved, expanded into their cluster with `--discover`.
+/// The returned directory holds the cluster's known_hosts for as long as the nodes are used.
+async fn resolve(
+    global: &Global,
+    targets: &[String],
+    connector: &Arc<Connector>,
+    templates: &Arc<Templates>,
+) -> Result<(Vec<Node>, tempfile::TempDir), crate::Error> {
+    let nodes = nodes(global, targets)?;
+    let workdir = tempfile::Builder::new()
+        .prefix("pveops-")
+        .tempdir()
+        .map_err(|e| {
+            crate::Error::io(&std::env::temp_dir(), "create a temporary directory in", e)
+        })?;
+    if !global.discover {
+        return Ok((nodes, workdir));
+    }
+    let timeout = Duration::from_secs(global.command_timeout);
+    let nodes = crate::discover::expand(
+        connector.clone(),
+        templates.clone(),
+        nodes,
+        timeout,
+        workdir.path(),
+    )
+    .await?;
+    Ok((nodes, workdir))
+}
+
 async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
-    let nodes = nodes(global, &args.targets)?;
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    let connector = connector(global);
+    let (nodes, _workdir) = resolve(global, &args.targets, &connector, &templates).await?;
     let command = command::Command::operator(&args.command);
     let progress = Arc::new(crate::progress::Progress::new("exec", nodes.len()));
     let p = progress.clone();
     let run = crate::fleet::run(
-        connector(global),
+        connector,
         templates,
         nodes,
         vec![command],
@@ -225,26 +256,9 @@ async fn take_snapshot(
     only: Vec<String>,
     upgrade_checklist: bool,
 ) -> Result<(crate::snapshot::Snapshot, Vec<crate::collect::Raw>), crate::Error> {
-    let mut nodes = nodes(global, targets)?;
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
     let connector = connector(global);
-    let _workdir = tempfile::tempdir().map_err(|e| {
-        crate::Error::io(
-            std::path::Path::new("/tmp"),
-            "create a temporary directory in",
-            e,
-        )
-    })?;
-    if global.discover {
-        nodes = crate::discover::expand(
-            connector.clone(),
-            templates.clone(),
-            nodes,
-            Duration::from_secs(global.command_timeout),
-            _workdir.path(),
-        )
-        .await?;
-    }
+    let (nodes, _workdir) = resolve(global, targets, &connector, &templates).await?;
     let collector = crate::collect::Collector {
         connector,
         templates,

@@ -350,3 +350,49 @@ fn node_of(lab: &Lab, i: usize) -> pveops::inventory::Node {
         jump: None,
     }
 }
+
+#[test]
+fn discover_expands_one_target_into_the_cluster() {
+    use crate::support::cluster::SimCluster;
+    let port = free_port();
+    let sim = SimCluster::start_on(pveops::lab::scenario::healthy(3), Some(("127.0.31", port)));
+    // Locally only the seed's key is known; the others come from the cluster's known_hosts,
+    // except pve3's, which nobody lists: it must be refused.
+    let seed = sim.node("pve1");
+    std::fs::write(
+        &sim.lab.known_hosts,
+        format!("{}\n", seed.known_hosts_line()),
+    )
+    .unwrap();
+    sim.edit(|c| c.known_hosts = vec![format!("pve2,{}", sim.node("pve2").known_hosts_line())]);
+    let out = pveops(
+        sim.lab.home(),
+        &[
+            "exec",
+            "--discover",
+            &seed.target(),
+            "-i",
+            sim.lab.client_key.to_str().unwrap(),
+            "--known-hosts",
+            sim.lab.known_hosts.to_str().unwrap(),
+            "--json",
+            "--",
+            "hostname",
+        ],
+        &[],
+    );
+    let v = json(&out);
+    let names: Vec<&str> = v.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pve1", "pve2", "pve3"], "{}", stderr(&out));
+    assert_eq!(v[0]["stdout"], "pve1\n");
+    assert_eq!(v[1]["stdout"], "pve2\n");
+    assert!(
+        v[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not in known_hosts"),
+        "{}",
+        v[2]
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

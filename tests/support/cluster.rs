@@ -19,7 +19,18 @@ pub struct SimCluster {
 
 impl SimCluster {
     /// Starts an sshd for every node of `cluster` that is online (offline nodes have none).
-    pub fn start(mut cluster: Cluster) -> SimCluster {
+    pub fn start(cluster: Cluster) -> SimCluster {
+        Self::start_on(cluster, None)
+    }
+
+    /// Like `start`; with `net = Some((prefix, port))` node i listens on `prefix.(i+1):port`
+    /// and the state's addresses say so, as `/cluster/status` of a real cluster would.
+    pub fn start_on(mut cluster: Cluster, net: Option<(&str, u16)>) -> SimCluster {
+        if let Some((prefix, _)) = net {
+            for (i, n) in cluster.nodes.iter_mut().enumerate() {
+                n.ip = format!("{prefix}.{}", i + 1);
+            }
+        }
         let lab = Lab::empty();
         let state = lab.dir.path().join("state.json");
         let log = lab.dir.path().join("commands.jsonl");
@@ -35,17 +46,18 @@ impl SimCluster {
         }
         pveops::lab::scenario::resolve_times(&mut cluster, jiff::Timestamp::now());
         let mut nodes = Vec::new();
-        let names: Vec<(String, bool)> = cluster
+        let names: Vec<(String, bool, String)> = cluster
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), n.online))
+            .map(|n| (n.name.clone(), n.online, n.ip.clone()))
             .collect();
         pveops::lab::store::write(&state, &cluster).unwrap();
-        for (name, online) in names {
+        for (name, online, ip) in names {
             if !online {
                 continue;
             }
             let opts = SshdOptions {
+                listen: net.map(|(_, port)| (ip.clone(), port)),
                 path_dir: Some(bin.clone()),
                 env: vec![
                     ("PVEOPS_LAB_STATE".into(), state.display().to_string()),

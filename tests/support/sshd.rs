@@ -32,11 +32,14 @@ pub struct SshdOptions {
     pub path_dir: Option<PathBuf>,
     /// Extra environment for the node's sessions (`SetEnv`).
     pub env: Vec<(String, String)>,
+    /// Listen on this address and port instead of 127.0.0.1 and a free port.
+    pub listen: Option<(String, u16)>,
 }
 
 /// One running sshd.
 pub struct Sshd {
     pub name: String,
+    pub host: String,
     pub port: u16,
     pub dir: PathBuf,
     /// `ssh-ed25519 AAAA...`
@@ -45,14 +48,14 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// `127.0.0.1:PORT`
+    /// `HOST:PORT`
     pub fn target(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The known_hosts line for this node.
     pub fn known_hosts_line(&self) -> String {
-        format!("[127.0.0.1]:{} {}", self.port, self.host_key)
+        format!("[{}]:{} {}", self.host, self.port, self.host_key)
     }
 
     /// The sshd listener's pid as the host sees it (the child of `unshare`).
@@ -245,13 +248,17 @@ impl Lab {
         }
         config.extend(opts.extra_config.iter().cloned());
         // Bind the port here, let sshd take it over right after (no fixed port numbers).
-        let port = free_port();
-        config.insert(0, format!("ListenAddress 127.0.0.1:{port}"));
+        let (host, port) = opts
+            .listen
+            .clone()
+            .unwrap_or_else(|| ("127.0.0.1".to_string(), free_port()));
+        config.insert(0, format!("ListenAddress {host}:{port}"));
         let config_path = dir.join("sshd_config");
         fs::write(&config_path, config.join("\n") + "\n").unwrap();
         let child = start_in_namespace(self.dir.path(), &config_path, &dir.join("sshd.log"));
         let mut node = Sshd {
             name,
+            host,
             port,
             dir: dir.clone(),
             host_key: public_key(&host_key),
