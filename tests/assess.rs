@@ -269,3 +269,39 @@ fn from_re_evaluates_a_saved_snapshot_without_ssh() {
         "{checks:?}"
     );
 }
+
+/// The snapshot document with the values that change from run to run (times, durations,
+/// ports) replaced, for a reviewed snapshot of its shape and values.
+fn normalized(mut v: serde_json::Value) -> serde_json::Value {
+    v["taken_at"] = "<time>".into();
+    for n in v["nodes"].as_array_mut().unwrap() {
+        n["address"] = "<address>".into();
+        for c in n["commands"].as_array_mut().unwrap() {
+            c["duration_ms"] = 0.into();
+            c["started_at"] = "<time>".into();
+        }
+    }
+    for b in v["backups"].as_array_mut().unwrap() {
+        b["epoch"] = 0.into();
+        b["backup_time"] = "<time>".into();
+        b["volid"] = "<volid>".into();
+    }
+    v
+}
+
+#[test]
+fn the_snapshot_document_of_a_healthy_cluster() {
+    let sim = SimCluster::start(scenario::healthy(2));
+    let run = assess(&sim, &["--upgrade-checklist"]);
+    let v = normalized(run.snapshot);
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn the_upgrade_checklist_becomes_findings() {
+    let sim = SimCluster::start(scenario::degraded());
+    let run = assess(&sim, &["--upgrade-checklist"]);
+    assert!(findings(&run).iter().any(|(c, s, n, _)| c == "upgrade.checklist" && s == "warning" && n.as_deref() == Some("pve2")), "{:?}", findings(&run));
+    let logged = sim.commands().iter().filter(|(_, l)| l == "pve8to9 --full").count();
+    assert_eq!(logged, 3, "once per node");
+}

@@ -396,3 +396,28 @@ fn discover_expands_one_target_into_the_cluster() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn handshakes_dropped_by_max_startups_are_retried() {
+    // sshd drops unauthenticated connections beyond MaxStartups before its banner; twenty
+    // targets on one sshd that takes two at a time all get through with retries.
+    let lab = crate::support::Lab::empty();
+    let node = lab.spawn(&crate::support::SshdOptions { extra_config: vec!["MaxStartups 2".into()], ..Default::default() });
+    lab.trust(&node);
+    let inv = lab.dir.path().join("inventory.toml");
+    let mut text = String::new();
+    for i in 0..20 {
+        text.push_str(&format!("[[node]]\nname = \"n{i:02}\"\nhost = \"{}\"\n", node.target()));
+    }
+    std::fs::write(&inv, text).unwrap();
+    let mut args: Vec<String> = vec!["-I".into(), inv.display().to_string(), "exec".into()];
+    args.extend((0..20).map(|i| format!("n{i:02}")));
+    args.extend(lab.auth_args());
+    args.extend(["--json".into(), "--".into(), "echo ok".into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = pveops(lab.home(), &refs, &[]);
+    let v = json(&out);
+    let failed: Vec<&serde_json::Value> = v.iter().filter(|r| r["stdout"] != "ok\n").collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(node.log().contains("past MaxStartups"), "the limit was never hit: {}", node.log());
+}

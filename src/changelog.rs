@@ -1,0 +1,64 @@
+//! The change log: one entry per operation, appended (never rewritten) to a markdown file and,
+//! as one JSON line, to `<FILE>.jsonl` (PRODUCT.md: `time`, `operator`, `targets`,
+//! `operation`, `outcome`, `evidence`, `followups`).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// One change-log entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub time: String,
+    pub operator: String,
+    pub targets: Vec<String>,
+    pub operation: String,
+    /// `success`, `failed`, `aborted` or `rolled-back`.
+    pub outcome: String,
+    /// The evidence bundle's directory.
+    pub evidence: String,
+    pub followups: Vec<String>,
+}
+
+/// Appends `e` to `path` (markdown) and `path.jsonl`, each with one write and an fsync.
+pub fn append(path: &Path, e: &Entry) -> Result<(), crate::Error> {
+    let esc = crate::report::md;
+    let mut md = format!(
+        "\n## {} — {} — {}\n\n- operator: {}\n- targets: {}\n- outcome: **{}**\n- evidence: {}\n",
+        esc(&e.time),
+        esc(&e.operation),
+        esc(&e.outcome),
+        esc(&e.operator),
+        esc(&e.targets.join(", ")),
+        esc(&e.outcome),
+        esc(&e.evidence)
+    );
+    if e.followups.is_empty() {
+        md.push_str("- follow-ups: none\n");
+    } else {
+        md.push_str("- follow-ups:\n");
+        for f in &e.followups {
+            md.push_str(&format!("  - [ ] {}\n", esc(f)));
+        }
+    }
+    let new_file = !path.exists();
+    if new_file {
+        md.insert_str(0, "# pveops change log\n");
+    }
+    append_bytes(path, md.as_bytes())?;
+    let jsonl = path.with_file_name(format!("{}.jsonl", path.file_name().and_then(|n| n.to_str()).unwrap_or("pveops-changelog.md")));
+    let mut line = serde_json::to_string(e).unwrap_or_default();
+    line.push('\n');
+    append_bytes(&jsonl, line.as_bytes())
+}
+
+fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| crate::Error::io(path, "open the change log", e))?;
+    f.write_all(bytes).map_err(|e| crate::Error::io(path, "append to the change log", e))?;
+    f.sync_data().map_err(|e| crate::Error::io(path, "sync the change log", e))
+}

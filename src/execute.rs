@@ -1,0 +1,255 @@
+//! Execute a plan: one step at a time, each journaled before and after it runs, each verified
+//! by polling the state it should change until it holds or its timeout passes (never a fixed
+//! wait). Migrations run detached on the node, so a dropped connection or Ctrl-C never kills
+//! them; Ctrl-C journals the step in flight as aborted and stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::command::{Command, Templates};
+use crate::facts;
+use crate::health::{Resource, from_fact};
+use crate::inventory::Node;
+use crate::journal::{Entry, Journal, now};
+use crate::operation::{Plan, Step, Verify};
+use crate::session::Connector;
+
+/// How a plan's execution ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step ran and was verified (or had nothing to do).
+    Success,
+    /// This step failed (its seq and why); the steps after it did not run.
+    Failed { seq: u32, message: String },
+    /// Interrupted during this step.
+    Aborted { seq: u32 },
+}
+
+/// One executed step, for the report's Changes section.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Done {
+    pub seq: u32,
+    pub step: String,
+    pub command: String,
+    pub started: String,
+    pub duration_ms: u64,
+    pub exit_code: Option<u32>,
+    pub outcome: String,
+    pub verified: bool,
+    pub message: String,
+}
+
+/// What the runner needs to reach the cluster.
+pub struct Runner {
+    pub connector: Arc<Connector>,
+    pub templates: Arc<Templates>,
+    /// Target nodes with their PVE node names.
+    pub nodes: Vec<(String, Node)>,
+    pub command_timeout: Duration,
+    /// Between two looks at the state while a step is verified.
+    pub poll_every: Duration,
+}
+
+impl Runner {
+    fn node(&self, pve: &str) -> Option<&Node> {
+        self.nodes.iter().find(|(p, n)| p == pve || n.name == pve).map(|(_, n)| n)
+    }
+
+    /// Runs one command on a node; returns (exit code, stdout, stderr) or why it could not run.
+    pub async fn run_on(&self, pve: &str, cmd: &Command) -> Result<(Option<u32>, String, String), String> {
+        let node = self.node(pve).ok_or_else(|| format!("no target reaches node {pve}"))?.clone();
+        let r = crate::fleet::run(self.connector.clone(), self.templates.clone(), vec![node], vec![cmd.clone()], self.command_timeout, 1, |_| {}).await;
+        let r = r.into_iter().next().ok_or("no result")?;
+        let cmds = r.outcome.map_err(|e| e.to_string())?;
+        let c = cmds.into_iter().next().ok_or("no result")?;
+        let o = c.result.map_err(|e| format!("{} ({}): {e}", r.node.name, r.node.address()))?;
+        Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
+    }
+
+    /// `/cluster/resources` read from the first node that answers.
+    pub async fn resources(&self) -> Result<Vec<Resource>, String> {
+        let cmd = self.templates.render("cluster-resources", &json!({})).map_err(|e| e.to_string())?;
+        let mut last = String::from("no node to ask");
+        for (pve, _) in &self.nodes {
+            match self.run_on(pve, &cmd).await {
+                Ok((Some(0), out, _)) => {
+                    return facts::pvesh::parse_cluster_resources(&out).map(|r| r.resources.iter().map(from_fact).collect()).map_err(|e| e.to_string());
+                }
+                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn lrm_state(&self, node: &str) -> Result<Option<String>, String> {
+        let cmd = self.templates.render("ha-manager-status", &json!({})).map_err(|e| e.to_string())?;
+        let mut last = String::from("no node to ask");
+        for (pve, _) in &self.nodes {
+            match self.run_on(pve, &cmd).await {
+                Ok((Some(0), out, _)) => {
+                    let ha = facts::ha_manager_status::parse(&out).map_err(|e| e.to_string())?;
+                    return Ok(ha.lrms.into_iter().find(|l| l.node == node).map(|l| l.state));
+                }
+                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Whether the state a step must produce holds now, and what was seen.
+    async fn holds(&self, v: &Verify) -> Result<(bool, String), String> {
+        match v {
+            Verify::GuestOn { vmid, node, status } => {
+                let res = self.resources().await?;
+                let g = res.iter().find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
+                Ok(match g {
+                    None => (false, format!("guest {vmid} is not in /cluster/resources")),
+                    Some(g) => {
+                        let ok = g.node.as_deref() == Some(node.as_str()) && g.lock.is_none() && g.status.as_deref() == Some(status.as_str());
+                        (ok, format!(
+                            "guest {vmid} is on {} ({}{})",
+                            g.node.as_deref().unwrap_or("?"),
+                            g.status.as_deref().unwrap_or("?"),
+                            g.lock.as_deref().map(|l| format!(", locked {l}")).unwrap_or_default()
+                        ))
+                    }
+                })
+            }
+            Verify::Maintenance { node, enter } => {
+                let lrm = self.lrm_state(node).await?.unwrap_or_else(|| "unknown".into());
+                let in_maint = lrm.contains("maintenance");
+                let res = self.resources().await?;
+                let left = res.iter().filter(|r| r.node.as_deref() == Some(node.as_str()) && r.hastate.is_some() && matches!(r.kind.as_str(), "qemu" | "lxc")).count();
+                let moving = res.iter().any(|r| r.lock.as_deref() == Some("migrate"));
+                let ok = if *enter { in_maint && left == 0 && !moving } else { !in_maint && !moving };
+                Ok((ok, format!("LRM of {node}: {lrm}; {left} HA guest(s) on it")))
+            }
+        }
+    }
+
+    /// Runs the plan's steps in order, writing the journal; stops at the first failure.
+    pub async fn execute(&self, plan: &Plan, journal: &mut Journal) -> Result<(Outcome, Vec<Done>), crate::Error> {
+        let mut done = Vec::new();
+        for step in &plan.steps {
+            let result = tokio::select! {
+                r = self.step(step, journal) => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    journal.write(&end(step, "aborted", None, false, "interrupted (Ctrl-C); a migration already started goes on running on the node".into()))?;
+                    return Ok((Outcome::Aborted { seq: step.seq }, done));
+                }
+            };
+            let failed = result.outcome == "failed";
+            let message = result.message.clone();
+            done.push(result);
+            if failed {
+                return Ok((Outcome::Failed { seq: step.seq, message }, done));
+            }
+        }
+        Ok((Outcome::Success, done))
+    }
+
+    async fn step(&self, step: &Step, journal: &mut Journal) -> Result<Done, crate::Error> {
+        let line = step.command.as_ref().map(|c| c.script.clone());
+        let started = now();
+        let start = Instant::now();
+        journal.write(&Entry {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: line.clone(),
+            phase: "start".into(),
+            time: started.clone(),
+            outcome: None,
+            exit_code: None,
+            verified: None,
+            message: None,
+            undo: None,
+            detail: Some(step.detail.clone()),
+        })?;
+        let mk = |outcome: &str, exit_code, verified, message: String| Done {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: line.clone().unwrap_or_default(),
+            started: started.clone(),
+            duration_ms: start.elapsed().as_millis() as u64,
+            exit_code,
+            outcome: outcome.into(),
+            verified,
+            message,
+        };
+        let Some(cmd) = &step.command else {
+            let why = step.noop.clone().unwrap_or_else(|| "nothing to do".into());
+            journal.write(&end(step, "skipped", None, true, why.clone()))?;
+            return Ok(mk("skipped", None, true, why));
+        };
+        let sent = if step.detached { self.detached(cmd, step.seq)? } else { cmd.clone() };
+        let (exit, out, err) = match self.run_on(&step.on, &sent).await {
+            Ok(r) => r,
+            Err(e) => {
+                journal.write(&end(step, "failed", None, false, e.clone()))?;
+                return Ok(mk("failed", None, false, e));
+            }
+        };
+        if exit != Some(0) {
+            let text = if err.trim().is_empty() { out.trim().to_string() } else { err.trim().to_string() };
+            let msg = format!("`{}` on {} exited {}: {}", cmd.script, step.on, exit.map(|c| c.to_string()).unwrap_or_else(|| "without status".into()), text.lines().last().unwrap_or(""));
+            journal.write(&end(step, "failed", exit, false, msg.clone()))?;
+            return Ok(mk("failed", exit, false, msg));
+        }
+        let (verified, seen) = match &step.verify {
+            None => (true, "no verification needed".to_string()),
+            Some(v) => self.poll(v, step.timeout).await,
+        };
+        let (outcome, msg) = if verified {
+            ("ok", format!("verified: {seen}"))
+        } else {
+            ("failed", format!("not verified within {} s: {seen}", step.timeout.as_secs()))
+        };
+        journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
+        Ok(mk(outcome, exit, verified, msg))
+    }
+
+    /// Polls until the state holds or `timeout` passes; returns the last thing seen.
+    async fn poll(&self, v: &Verify, timeout: Duration) -> (bool, String) {
+        let deadline = Instant::now() + timeout;
+        let mut seen = String::from("nothing seen yet");
+        loop {
+            match self.holds(v).await {
+                Ok((true, s)) => return (true, s),
+                Ok((false, s)) => seen = s,
+                Err(e) => seen = format!("could not read the state: {e}"),
+            }
+            if Instant::now() + self.poll_every > deadline {
+                return (false, seen);
+            }
+            tokio::time::sleep(self.poll_every).await;
+        }
+    }
+
+    /// The command wrapped to run detached on the node, its output kept in a log there.
+    fn detached(&self, cmd: &Command, seq: u32) -> Result<Command, crate::Error> {
+        let log = format!("/tmp/pveops-step-{seq}-{}.log", std::process::id());
+        let mut c = self.templates.render("detached", &json!({"script": cmd.script, "log": log}))?;
+        c.name = cmd.name.clone();
+        Ok(c)
+    }
+}
+
+fn end(step: &Step, outcome: &str, exit_code: Option<u32>, verified: bool, message: String) -> Entry {
+    Entry {
+        seq: step.seq,
+        step: step.title.clone(),
+        command: step.command.as_ref().map(|c| c.script.clone()),
+        phase: "end".into(),
+        time: now(),
+        outcome: Some(outcome.into()),
+        exit_code,
+        verified: Some(verified),
+        message: Some(message),
+        undo: if outcome == "ok" { step.undo.as_ref().map(|u| u.script.clone()) } else { None },
+        detail: Some(step.detail.clone()),
+    }
+}

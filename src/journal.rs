@@ -1,0 +1,90 @@
+//! The journal of an operation: `journal.jsonl`, one JSON object per line, written before and
+//! after each step runs and fsynced every time, so a crash or Ctrl-C leaves an exact record of
+//! what was done (PRODUCT.md "Evidence bundle": `seq`, `step`, `command`, `phase`, `time`, and
+//! on `end` `outcome`, `exit_code`, `verified`, `message`, `undo`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One line of the journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u32,
+    /// What the step does, in words.
+    pub step: String,
+    /// The exact command sent, or null for a step without one (a no-op, a wait).
+    pub command: Option<String>,
+    /// `start` or `end`.
+    pub phase: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The command that undoes the step (null when there is nothing to undo); on `end` lines.
+    #[serde(default)]
+    pub undo: Option<String>,
+    /// Machine-readable facts about the step for `restore` (guest, from, to, node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// An open journal file, appended to line by line.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    pub fn create(path: &Path) -> Result<Journal, crate::Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| crate::Error::io(path, "open the journal", e))?;
+        Ok(Journal { path: path.to_path_buf(), file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line and syncs it to disk before returning.
+    pub fn write(&mut self, e: &Entry) -> Result<(), crate::Error> {
+        let mut line = serde_json::to_string(e).unwrap_or_default();
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).map_err(|err| crate::Error::io(&self.path, "write the journal", err))?;
+        self.file.sync_data().map_err(|err| crate::Error::io(&self.path, "sync the journal", err))
+    }
+}
+
+/// Reads a journal; a torn last line (a crash mid-write) is ignored.
+pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the journal", e))?;
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => out.push(e),
+            Err(_) if i + 1 == lines.len() => {}
+            Err(e) => return Err(crate::Error::file(path, format!("line {}: not a journal entry: {e}", i + 1))),
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3339 UTC, to the second... and below, so that entries of one second keep their order.
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}

@@ -1,0 +1,518 @@
+//! Operations: from a before-snapshot and the operator's arguments to a plan: the gates that
+//! must hold before anything changes, and the ordered steps, each with its exact command, the
+//! state it must produce, its timeout and its undo. Steps with nothing to do are no-ops with a
+//! reason. Pure: no I/O; facts the snapshot lacks (migrate preflight) are passed in.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::command::{Command, Templates};
+use crate::health::Resource;
+use crate::snapshot::Snapshot;
+
+/// What the operator asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Move one guest to a node.
+    Migrate { vmid: u64, to: String },
+    /// Move every running guest off a node (to `to`, or by free memory).
+    Drain { node: String, to: Vec<String> },
+    /// HA node maintenance on or off.
+    Maintenance { node: String, enter: bool },
+}
+
+impl Operation {
+    pub fn name(&self) -> String {
+        match self {
+            Operation::Migrate { vmid, to } => format!("migrate {vmid} to {to}"),
+            Operation::Drain { node, .. } => format!("drain {node}"),
+            Operation::Maintenance { node, enter: true } => format!("maintenance enter {node}"),
+            Operation::Maintenance { node, enter: false } => format!("maintenance exit {node}"),
+        }
+    }
+}
+
+/// Knobs of planning.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub backup_gate: bool,
+    pub backup_max_age_hours: f64,
+    pub with_local_disks: bool,
+    /// Prefer HA node maintenance for HA-managed guests of a drained node (PVE >= 7.3).
+    pub ha_maintenance: bool,
+    pub migrate_timeout: Duration,
+    pub now: i64,
+}
+
+/// A gate: a named condition checked before any change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Gate {
+    pub name: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+/// What a step must have produced to count as done.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Verify {
+    /// The guest is on `node`, unlocked, in `status`.
+    GuestOn { vmid: u64, node: String, status: String },
+    /// The node's HA LRM is (or is not) in maintenance mode and no HA guest is left on it.
+    Maintenance { node: String, enter: bool },
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub seq: u32,
+    pub title: String,
+    /// The PVE node whose shell runs the command.
+    pub on: String,
+    pub command: Option<Command>,
+    /// Run detached on the node: it must survive a dropped connection (migrations).
+    pub detached: bool,
+    pub verify: Option<Verify>,
+    #[serde(skip)]
+    pub timeout: Duration,
+    pub timeout_secs: u64,
+    /// The command that undoes the step, for the journal and `restore`.
+    pub undo: Option<Command>,
+    /// Why the step has nothing to do.
+    pub noop: Option<String>,
+    /// Facts for `restore`: guest, from, to, node.
+    pub detail: serde_json::Value,
+}
+
+/// A guest the operation touches.
+#[derive(Clone, Debug, Serialize)]
+pub struct Affected {
+    pub vmid: u64,
+    pub kind: String,
+    pub name: String,
+    pub node: String,
+    pub status: String,
+    pub ha: bool,
+    pub target: Option<String>,
+    /// The newest backup's age in hours, or null when there is none.
+    pub backup_age_hours: Option<f64>,
+}
+
+/// The plan: gates, affected guests, steps.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub operation: String,
+    pub gates: Vec<Gate>,
+    pub affected: Vec<Affected>,
+    pub steps: Vec<Step>,
+    pub success_criteria: Vec<String>,
+    pub rollback: Vec<String>,
+}
+
+impl Plan {
+    pub fn refused(&self) -> Option<&Gate> {
+        self.gates.iter().find(|g| !g.passed)
+    }
+}
+
+/// The migrate preflight of one guest (`pvesh get /nodes/N/qemu/ID/migrate`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Preflight {
+    pub allowed_nodes: Vec<String>,
+    /// Node → why not (`storage 'x' not available`).
+    pub not_allowed: BTreeMap<String, String>,
+    pub local_disks: Vec<String>,
+    pub local_resources: Vec<String>,
+}
+
+impl Preflight {
+    /// Reads the API's JSON leniently; unknown shapes give an empty preflight.
+    pub fn from_json(text: &str) -> Preflight {
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string).or_else(|| x.get("volid").and_then(|v| v.as_str()).map(str::to_string)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut not_allowed = BTreeMap::new();
+        if let Some(o) = v.get("not_allowed_nodes").and_then(|x| x.as_object()) {
+            for (node, why) in o {
+                let storages = strings(why.get("unavailable_storages").unwrap_or(&serde_json::Value::Null));
+                let reason = if storages.is_empty() { why.to_string() } else { format!("storage {} not available there", storages.join(", ")) };
+                not_allowed.insert(node.clone(), reason);
+            }
+        }
+        Preflight {
+            allowed_nodes: strings(v.get("allowed_nodes").unwrap_or(&serde_json::Value::Null)),
+            not_allowed,
+            local_disks: strings(v.get("local_disks").unwrap_or(&serde_json::Value::Null)),
+            local_resources: strings(v.get("local_resources").unwrap_or(&serde_json::Value::Null)),
+        }
+    }
+}
+
+fn gate(name: &str, passed: bool, message: String) -> Gate {
+    Gate { name: name.into(), passed, message }
+}
+
+fn guests(snap: &Snapshot) -> Vec<&Resource> {
+    snap.resources.iter().filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true)).collect()
+}
+
+fn node_resource<'a>(snap: &'a Snapshot, node: &str) -> Option<&'a Resource> {
+    snap.resources.iter().find(|r| r.kind == "node" && r.node.as_deref() == Some(node))
+}
+
+/// Free memory of a node, in bytes, from `/cluster/resources`.
+fn free_memory(snap: &Snapshot, node: &str) -> u64 {
+    node_resource(snap, node).map(|r| r.maxmem_bytes.unwrap_or(0).saturating_sub(r.mem_bytes.unwrap_or(0))).unwrap_or(0)
+}
+
+/// The PVE node name of a target name (or the name itself).
+pub fn pve_name(snap: &Snapshot, name: &str) -> String {
+    snap.node(name).and_then(|n| n.pve_node.clone()).unwrap_or_else(|| name.to_string())
+}
+
+fn lrm_state(snap: &Snapshot, node: &str) -> Option<String> {
+    snap.nodes.iter().filter_map(|n| n.ha.as_ref()).flat_map(|h| h.lrms.iter()).find(|l| l.node == node).map(|l| l.state.clone())
+}
+
+fn newest_backup_hours(snap: &Snapshot, vmid: u64, now: i64) -> Option<f64> {
+    snap.backups
+        .iter()
+        .filter(|b| b.vmid == Some(vmid))
+        .filter_map(|b| b.epoch.or_else(|| b.backup_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second())))
+        .max()
+        .map(|t| (now - t) as f64 / 3600.0)
+}
+
+/// Quorum gates: the cluster is quorate now, and stays quorate without the votes of `without`.
+fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
+    let mut out = Vec::new();
+    let Some(cl) = snap.nodes.iter().filter(|n| n.reachable).find_map(|n| n.cluster.as_ref()) else {
+        out.push(gate("cluster-quorate", false, "no reachable node reported its quorum".into()));
+        return out;
+    };
+    if cl.state == "no-cluster" {
+        out.push(gate("cluster-quorate", true, "standalone node: no quorum to keep".into()));
+        return out;
+    }
+    let quorate = snap.nodes.iter().filter(|n| n.reachable).filter_map(|n| n.cluster.as_ref()).all(|c| c.quorate == Some(true));
+    let (total, quorum) = (cl.total_votes.unwrap_or(0), cl.quorum.unwrap_or(0));
+    out.push(gate(
+        "cluster-quorate",
+        quorate,
+        if quorate { format!("quorate: {total} votes, quorum {quorum}") } else { format!("the cluster is not quorate ({total} votes, quorum {quorum})") },
+    ));
+    if let Some(node) = without {
+        let votes = cl.members.iter().find(|m| m.name == node || snap.node(node).is_some_and(|n| n.address.starts_with(&format!("{}:", m.name)))).map(|m| m.votes).unwrap_or(1);
+        let left = total.saturating_sub(votes);
+        let ok = left >= quorum;
+        out.push(gate(
+            "quorum-without-node",
+            ok,
+            if ok {
+                format!("without {node}'s {votes} vote(s) the cluster keeps {left} votes, quorum {quorum}")
+            } else {
+                format!("without {node}'s {votes} vote(s) the cluster would have {left} votes, below quorum {quorum}: with HA armed the survivors would self-fence")
+            },
+        ));
+    }
+    out
+}
+
+fn ha_gate(snap: &Snapshot) -> Gate {
+    let bad: Vec<String> = snap
+        .nodes
+        .iter()
+        .filter_map(|n| n.ha.as_ref())
+        .flat_map(|h| h.services.iter())
+        .filter(|s| s.state == "error" || s.state == "fence")
+        .map(|s| format!("{} ({})", s.sid, s.state))
+        .collect();
+    if bad.is_empty() {
+        gate("ha-healthy", true, "no HA service in error or fence".into())
+    } else {
+        gate("ha-healthy", false, format!("HA services in error or fence: {}", bad.join(", ")))
+    }
+}
+
+fn node_gate(snap: &Snapshot, node: &str, role: &str) -> Gate {
+    let online = node_resource(snap, node).is_some_and(|r| r.status.as_deref() == Some("online"));
+    let maint = lrm_state(snap, node).is_some_and(|s| s.contains("maintenance"));
+    let name = format!("{role}-online");
+    match (online, maint) {
+        (false, _) => gate(&name, false, format!("node {node} is not online")),
+        (true, true) => gate(&name, false, format!("node {node} is in HA maintenance mode")),
+        _ => gate(&name, true, format!("node {node} is online")),
+    }
+}
+
+/// Plans `op` against the before-snapshot; `preflight` holds the migrate preflight per VMID.
+pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight>, templates: &Templates, o: &Options) -> Result<Plan, crate::Error> {
+    let mut p = Plan { operation: op.name(), gates: Vec::new(), affected: Vec::new(), steps: Vec::new(), success_criteria: Vec::new(), rollback: Vec::new() };
+    match op {
+        Operation::Migrate { vmid, to } => {
+            let to = pve_name(snap, to);
+            p.gates.extend(quorum_gates(snap, None));
+            p.gates.push(ha_gate(snap));
+            p.gates.push(node_gate(snap, &to, "target"));
+            let Some(g) = guests(snap).into_iter().find(|g| g.vmid == Some(*vmid)) else {
+                p.gates.push(gate("guest-exists", false, format!("guest {vmid} is not in the cluster")));
+                return Ok(p);
+            };
+            let moves = vec![(g, to.clone())];
+            add_moves(&mut p, snap, &moves, preflight, templates, o)?;
+        }
+        Operation::Drain { node, to } => {
+            let node = pve_name(snap, node);
+            p.gates.extend(quorum_gates(snap, Some(&node)));
+            p.gates.push(ha_gate(snap));
+            let targets: Vec<String> = if to.is_empty() {
+                snap.resources.iter().filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str())).filter_map(|r| r.node.clone()).collect()
+            } else {
+                to.iter().map(|t| pve_name(snap, t)).collect()
+            };
+            for t in &targets {
+                if !to.is_empty() {
+                    p.gates.push(node_gate(snap, t, "target"));
+                }
+            }
+            let usable: Vec<String> = targets
+                .iter()
+                .filter(|t| node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online")) && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance")))
+                .cloned()
+                .collect();
+            if usable.is_empty() {
+                p.gates.push(gate("targets-available", false, format!("no online node outside maintenance can take {node}'s guests")));
+                return Ok(p);
+            }
+            let running: Vec<&Resource> = guests(snap).into_iter().filter(|g| g.node.as_deref() == Some(node.as_str()) && g.status.as_deref() == Some("running")).collect();
+            // HA guests go through node maintenance (HA picks targets, and brings them back on
+            // exit), the others by free memory, biggest guest first.
+            let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running.into_iter().partition(|g| o.ha_maintenance && g.hastate.is_some());
+            let mut free: BTreeMap<String, u64> = usable.iter().map(|t| (t.clone(), free_memory(snap, t))).collect();
+            let mut plain = plain;
+            plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
+            let mut moves = Vec::new();
+            for g in plain {
+                let need = g.maxmem_bytes.unwrap_or(0);
+                let allowed = |t: &String| preflight.get(&g.vmid.unwrap_or(0)).is_none_or(|pf| !pf.not_allowed.contains_key(t));
+                let best = free.iter().filter(|(t, _)| allowed(t)).max_by_key(|(_, f)| **f).map(|(t, f)| (t.clone(), *f));
+                match best {
+                    Some((t, f)) => {
+                        free.insert(t.clone(), f.saturating_sub(need));
+                        moves.push((g, t));
+                    }
+                    None => p.gates.push(gate("migrate-preflight", false, format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)))),
+                }
+            }
+            add_moves(&mut p, snap, &moves, preflight, templates, o)?;
+            if !ha.is_empty() {
+                add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
+            }
+            if p.steps.is_empty() {
+                let seq = 1;
+                p.steps.push(noop(seq, &node, format!("no running guest on {node}: nothing to drain")));
+            }
+            p.success_criteria.push(format!("no running guest is left on {node}"));
+        }
+        Operation::Maintenance { node, enter } => {
+            let node = pve_name(snap, node);
+            p.gates.extend(quorum_gates(snap, None));
+            p.gates.push(ha_gate(snap));
+            p.gates.push(version_gate(snap, &node));
+            let in_maint = lrm_state(snap, &node).is_some_and(|s| s.contains("maintenance"));
+            let seq = 1;
+            if *enter == in_maint {
+                p.steps.push(noop(seq, &node, format!("{node} is {} maintenance mode already", if *enter { "in" } else { "out of" })));
+            } else {
+                let ha: Vec<&Resource> = guests(snap).into_iter().filter(|g| g.node.as_deref() == Some(node.as_str()) && g.hastate.is_some()).collect();
+                if *enter {
+                    add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
+                } else {
+                    let cmd = templates.render("ha-node-maintenance", &json!({"action": "disable", "node": node}))?;
+                    p.steps.push(Step {
+                        seq,
+                        title: format!("leave HA maintenance on {node}"),
+                        on: any_other(snap, &node),
+                        command: Some(cmd),
+                        detached: false,
+                        verify: Some(Verify::Maintenance { node: node.clone(), enter: false }),
+                        timeout: o.migrate_timeout,
+                        timeout_secs: o.migrate_timeout.as_secs(),
+                        undo: Some(templates.render("ha-node-maintenance", &json!({"action": "enable", "node": node}))?),
+                        noop: None,
+                        detail: json!({"kind": "maintenance", "node": node, "enter": false}),
+                    });
+                    p.success_criteria.push(format!("the HA LRM of {node} is active again"));
+                }
+            }
+        }
+    }
+    if o.backup_gate {
+        let stale: Vec<String> = p
+            .affected
+            .iter()
+            .filter(|a| a.backup_age_hours.is_none_or(|h| h > o.backup_max_age_hours))
+            .map(|a| match a.backup_age_hours {
+                None => format!("{} (no backup)", a.vmid),
+                Some(h) => format!("{} ({h:.0} h old)", a.vmid),
+            })
+            .collect();
+        p.gates.push(if stale.is_empty() {
+            gate("backup-recent", true, format!("every affected guest has a backup younger than {:.0} h", o.backup_max_age_hours))
+        } else {
+            gate("backup-recent", false, format!("no backup younger than {:.0} h of: {} (or pass --no-backup-gate)", o.backup_max_age_hours, stale.join(", ")))
+        });
+    }
+    p.rollback = p.steps.iter().rev().filter_map(|s| s.undo.as_ref().map(|u| format!("{} (on {}): {}", s.title, s.on, u.script))).collect();
+    Ok(p)
+}
+
+fn noop(seq: u32, on: &str, why: String) -> Step {
+    Step {
+        seq,
+        title: why.clone(),
+        on: on.into(),
+        command: None,
+        detached: false,
+        verify: None,
+        timeout: Duration::ZERO,
+        timeout_secs: 0,
+        undo: None,
+        noop: Some(why),
+        detail: json!({"kind": "noop"}),
+    }
+}
+
+/// A node of the cluster other than `node` that answered (where HA commands are sent).
+fn any_other(snap: &Snapshot, node: &str) -> String {
+    snap.nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .filter_map(|n| n.pve_node.clone())
+        .find(|n| n != node)
+        .unwrap_or_else(|| node.to_string())
+}
+
+fn version_gate(snap: &Snapshot, node: &str) -> Gate {
+    let v = snap.node(node).or_else(|| snap.nodes.iter().find(|n| n.pve_node.as_deref() == Some(node))).and_then(|n| n.version.as_ref()).and_then(|v| v.manager_version.clone());
+    let key = v.as_deref().map(crate::lab::state::version_key).unwrap_or_default();
+    let ok = key >= vec![7, 3];
+    gate(
+        "ha-maintenance-supported",
+        ok,
+        match v {
+            Some(v) if ok => format!("pve-manager {v} has HA node maintenance (>= 7.3)"),
+            Some(v) => format!("pve-manager {v} on {node} has no HA node maintenance (needs >= 7.3)"),
+            None => format!("the pve-manager version of {node} is unknown"),
+        },
+    )
+}
+
+fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], preflight: &BTreeMap<u64, Preflight>, templates: &Templates, o: &Options) -> Result<(), crate::Error> {
+    let mut need: BTreeMap<String, u64> = BTreeMap::new();
+    for (g, to) in moves {
+        let vmid = g.vmid.unwrap_or(0);
+        let from = g.node.clone().unwrap_or_default();
+        let running = g.status.as_deref() == Some("running");
+        let kind = g.kind.clone();
+        p.affected.push(Affected {
+            vmid,
+            kind: if kind == "qemu" { "VM".into() } else { "CT".into() },
+            name: g.name.clone().unwrap_or_default(),
+            node: from.clone(),
+            status: g.status.clone().unwrap_or_default(),
+            ha: g.hastate.is_some(),
+            target: Some(to.clone()),
+            backup_age_hours: newest_backup_hours(snap, vmid, o.now),
+        });
+        let seq = p.steps.len() as u32 + 1;
+        if &from == to {
+            p.steps.push(noop(seq, &from, format!("guest {vmid} is on {to} already")));
+            continue;
+        }
+        if let Some(pf) = preflight.get(&vmid) {
+            if let Some(why) = pf.not_allowed.get(to) {
+                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} may not move to {to}: {why}")));
+            } else if !pf.local_disks.is_empty() && !o.with_local_disks && kind == "qemu" {
+                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} has local disks ({}); pass --with-local-disks", pf.local_disks.join(", "))));
+            } else if !pf.local_resources.is_empty() {
+                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} uses local resources ({})", pf.local_resources.join(", "))));
+            } else {
+                p.gates.push(gate("migrate-preflight", true, format!("guest {vmid} may move to {to}")));
+            }
+        }
+        if running {
+            *need.entry(to.clone()).or_default() += g.maxmem_bytes.unwrap_or(0);
+        }
+        let tool = if kind == "qemu" { "qm-migrate" } else { "pct-migrate" };
+        let data = json!({"vmid": vmid, "target": to, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+        let back = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+        p.steps.push(Step {
+            seq,
+            title: format!("migrate {} {vmid} ({}) from {from} to {to}", if kind == "qemu" { "VM" } else { "CT" }, g.name.clone().unwrap_or_default()),
+            on: from.clone(),
+            command: Some(templates.render(tool, &data)?),
+            detached: true,
+            verify: Some(Verify::GuestOn { vmid, node: to.clone(), status: g.status.clone().unwrap_or_default() }),
+            timeout: o.migrate_timeout,
+            timeout_secs: o.migrate_timeout.as_secs(),
+            undo: Some(templates.render(tool, &back)?),
+            noop: None,
+            detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to, "ha": g.hastate.is_some()}),
+        });
+        p.success_criteria.push(format!("guest {vmid} runs on {to}, unlocked"));
+    }
+    for (t, bytes) in need {
+        let free = free_memory(snap, &t);
+        let ok = free >= bytes;
+        p.gates.push(gate(
+            "memory",
+            ok,
+            format!("{t} has {} free for {} of guests", crate::check::human_bytes(free), crate::check::human_bytes(bytes)),
+        ));
+    }
+    Ok(())
+}
+
+fn add_ha_maintenance(p: &mut Plan, snap: &Snapshot, node: &str, ha: &[&Resource], templates: &Templates, o: &Options) -> Result<(), crate::Error> {
+    p.gates.push(version_gate(snap, node));
+    for g in ha {
+        let vmid = g.vmid.unwrap_or(0);
+        p.affected.push(Affected {
+            vmid,
+            kind: if g.kind == "qemu" { "VM".into() } else { "CT".into() },
+            name: g.name.clone().unwrap_or_default(),
+            node: node.into(),
+            status: g.status.clone().unwrap_or_default(),
+            ha: true,
+            target: None,
+            backup_age_hours: newest_backup_hours(snap, vmid, o.now),
+        });
+    }
+    let seq = p.steps.len() as u32 + 1;
+    p.steps.push(Step {
+        seq,
+        title: format!("enter HA maintenance on {node} (HA moves its {} HA guest(s) away)", ha.len()),
+        on: any_other(snap, node),
+        command: Some(templates.render("ha-node-maintenance", &json!({"action": "enable", "node": node}))?),
+        detached: false,
+        verify: Some(Verify::Maintenance { node: node.into(), enter: true }),
+        timeout: o.migrate_timeout,
+        timeout_secs: o.migrate_timeout.as_secs(),
+        undo: Some(templates.render("ha-node-maintenance", &json!({"action": "disable", "node": node}))?),
+        noop: None,
+        detail: json!({"kind": "maintenance", "node": node, "enter": true}),
+    });
+    p.success_criteria.push(format!("the HA LRM of {node} is in maintenance mode and no HA guest is left on it"));
+    Ok(())
+}
