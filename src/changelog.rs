@@ -47,7 +47,12 @@ pub fn append(path: &Path, e: &Entry) -> Result<(), crate::Error> {
         md.insert_str(0, "# pveops change log\n");
     }
     append_bytes(path, md.as_bytes())?;
-    let jsonl = path.with_file_name(format!("{}.jsonl", path.file_name().and_then(|n| n.to_str()).unwrap_or("pveops-changelog.md")));
+    let jsonl = path.with_file_name(format!(
+        "{}.jsonl",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("pveops-changelog.md")
+    ));
     let mut line = serde_json::to_string(e).unwrap_or_default();
     line.push('\n');
     append_bytes(&jsonl, line.as_bytes())
@@ -59,6 +64,8 @@ fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
         .append(true)
         .open(path)
         .map_err(|e| crate::Error::io(path, "open the change log", e))?;
-    f.write_all(bytes).map_err(|e| crate::Error::io(path, "append to the change log", e))?;
-    f.sync_data().map_err(|e| crate::Error::io(path, "sync the change log", e))
+    f.write_all(bytes)
+        .map_err(|e| crate::Error::io(path, "append to the change log", e))?;
+    f.sync_data()
+        .map_err(|e| crate::Error::io(path, "sync the change log", e))
 }

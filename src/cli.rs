@@ -82,6 +82,19 @@ pub struct Global {
     pub verbose: u8,
 }
 
+const OPS_HELP: &str = "\
+Every operation follows assess -> plan -> execute -> verify -> record: a before-snapshot, the
+gates (quorate and still quorate without the node, targets online and not in maintenance, no
+HA service in error, migrate preflight, free memory, a recent backup of every guest touched),
+the plan with the exact commands and their undo (printed, and written as runbook.md), one step
+at a time verified by polling the cluster, an after-snapshot and its diff, the report and the
+change log. The cluster is reached through --targets, or every node of the inventory (-I).
+
+On a terminal the plan is confirmed interactively; without one, --yes is required. --dry-run
+stops after the plan. Exit status: 0 every step verified, 1 a new warning appeared, 2 a gate
+refused or a step failed or something regressed, 64 usage, 130 interrupted (the journal says
+what was done; a migration already started goes on on the node).";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshot every target (read-only), run the health checks, write the evidence bundle
@@ -165,6 +178,15 @@ SSH exactly as a real cluster, writes the evidence bundle under ./pveops-evidenc
 where. The lab's state, keys and command log stay in --state-dir for a look afterwards.
 Exit status: 0 when the demo ran (the assessment's own status is in its report), else 3.")]
     Demo(DemoArgs),
+    /// Migrate one guest to a node: assess, plan, confirm, migrate, verify, record
+    #[command(after_help = OPS_HELP)]
+    Migrate(MigrateArgs),
+    /// Move every running guest off a node (HA guests through HA node maintenance)
+    #[command(after_help = OPS_HELP)]
+    Drain(DrainArgs),
+    /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
+    #[command(after_help = OPS_HELP)]
+    Maintenance(MaintenanceArgs),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -311,4 +333,87 @@ pub struct VerifyArgs {
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
+}
+
+/// Options shared by the operations.
+#[derive(Debug, Args)]
+pub struct OpArgs {
+    /// The nodes to reach the cluster through (comma-separated targets) [default: every node of the inventory]
+    #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan and the runbook, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Evidence directory [default: ./pveops-evidence/<UTC time>-<operation>-<node>/]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The change log to append to (and FILE.jsonl)
+    #[arg(long, value_name = "FILE", default_value = "pveops-changelog.md")]
+    pub changelog: PathBuf,
+    /// Do not require a recent backup of every guest the operation touches
+    #[arg(long)]
+    pub no_backup_gate: bool,
+    /// The age a backup may have, in hours (or with a unit: 36h, 7d)
+    #[arg(long, value_name = "AGE", default_value = "7d", value_parser = parse_hours)]
+    pub backup_max_age: f64,
+    /// Allow migrating VMs with disks on local storage (qm migrate --with-local-disks)
+    #[arg(long)]
+    pub with_local_disks: bool,
+    /// Seconds a migration step may take until it is verified
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub migrate_timeout: u64,
+    /// Directory of check files overriding or extending the embedded checks
+    #[arg(long, value_name = "DIR")]
+    pub checks: Option<PathBuf>,
+}
+
+fn parse_hours(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('d') => (&s[..s.len() - 1], 24.0),
+        Some('h') => (&s[..s.len() - 1], 1.0),
+        _ => (s, 1.0),
+    };
+    num.parse::<f64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("`{s}` is not an age such as 36, 36h or 7d"))
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The guest's VMID
+    pub vmid: u64,
+    /// The node to move it to (target name or PVE node name)
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    #[command(flatten)]
+    pub op: OpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node to drain (target name or PVE node name)
+    pub node: String,
+    /// Only move guests to these nodes [default: by free memory]
+    #[arg(long, value_name = "NODES", value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Move HA guests with HA migration requests instead of HA node maintenance
+    #[arg(long)]
+    pub no_ha_maintenance: bool,
+    #[command(flatten)]
+    pub op: OpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// enter or exit
+    #[arg(value_parser = ["enter", "exit"])]
+    pub action: String,
+    /// The node (target name or PVE node name)
+    pub node: String,
+    #[command(flatten)]
+    pub op: OpArgs,
 }

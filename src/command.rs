@@ -21,7 +21,7 @@ struct Embedded;
 const KILL_AFTER_SECS: u64 = 5;
 
 /// A rendered command, ready to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Command {
     /// The template name (`pvecm-status`), used for raw evidence file names.
     pub name: String,

@@ -54,28 +54,54 @@ pub struct Runner {
 
 impl Runner {
     fn node(&self, pve: &str) -> Option<&Node> {
-        self.nodes.iter().find(|(p, n)| p == pve || n.name == pve).map(|(_, n)| n)
+        self.nodes
+            .iter()
+            .find(|(p, n)| p == pve || n.name == pve)
+            .map(|(_, n)| n)
     }
 
     /// Runs one command on a node; returns (exit code, stdout, stderr) or why it could not run.
-    pub async fn run_on(&self, pve: &str, cmd: &Command) -> Result<(Option<u32>, String, String), String> {
-        let node = self.node(pve).ok_or_else(|| format!("no target reaches node {pve}"))?.clone();
-        let r = crate::fleet::run(self.connector.clone(), self.templates.clone(), vec![node], vec![cmd.clone()], self.command_timeout, 1, |_| {}).await;
+    pub async fn run_on(
+        &self,
+        pve: &str,
+        cmd: &Command,
+    ) -> Result<(Option<u32>, String, String), String> {
+        let node = self
+            .node(pve)
+            .ok_or_else(|| format!("no target reaches node {pve}"))?
+            .clone();
+        let r = crate::fleet::run(
+            self.connector.clone(),
+            self.templates.clone(),
+            vec![node],
+            vec![cmd.clone()],
+            self.command_timeout,
+            1,
+            |_| {},
+        )
+        .await;
         let r = r.into_iter().next().ok_or("no result")?;
         let cmds = r.outcome.map_err(|e| e.to_string())?;
         let c = cmds.into_iter().next().ok_or("no result")?;
-        let o = c.result.map_err(|e| format!("{} ({}): {e}", r.node.name, r.node.address()))?;
+        let o = c
+            .result
+            .map_err(|e| format!("{} ({}): {e}", r.node.name, r.node.address()))?;
         Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
     }
 
     /// `/cluster/resources` read from the first node that answers.
     pub async fn resources(&self) -> Result<Vec<Resource>, String> {
-        let cmd = self.templates.render("cluster-resources", &json!({})).map_err(|e| e.to_string())?;
+        let cmd = self
+            .templates
+            .render("cluster-resources", &json!({}))
+            .map_err(|e| e.to_string())?;
         let mut last = String::from("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
                 Ok((Some(0), out, _)) => {
-                    return facts::pvesh::parse_cluster_resources(&out).map(|r| r.resources.iter().map(from_fact).collect()).map_err(|e| e.to_string());
+                    return facts::pvesh::parse_cluster_resources(&out)
+                        .map(|r| r.resources.iter().map(from_fact).collect())
+                        .map_err(|e| e.to_string());
                 }
                 Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
                 Err(e) => last = e,
@@ -85,13 +111,20 @@ impl Runner {
     }
 
     async fn lrm_state(&self, node: &str) -> Result<Option<String>, String> {
-        let cmd = self.templates.render("ha-manager-status", &json!({})).map_err(|e| e.to_string())?;
+        let cmd = self
+            .templates
+            .render("ha-manager-status", &json!({}))
+            .map_err(|e| e.to_string())?;
         let mut last = String::from("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
                 Ok((Some(0), out, _)) => {
                     let ha = facts::ha_manager_status::parse(&out).map_err(|e| e.to_string())?;
-                    return Ok(ha.lrms.into_iter().find(|l| l.node == node).map(|l| l.state));
+                    return Ok(ha
+                        .lrms
+                        .into_iter()
+                        .find(|l| l.node == node)
+                        .map(|l| l.state));
                 }
                 Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
                 Err(e) => last = e,
@@ -105,34 +138,65 @@ impl Runner {
         match v {
             Verify::GuestOn { vmid, node, status } => {
                 let res = self.resources().await?;
-                let g = res.iter().find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
+                let g = res
+                    .iter()
+                    .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
                 Ok(match g {
                     None => (false, format!("guest {vmid} is not in /cluster/resources")),
                     Some(g) => {
-                        let ok = g.node.as_deref() == Some(node.as_str()) && g.lock.is_none() && g.status.as_deref() == Some(status.as_str());
-                        (ok, format!(
-                            "guest {vmid} is on {} ({}{})",
-                            g.node.as_deref().unwrap_or("?"),
-                            g.status.as_deref().unwrap_or("?"),
-                            g.lock.as_deref().map(|l| format!(", locked {l}")).unwrap_or_default()
-                        ))
+                        let ok = g.node.as_deref() == Some(node.as_str())
+                            && g.lock.is_none()
+                            && g.status.as_deref() == Some(status.as_str());
+                        (
+                            ok,
+                            format!(
+                                "guest {vmid} is on {} ({}{})",
+                                g.node.as_deref().unwrap_or("?"),
+                                g.status.as_deref().unwrap_or("?"),
+                                g.lock
+                                    .as_deref()
+                                    .map(|l| format!(", locked {l}"))
+                                    .unwrap_or_default()
+                            ),
+                        )
                     }
                 })
             }
             Verify::Maintenance { node, enter } => {
-                let lrm = self.lrm_state(node).await?.unwrap_or_else(|| "unknown".into());
+                let lrm = self
+                    .lrm_state(node)
+                    .await?
+                    .unwrap_or_else(|| "unknown".into());
                 let in_maint = lrm.contains("maintenance");
                 let res = self.resources().await?;
-                let left = res.iter().filter(|r| r.node.as_deref() == Some(node.as_str()) && r.hastate.is_some() && matches!(r.kind.as_str(), "qemu" | "lxc")).count();
+                let left = res
+                    .iter()
+                    .filter(|r| {
+                        r.node.as_deref() == Some(node.as_str())
+                            && r.hastate.is_some()
+                            && matches!(r.kind.as_str(), "qemu" | "lxc")
+                    })
+                    .count();
                 let moving = res.iter().any(|r| r.lock.as_deref() == Some("migrate"));
-                let ok = if *enter { in_maint && left == 0 && !moving } else { !in_maint && !moving };
-                Ok((ok, format!("LRM of {node}: {lrm}; {left} HA guest(s) on it")))
+                let ok = if *enter {
+                    in_maint && left == 0 && !moving
+                } else {
+                    !in_maint && !moving
+                };
+                Ok((
+                    ok,
+                    format!("LRM of {node}: {lrm}; {left} HA guest(s) on it"),
+                ))
             }
         }
     }
 
     /// Runs the plan's steps in order, writing the journal; stops at the first failure.
-    pub async fn execute(&self, plan: &Plan, journal: &mut Journal) -> Result<(Outcome, Vec<Done>), crate::Error> {
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        journal: &mut Journal,
+    ) -> Result<(Outcome, Vec<Done>), crate::Error> {
         let mut done = Vec::new();
         for step in &plan.steps {
             let result = tokio::select! {
@@ -146,7 +210,13 @@ impl Runner {
             let message = result.message.clone();
             done.push(result);
             if failed {
-                return Ok((Outcome::Failed { seq: step.seq, message }, done));
+                return Ok((
+                    Outcome::Failed {
+                        seq: step.seq,
+                        message,
+                    },
+                    done,
+                ));
             }
         }
         Ok((Outcome::Success, done))
@@ -185,7 +255,11 @@ impl Runner {
             journal.write(&end(step, "skipped", None, true, why.clone()))?;
             return Ok(mk("skipped", None, true, why));
         };
-        let sent = if step.detached { self.detached(cmd, step.seq)? } else { cmd.clone() };
+        let sent = if step.detached {
+            self.detached(cmd, step.seq)?
+        } else {
+            cmd.clone()
+        };
         let (exit, out, err) = match self.run_on(&step.on, &sent).await {
             Ok(r) => r,
             Err(e) => {
@@ -194,8 +268,19 @@ impl Runner {
             }
         };
         if exit != Some(0) {
-            let text = if err.trim().is_empty() { out.trim().to_string() } else { err.trim().to_string() };
-            let msg = format!("`{}` on {} exited {}: {}", cmd.script, step.on, exit.map(|c| c.to_string()).unwrap_or_else(|| "without status".into()), text.lines().last().unwrap_or(""));
+            let text = if err.trim().is_empty() {
+                out.trim().to_string()
+            } else {
+                err.trim().to_string()
+            };
+            let msg = format!(
+                "`{}` on {} exited {}: {}",
+                cmd.script,
+                step.on,
+                exit.map(|c| c.to_string())
+                    .unwrap_or_else(|| "without status".into()),
+                text.lines().last().unwrap_or("")
+            );
             journal.write(&end(step, "failed", exit, false, msg.clone()))?;
             return Ok(mk("failed", exit, false, msg));
         }
@@ -206,7 +291,10 @@ impl Runner {
         let (outcome, msg) = if verified {
             ("ok", format!("verified: {seen}"))
         } else {
-            ("failed", format!("not verified within {} s: {seen}", step.timeout.as_secs()))
+            (
+                "failed",
+                format!("not verified within {} s: {seen}", step.timeout.as_secs()),
+            )
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
         Ok(mk(outcome, exit, verified, msg))
@@ -215,13 +303,12 @@ impl Runner {
     /// Polls until the state holds or `timeout` passes; returns the last thing seen.
     async fn poll(&self, v: &Verify, timeout: Duration) -> (bool, String) {
         let deadline = Instant::now() + timeout;
-        let mut seen = String::from("nothing seen yet");
         loop {
-            match self.holds(v).await {
+            let seen = match self.holds(v).await {
                 Ok((true, s)) => return (true, s),
-                Ok((false, s)) => seen = s,
-                Err(e) => seen = format!("could not read the state: {e}"),
-            }
+                Ok((false, s)) => s,
+                Err(e) => format!("could not read the state: {e}"),
+            };
             if Instant::now() + self.poll_every > deadline {
                 return (false, seen);
             }
@@ -232,13 +319,21 @@ impl Runner {
     /// The command wrapped to run detached on the node, its output kept in a log there.
     fn detached(&self, cmd: &Command, seq: u32) -> Result<Command, crate::Error> {
         let log = format!("/tmp/pveops-step-{seq}-{}.log", std::process::id());
-        let mut c = self.templates.render("detached", &json!({"script": cmd.script, "log": log}))?;
+        let mut c = self
+            .templates
+            .render("detached", &json!({"script": cmd.script, "log": log}))?;
         c.name = cmd.name.clone();
         Ok(c)
     }
 }
 
-fn end(step: &Step, outcome: &str, exit_code: Option<u32>, verified: bool, message: String) -> Entry {
+fn end(
+    step: &Step,
+    outcome: &str,
+    exit_code: Option<u32>,
+    verified: bool,
+    message: String,
+) -> Entry {
     Entry {
         seq: step.seq,
         step: step.title.clone(),
@@ -249,7 +344,11 @@ fn end(step: &Step, outcome: &str, exit_code: Option<u32>, verified: bool, messa
         exit_code,
         verified: Some(verified),
         message: Some(message),
-        undo: if outcome == "ok" { step.undo.as_ref().map(|u| u.script.clone()) } else { None },
+        undo: if outcome == "ok" {
+            step.undo.as_ref().map(|u| u.script.clone())
+        } else {
+            None
+        },
         detail: Some(step.detail.clone()),
     }
 }

@@ -50,7 +50,10 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| crate::Error::io(path, "open the journal", e))?;
-        Ok(Journal { path: path.to_path_buf(), file })
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -61,14 +64,19 @@ impl Journal {
     pub fn write(&mut self, e: &Entry) -> Result<(), crate::Error> {
         let mut line = serde_json::to_string(e).unwrap_or_default();
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|err| crate::Error::io(&self.path, "write the journal", err))?;
-        self.file.sync_data().map_err(|err| crate::Error::io(&self.path, "sync the journal", err))
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|err| crate::Error::io(&self.path, "write the journal", err))?;
+        self.file
+            .sync_data()
+            .map_err(|err| crate::Error::io(&self.path, "sync the journal", err))
     }
 }
 
 /// Reads a journal; a torn last line (a crash mid-write) is ignored.
 pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the journal", e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the journal", e))?;
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -78,7 +86,12 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
         match serde_json::from_str::<Entry>(line) {
             Ok(e) => out.push(e),
             Err(_) if i + 1 == lines.len() => {}
-            Err(e) => return Err(crate::Error::file(path, format!("line {}: not a journal entry: {e}", i + 1))),
+            Err(e) => {
+                return Err(crate::Error::file(
+                    path,
+                    format!("line {}: not a journal entry: {e}", i + 1),
+                ));
+            }
         }
     }
     Ok(out)

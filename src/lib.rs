@@ -2,6 +2,7 @@
 //! over nothing but SSH. See ARCHITECTURE.md for the map of the code.
 
 pub mod atomic;
+pub mod changelog;
 pub mod check;
 pub mod cli;
 pub mod collect;
@@ -11,14 +12,18 @@ pub mod discover;
 pub mod error;
 pub mod evidence;
 pub mod exec;
+pub mod execute;
 pub mod facts;
 pub mod finding;
 pub mod fleet;
 pub mod health;
 pub mod inventory;
+pub mod journal;
 pub mod keys;
 pub mod known_hosts;
 pub mod lab;
+pub mod operate;
+pub mod operation;
 pub mod output;
 pub mod progress;
 pub mod report;

@@ -60,7 +60,11 @@ pub struct Gate {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verify {
     /// The guest is on `node`, unlocked, in `status`.
-    GuestOn { vmid: u64, node: String, status: String },
+    GuestOn {
+        vmid: u64,
+        node: String,
+        status: String,
+    },
     /// The node's HA LRM is (or is not) in maintenance mode and no HA guest is left on it.
     Maintenance { node: String, enter: bool },
 }
@@ -136,7 +140,11 @@ impl Preflight {
             v.as_array()
                 .map(|a| {
                     a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string).or_else(|| x.get("volid").and_then(|v| v.as_str()).map(str::to_string)))
+                        .filter_map(|x| {
+                            x.as_str().map(str::to_string).or_else(|| {
+                                x.get("volid").and_then(|v| v.as_str()).map(str::to_string)
+                            })
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -144,8 +152,15 @@ impl Preflight {
         let mut not_allowed = BTreeMap::new();
         if let Some(o) = v.get("not_allowed_nodes").and_then(|x| x.as_object()) {
             for (node, why) in o {
-                let storages = strings(why.get("unavailable_storages").unwrap_or(&serde_json::Value::Null));
-                let reason = if storages.is_empty() { why.to_string() } else { format!("storage {} not available there", storages.join(", ")) };
+                let storages = strings(
+                    why.get("unavailable_storages")
+                        .unwrap_or(&serde_json::Value::Null),
+                );
+                let reason = if storages.is_empty() {
+                    why.to_string()
+                } else {
+                    format!("storage {} not available there", storages.join(", "))
+                };
                 not_allowed.insert(node.clone(), reason);
             }
         }
@@ -159,36 +174,65 @@ impl Preflight {
 }
 
 fn gate(name: &str, passed: bool, message: String) -> Gate {
-    Gate { name: name.into(), passed, message }
+    Gate {
+        name: name.into(),
+        passed,
+        message,
+    }
 }
 
 fn guests(snap: &Snapshot) -> Vec<&Resource> {
-    snap.resources.iter().filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true)).collect()
+    snap.resources
+        .iter()
+        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true))
+        .collect()
 }
 
 fn node_resource<'a>(snap: &'a Snapshot, node: &str) -> Option<&'a Resource> {
-    snap.resources.iter().find(|r| r.kind == "node" && r.node.as_deref() == Some(node))
+    snap.resources
+        .iter()
+        .find(|r| r.kind == "node" && r.node.as_deref() == Some(node))
 }
 
 /// Free memory of a node, in bytes, from `/cluster/resources`.
 fn free_memory(snap: &Snapshot, node: &str) -> u64 {
-    node_resource(snap, node).map(|r| r.maxmem_bytes.unwrap_or(0).saturating_sub(r.mem_bytes.unwrap_or(0))).unwrap_or(0)
+    node_resource(snap, node)
+        .map(|r| {
+            r.maxmem_bytes
+                .unwrap_or(0)
+                .saturating_sub(r.mem_bytes.unwrap_or(0))
+        })
+        .unwrap_or(0)
 }
 
 /// The PVE node name of a target name (or the name itself).
 pub fn pve_name(snap: &Snapshot, name: &str) -> String {
-    snap.node(name).and_then(|n| n.pve_node.clone()).unwrap_or_else(|| name.to_string())
+    snap.node(name)
+        .and_then(|n| n.pve_node.clone())
+        .unwrap_or_else(|| name.to_string())
 }
 
 fn lrm_state(snap: &Snapshot, node: &str) -> Option<String> {
-    snap.nodes.iter().filter_map(|n| n.ha.as_ref()).flat_map(|h| h.lrms.iter()).find(|l| l.node == node).map(|l| l.state.clone())
+    snap.nodes
+        .iter()
+        .filter_map(|n| n.ha.as_ref())
+        .flat_map(|h| h.lrms.iter())
+        .find(|l| l.node == node)
+        .map(|l| l.state.clone())
 }
 
 fn newest_backup_hours(snap: &Snapshot, vmid: u64, now: i64) -> Option<f64> {
     snap.backups
         .iter()
         .filter(|b| b.vmid == Some(vmid))
-        .filter_map(|b| b.epoch.or_else(|| b.backup_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second())))
+        .filter_map(|b| {
+            b.epoch.or_else(|| {
+                b.backup_time
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .map(|t| t.as_second())
+            })
+        })
         .max()
         .map(|t| (now - t) as f64 / 3600.0)
 }
@@ -196,23 +240,55 @@ fn newest_backup_hours(snap: &Snapshot, vmid: u64, now: i64) -> Option<f64> {
 /// Quorum gates: the cluster is quorate now, and stays quorate without the votes of `without`.
 fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
     let mut out = Vec::new();
-    let Some(cl) = snap.nodes.iter().filter(|n| n.reachable).find_map(|n| n.cluster.as_ref()) else {
-        out.push(gate("cluster-quorate", false, "no reachable node reported its quorum".into()));
+    let Some(cl) = snap
+        .nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .find_map(|n| n.cluster.as_ref())
+    else {
+        out.push(gate(
+            "cluster-quorate",
+            false,
+            "no reachable node reported its quorum".into(),
+        ));
         return out;
     };
     if cl.state == "no-cluster" {
-        out.push(gate("cluster-quorate", true, "standalone node: no quorum to keep".into()));
+        out.push(gate(
+            "cluster-quorate",
+            true,
+            "standalone node: no quorum to keep".into(),
+        ));
         return out;
     }
-    let quorate = snap.nodes.iter().filter(|n| n.reachable).filter_map(|n| n.cluster.as_ref()).all(|c| c.quorate == Some(true));
+    let quorate = snap
+        .nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .filter_map(|n| n.cluster.as_ref())
+        .all(|c| c.quorate == Some(true));
     let (total, quorum) = (cl.total_votes.unwrap_or(0), cl.quorum.unwrap_or(0));
     out.push(gate(
         "cluster-quorate",
         quorate,
-        if quorate { format!("quorate: {total} votes, quorum {quorum}") } else { format!("the cluster is not quorate ({total} votes, quorum {quorum})") },
+        if quorate {
+            format!("quorate: {total} votes, quorum {quorum}")
+        } else {
+            format!("the cluster is not quorate ({total} votes, quorum {quorum})")
+        },
     ));
     if let Some(node) = without {
-        let votes = cl.members.iter().find(|m| m.name == node || snap.node(node).is_some_and(|n| n.address.starts_with(&format!("{}:", m.name)))).map(|m| m.votes).unwrap_or(1);
+        let votes = cl
+            .members
+            .iter()
+            .find(|m| {
+                m.name == node
+                    || snap
+                        .node(node)
+                        .is_some_and(|n| n.address.starts_with(&format!("{}:", m.name)))
+            })
+            .map(|m| m.votes)
+            .unwrap_or(1);
         let left = total.saturating_sub(votes);
         let ok = left >= quorum;
         out.push(gate(
@@ -240,7 +316,11 @@ fn ha_gate(snap: &Snapshot) -> Gate {
     if bad.is_empty() {
         gate("ha-healthy", true, "no HA service in error or fence".into())
     } else {
-        gate("ha-healthy", false, format!("HA services in error or fence: {}", bad.join(", ")))
+        gate(
+            "ha-healthy",
+            false,
+            format!("HA services in error or fence: {}", bad.join(", ")),
+        )
     }
 }
 
@@ -250,14 +330,31 @@ fn node_gate(snap: &Snapshot, node: &str, role: &str) -> Gate {
     let name = format!("{role}-online");
     match (online, maint) {
         (false, _) => gate(&name, false, format!("node {node} is not online")),
-        (true, true) => gate(&name, false, format!("node {node} is in HA maintenance mode")),
+        (true, true) => gate(
+            &name,
+            false,
+            format!("node {node} is in HA maintenance mode"),
+        ),
         _ => gate(&name, true, format!("node {node} is online")),
     }
 }
 
 /// Plans `op` against the before-snapshot; `preflight` holds the migrate preflight per VMID.
-pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight>, templates: &Templates, o: &Options) -> Result<Plan, crate::Error> {
-    let mut p = Plan { operation: op.name(), gates: Vec::new(), affected: Vec::new(), steps: Vec::new(), success_criteria: Vec::new(), rollback: Vec::new() };
+pub fn plan(
+    op: &Operation,
+    snap: &Snapshot,
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<Plan, crate::Error> {
+    let mut p = Plan {
+        operation: op.name(),
+        gates: Vec::new(),
+        affected: Vec::new(),
+        steps: Vec::new(),
+        success_criteria: Vec::new(),
+        rollback: Vec::new(),
+    };
     match op {
         Operation::Migrate { vmid, to } => {
             let to = pve_name(snap, to);
@@ -265,7 +362,11 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
             p.gates.push(ha_gate(snap));
             p.gates.push(node_gate(snap, &to, "target"));
             let Some(g) = guests(snap).into_iter().find(|g| g.vmid == Some(*vmid)) else {
-                p.gates.push(gate("guest-exists", false, format!("guest {vmid} is not in the cluster")));
+                p.gates.push(gate(
+                    "guest-exists",
+                    false,
+                    format!("guest {vmid} is not in the cluster"),
+                ));
                 return Ok(p);
             };
             let moves = vec![(g, to.clone())];
@@ -276,7 +377,11 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
             p.gates.extend(quorum_gates(snap, Some(&node)));
             p.gates.push(ha_gate(snap));
             let targets: Vec<String> = if to.is_empty() {
-                snap.resources.iter().filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str())).filter_map(|r| r.node.clone()).collect()
+                snap.resources
+                    .iter()
+                    .filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str()))
+                    .filter_map(|r| r.node.clone())
+                    .collect()
             } else {
                 to.iter().map(|t| pve_name(snap, t)).collect()
             };
@@ -287,31 +392,61 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
             }
             let usable: Vec<String> = targets
                 .iter()
-                .filter(|t| node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online")) && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance")))
+                .filter(|t| {
+                    node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online"))
+                        && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance"))
+                })
                 .cloned()
                 .collect();
             if usable.is_empty() {
-                p.gates.push(gate("targets-available", false, format!("no online node outside maintenance can take {node}'s guests")));
+                p.gates.push(gate(
+                    "targets-available",
+                    false,
+                    format!("no online node outside maintenance can take {node}'s guests"),
+                ));
                 return Ok(p);
             }
-            let running: Vec<&Resource> = guests(snap).into_iter().filter(|g| g.node.as_deref() == Some(node.as_str()) && g.status.as_deref() == Some("running")).collect();
+            let running: Vec<&Resource> = guests(snap)
+                .into_iter()
+                .filter(|g| {
+                    g.node.as_deref() == Some(node.as_str())
+                        && g.status.as_deref() == Some("running")
+                })
+                .collect();
             // HA guests go through node maintenance (HA picks targets, and brings them back on
             // exit), the others by free memory, biggest guest first.
-            let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running.into_iter().partition(|g| o.ha_maintenance && g.hastate.is_some());
-            let mut free: BTreeMap<String, u64> = usable.iter().map(|t| (t.clone(), free_memory(snap, t))).collect();
+            let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
+                .into_iter()
+                .partition(|g| o.ha_maintenance && g.hastate.is_some());
+            let mut free: BTreeMap<String, u64> = usable
+                .iter()
+                .map(|t| (t.clone(), free_memory(snap, t)))
+                .collect();
             let mut plain = plain;
             plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
             let mut moves = Vec::new();
             for g in plain {
                 let need = g.maxmem_bytes.unwrap_or(0);
-                let allowed = |t: &String| preflight.get(&g.vmid.unwrap_or(0)).is_none_or(|pf| !pf.not_allowed.contains_key(t));
-                let best = free.iter().filter(|(t, _)| allowed(t)).max_by_key(|(_, f)| **f).map(|(t, f)| (t.clone(), *f));
+                let allowed = |t: &String| {
+                    preflight
+                        .get(&g.vmid.unwrap_or(0))
+                        .is_none_or(|pf| !pf.not_allowed.contains_key(t))
+                };
+                let best = free
+                    .iter()
+                    .filter(|(t, _)| allowed(t))
+                    .max_by_key(|(_, f)| **f)
+                    .map(|(t, f)| (t.clone(), *f));
                 match best {
                     Some((t, f)) => {
                         free.insert(t.clone(), f.saturating_sub(need));
                         moves.push((g, t));
                     }
-                    None => p.gates.push(gate("migrate-preflight", false, format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)))),
+                    None => p.gates.push(gate(
+                        "migrate-preflight",
+                        false,
+                        format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)),
+                    )),
                 }
             }
             add_moves(&mut p, snap, &moves, preflight, templates, o)?;
@@ -320,9 +455,14 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
             }
             if p.steps.is_empty() {
                 let seq = 1;
-                p.steps.push(noop(seq, &node, format!("no running guest on {node}: nothing to drain")));
+                p.steps.push(noop(
+                    seq,
+                    &node,
+                    format!("no running guest on {node}: nothing to drain"),
+                ));
             }
-            p.success_criteria.push(format!("no running guest is left on {node}"));
+            p.success_criteria
+                .push(format!("no running guest is left on {node}"));
         }
         Operation::Maintenance { node, enter } => {
             let node = pve_name(snap, node);
@@ -332,27 +472,47 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
             let in_maint = lrm_state(snap, &node).is_some_and(|s| s.contains("maintenance"));
             let seq = 1;
             if *enter == in_maint {
-                p.steps.push(noop(seq, &node, format!("{node} is {} maintenance mode already", if *enter { "in" } else { "out of" })));
+                p.steps.push(noop(
+                    seq,
+                    &node,
+                    format!(
+                        "{node} is {} maintenance mode already",
+                        if *enter { "in" } else { "out of" }
+                    ),
+                ));
             } else {
-                let ha: Vec<&Resource> = guests(snap).into_iter().filter(|g| g.node.as_deref() == Some(node.as_str()) && g.hastate.is_some()).collect();
+                let ha: Vec<&Resource> = guests(snap)
+                    .into_iter()
+                    .filter(|g| g.node.as_deref() == Some(node.as_str()) && g.hastate.is_some())
+                    .collect();
                 if *enter {
                     add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
                 } else {
-                    let cmd = templates.render("ha-node-maintenance", &json!({"action": "disable", "node": node}))?;
+                    let cmd = templates.render(
+                        "ha-node-maintenance",
+                        &json!({"action": "disable", "node": node}),
+                    )?;
                     p.steps.push(Step {
                         seq,
                         title: format!("leave HA maintenance on {node}"),
                         on: any_other(snap, &node),
                         command: Some(cmd),
                         detached: false,
-                        verify: Some(Verify::Maintenance { node: node.clone(), enter: false }),
+                        verify: Some(Verify::Maintenance {
+                            node: node.clone(),
+                            enter: false,
+                        }),
                         timeout: o.migrate_timeout,
                         timeout_secs: o.migrate_timeout.as_secs(),
-                        undo: Some(templates.render("ha-node-maintenance", &json!({"action": "enable", "node": node}))?),
+                        undo: Some(templates.render(
+                            "ha-node-maintenance",
+                            &json!({"action": "enable", "node": node}),
+                        )?),
                         noop: None,
                         detail: json!({"kind": "maintenance", "node": node, "enter": false}),
                     });
-                    p.success_criteria.push(format!("the HA LRM of {node} is active again"));
+                    p.success_criteria
+                        .push(format!("the HA LRM of {node} is active again"));
                 }
             }
         }
@@ -361,19 +521,46 @@ pub fn plan(op: &Operation, snap: &Snapshot, preflight: &BTreeMap<u64, Preflight
         let stale: Vec<String> = p
             .affected
             .iter()
-            .filter(|a| a.backup_age_hours.is_none_or(|h| h > o.backup_max_age_hours))
+            .filter(|a| {
+                a.backup_age_hours
+                    .is_none_or(|h| h > o.backup_max_age_hours)
+            })
             .map(|a| match a.backup_age_hours {
                 None => format!("{} (no backup)", a.vmid),
                 Some(h) => format!("{} ({h:.0} h old)", a.vmid),
             })
             .collect();
         p.gates.push(if stale.is_empty() {
-            gate("backup-recent", true, format!("every affected guest has a backup younger than {:.0} h", o.backup_max_age_hours))
+            gate(
+                "backup-recent",
+                true,
+                format!(
+                    "every affected guest has a backup younger than {:.0} h",
+                    o.backup_max_age_hours
+                ),
+            )
         } else {
-            gate("backup-recent", false, format!("no backup younger than {:.0} h of: {} (or pass --no-backup-gate)", o.backup_max_age_hours, stale.join(", ")))
+            gate(
+                "backup-recent",
+                false,
+                format!(
+                    "no backup younger than {:.0} h of: {} (or pass --no-backup-gate)",
+                    o.backup_max_age_hours,
+                    stale.join(", ")
+                ),
+            )
         });
     }
-    p.rollback = p.steps.iter().rev().filter_map(|s| s.undo.as_ref().map(|u| format!("{} (on {}): {}", s.title, s.on, u.script))).collect();
+    p.rollback = p
+        .steps
+        .iter()
+        .rev()
+        .filter_map(|s| {
+            s.undo
+                .as_ref()
+                .map(|u| format!("{} (on {}): {}", s.title, s.on, u.script))
+        })
+        .collect();
     Ok(p)
 }
 
@@ -404,21 +591,41 @@ fn any_other(snap: &Snapshot, node: &str) -> String {
 }
 
 fn version_gate(snap: &Snapshot, node: &str) -> Gate {
-    let v = snap.node(node).or_else(|| snap.nodes.iter().find(|n| n.pve_node.as_deref() == Some(node))).and_then(|n| n.version.as_ref()).and_then(|v| v.manager_version.clone());
-    let key = v.as_deref().map(crate::lab::state::version_key).unwrap_or_default();
+    let v = snap
+        .node(node)
+        .or_else(|| {
+            snap.nodes
+                .iter()
+                .find(|n| n.pve_node.as_deref() == Some(node))
+        })
+        .and_then(|n| n.version.as_ref())
+        .and_then(|v| v.manager_version.clone());
+    let key = v
+        .as_deref()
+        .map(crate::lab::state::version_key)
+        .unwrap_or_default();
     let ok = key >= vec![7, 3];
     gate(
         "ha-maintenance-supported",
         ok,
         match v {
             Some(v) if ok => format!("pve-manager {v} has HA node maintenance (>= 7.3)"),
-            Some(v) => format!("pve-manager {v} on {node} has no HA node maintenance (needs >= 7.3)"),
+            Some(v) => {
+                format!("pve-manager {v} on {node} has no HA node maintenance (needs >= 7.3)")
+            }
             None => format!("the pve-manager version of {node} is unknown"),
         },
     )
 }
 
-fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], preflight: &BTreeMap<u64, Preflight>, templates: &Templates, o: &Options) -> Result<(), crate::Error> {
+fn add_moves(
+    p: &mut Plan,
+    snap: &Snapshot,
+    moves: &[(&Resource, String)],
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
     let mut need: BTreeMap<String, u64> = BTreeMap::new();
     for (g, to) in moves {
         let vmid = g.vmid.unwrap_or(0);
@@ -427,7 +634,11 @@ fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], prefl
         let kind = g.kind.clone();
         p.affected.push(Affected {
             vmid,
-            kind: if kind == "qemu" { "VM".into() } else { "CT".into() },
+            kind: if kind == "qemu" {
+                "VM".into()
+            } else {
+                "CT".into()
+            },
             name: g.name.clone().unwrap_or_default(),
             node: from.clone(),
             status: g.status.clone().unwrap_or_default(),
@@ -437,24 +648,51 @@ fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], prefl
         });
         let seq = p.steps.len() as u32 + 1;
         if &from == to {
-            p.steps.push(noop(seq, &from, format!("guest {vmid} is on {to} already")));
+            p.steps
+                .push(noop(seq, &from, format!("guest {vmid} is on {to} already")));
             continue;
         }
         if let Some(pf) = preflight.get(&vmid) {
             if let Some(why) = pf.not_allowed.get(to) {
-                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} may not move to {to}: {why}")));
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!("guest {vmid} may not move to {to}: {why}"),
+                ));
             } else if !pf.local_disks.is_empty() && !o.with_local_disks && kind == "qemu" {
-                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} has local disks ({}); pass --with-local-disks", pf.local_disks.join(", "))));
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!(
+                        "guest {vmid} has local disks ({}); pass --with-local-disks",
+                        pf.local_disks.join(", ")
+                    ),
+                ));
             } else if !pf.local_resources.is_empty() {
-                p.gates.push(gate("migrate-preflight", false, format!("guest {vmid} uses local resources ({})", pf.local_resources.join(", "))));
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!(
+                        "guest {vmid} uses local resources ({})",
+                        pf.local_resources.join(", ")
+                    ),
+                ));
             } else {
-                p.gates.push(gate("migrate-preflight", true, format!("guest {vmid} may move to {to}")));
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    true,
+                    format!("guest {vmid} may move to {to}"),
+                ));
             }
         }
         if running {
             *need.entry(to.clone()).or_default() += g.maxmem_bytes.unwrap_or(0);
         }
-        let tool = if kind == "qemu" { "qm-migrate" } else { "pct-migrate" };
+        let tool = if kind == "qemu" {
+            "qm-migrate"
+        } else {
+            "pct-migrate"
+        };
         let data = json!({"vmid": vmid, "target": to, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
         let back = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
         p.steps.push(Step {
@@ -470,7 +708,8 @@ fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], prefl
             noop: None,
             detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to, "ha": g.hastate.is_some()}),
         });
-        p.success_criteria.push(format!("guest {vmid} runs on {to}, unlocked"));
+        p.success_criteria
+            .push(format!("guest {vmid} runs on {to}, unlocked"));
     }
     for (t, bytes) in need {
         let free = free_memory(snap, &t);
@@ -478,19 +717,34 @@ fn add_moves(p: &mut Plan, snap: &Snapshot, moves: &[(&Resource, String)], prefl
         p.gates.push(gate(
             "memory",
             ok,
-            format!("{t} has {} free for {} of guests", crate::check::human_bytes(free), crate::check::human_bytes(bytes)),
+            format!(
+                "{t} has {} free for {} of guests",
+                crate::check::human_bytes(free),
+                crate::check::human_bytes(bytes)
+            ),
         ));
     }
     Ok(())
 }
 
-fn add_ha_maintenance(p: &mut Plan, snap: &Snapshot, node: &str, ha: &[&Resource], templates: &Templates, o: &Options) -> Result<(), crate::Error> {
+fn add_ha_maintenance(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    ha: &[&Resource],
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
     p.gates.push(version_gate(snap, node));
     for g in ha {
         let vmid = g.vmid.unwrap_or(0);
         p.affected.push(Affected {
             vmid,
-            kind: if g.kind == "qemu" { "VM".into() } else { "CT".into() },
+            kind: if g.kind == "qemu" {
+                "VM".into()
+            } else {
+                "CT".into()
+            },
             name: g.name.clone().unwrap_or_default(),
             node: node.into(),
             status: g.status.clone().unwrap_or_default(),
@@ -502,17 +756,31 @@ fn add_ha_maintenance(p: &mut Plan, snap: &Snapshot, node: &str, ha: &[&Resource
     let seq = p.steps.len() as u32 + 1;
     p.steps.push(Step {
         seq,
-        title: format!("enter HA maintenance on {node} (HA moves its {} HA guest(s) away)", ha.len()),
+        title: format!(
+            "enter HA maintenance on {node} (HA moves its {} HA guest(s) away)",
+            ha.len()
+        ),
         on: any_other(snap, node),
-        command: Some(templates.render("ha-node-maintenance", &json!({"action": "enable", "node": node}))?),
+        command: Some(templates.render(
+            "ha-node-maintenance",
+            &json!({"action": "enable", "node": node}),
+        )?),
         detached: false,
-        verify: Some(Verify::Maintenance { node: node.into(), enter: true }),
+        verify: Some(Verify::Maintenance {
+            node: node.into(),
+            enter: true,
+        }),
         timeout: o.migrate_timeout,
         timeout_secs: o.migrate_timeout.as_secs(),
-        undo: Some(templates.render("ha-node-maintenance", &json!({"action": "disable", "node": node}))?),
+        undo: Some(templates.render(
+            "ha-node-maintenance",
+            &json!({"action": "disable", "node": node}),
+        )?),
         noop: None,
         detail: json!({"kind": "maintenance", "node": node, "enter": true}),
     });
-    p.success_criteria.push(format!("the HA LRM of {node} is in maintenance mode and no HA guest is left on it"));
+    p.success_criteria.push(format!(
+        "the HA LRM of {node} is in maintenance mode and no HA guest is left on it"
+    ));
     Ok(())
 }

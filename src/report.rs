@@ -186,6 +186,19 @@ pub fn render(
     differences: &[crate::diff::Difference],
     evidence: &[(String, String, Option<u32>)],
 ) -> Result<String, crate::Error> {
+    render_with_changes(hb, summary, snap, differences, &[], evidence)
+}
+
+/// Renders `report.md` with the Changes section of an operation (one object per step:
+/// `step`, `command`, `started`, `duration`, `exit`, `verified`).
+pub fn render_with_changes(
+    hb: &Handlebars,
+    summary: &Summary,
+    snap: &Snapshot,
+    differences: &[crate::diff::Difference],
+    changes: &[serde_json::Value],
+    evidence: &[(String, String, Option<u32>)],
+) -> Result<String, crate::Error> {
     let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
     let followups = snap
         .findings
@@ -333,7 +346,7 @@ pub fn render(
         nodes,
         storages,
         guests,
-        changes: Vec::new(),
+        changes: changes.to_vec(),
         differences,
         evidence,
     };

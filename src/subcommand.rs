@@ -23,6 +23,33 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
         Command::Checks(args) => checks(args),
         Command::Parse(args) => parse(args),
         Command::Lab(args) => lab(args),
+        Command::Migrate(args) => runtime()?.block_on(crate::operate::run(
+            &cli.global,
+            crate::operation::Operation::Migrate {
+                vmid: args.vmid,
+                to: args.to.clone(),
+            },
+            &args.op,
+            true,
+        )),
+        Command::Drain(args) => runtime()?.block_on(crate::operate::run(
+            &cli.global,
+            crate::operation::Operation::Drain {
+                node: args.node.clone(),
+                to: args.to.clone(),
+            },
+            &args.op,
+            !args.no_ha_maintenance,
+        )),
+        Command::Maintenance(args) => runtime()?.block_on(crate::operate::run(
+            &cli.global,
+            crate::operation::Operation::Maintenance {
+                node: args.node.clone(),
+                enter: args.action == "enter",
+            },
+            &args.op,
+            true,
+        )),
         Command::Demo(args) => demo(cli.global, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -63,7 +90,7 @@ pub fn nodes(global: &Global, targets: &[String]) -> Result<Vec<Node>, crate::Er
     .resolve_all(targets)
 }
 
-fn connector(global: &Global) -> Arc<Connector> {
+pub fn connector(global: &Global) -> Arc<Connector> {
     Arc::new(Connector::new(Settings {
         connect_timeout: Duration::from_secs(global.connect_timeout),
         sudo: global.sudo,
@@ -72,7 +99,7 @@ fn connector(global: &Global) -> Arc<Connector> {
 
 /// The nodes to work on: the targets resolved, expanded into their cluster with `--discover`.
 /// The returned directory holds the cluster's known_hosts for as long as the nodes are used.
-async fn resolve(
+pub async fn resolve(
     global: &Global,
     targets: &[String],
     connector: &Arc<Connector>,
@@ -238,7 +265,7 @@ fn lab(args: LabArgs) -> Result<i32, crate::Error> {
     Ok(0)
 }
 
-fn operator() -> String {
+pub fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -284,7 +311,7 @@ async fn take_snapshot(
     Ok((snap, raws))
 }
 
-fn evaluate(snap: &mut crate::snapshot::Snapshot, checks: &[crate::check::Check]) {
+pub fn evaluate(snap: &mut crate::snapshot::Snapshot, checks: &[crate::check::Check]) {
     snap.findings = crate::check::evaluate(checks, snap, jiff::Timestamp::now().as_second());
     snap.status = crate::finding::worst(&snap.findings);
 }

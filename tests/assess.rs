@@ -301,7 +301,19 @@ fn the_snapshot_document_of_a_healthy_cluster() {
 fn the_upgrade_checklist_becomes_findings() {
     let sim = SimCluster::start(scenario::degraded());
     let run = assess(&sim, &["--upgrade-checklist"]);
-    assert!(findings(&run).iter().any(|(c, s, n, _)| c == "upgrade.checklist" && s == "warning" && n.as_deref() == Some("pve2")), "{:?}", findings(&run));
-    let logged = sim.commands().iter().filter(|(_, l)| l == "pve8to9 --full").count();
+    assert!(
+        findings(&run)
+            .iter()
+            .any(|(c, s, n, _)| c == "upgrade.checklist"
+                && s == "warning"
+                && n.as_deref() == Some("pve2")),
+        "{:?}",
+        findings(&run)
+    );
+    let logged = sim
+        .commands()
+        .iter()
+        .filter(|(_, l)| l == "pve8to9 --full")
+        .count();
     assert_eq!(logged, 3, "once per node");
 }

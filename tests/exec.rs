@@ -402,12 +402,18 @@ fn handshakes_dropped_by_max_startups_are_retried() {
     // sshd drops unauthenticated connections beyond MaxStartups before its banner; twenty
     // targets on one sshd that takes two at a time all get through with retries.
     let lab = crate::support::Lab::empty();
-    let node = lab.spawn(&crate::support::SshdOptions { extra_config: vec!["MaxStartups 2".into()], ..Default::default() });
+    let node = lab.spawn(&crate::support::SshdOptions {
+        extra_config: vec!["MaxStartups 2".into()],
+        ..Default::default()
+    });
     lab.trust(&node);
     let inv = lab.dir.path().join("inventory.toml");
     let mut text = String::new();
     for i in 0..20 {
-        text.push_str(&format!("[[node]]\nname = \"n{i:02}\"\nhost = \"{}\"\n", node.target()));
+        text.push_str(&format!(
+            "[[node]]\nname = \"n{i:02}\"\nhost = \"{}\"\n",
+            node.target()
+        ));
     }
     std::fs::write(&inv, text).unwrap();
     let mut args: Vec<String> = vec!["-I".into(), inv.display().to_string(), "exec".into()];
@@ -419,5 +425,9 @@ fn handshakes_dropped_by_max_startups_are_retried() {
     let v = json(&out);
     let failed: Vec<&serde_json::Value> = v.iter().filter(|r| r["stdout"] != "ok\n").collect();
     assert!(failed.is_empty(), "{failed:?}");
-    assert!(node.log().contains("past MaxStartups"), "the limit was never hit: {}", node.log());
+    assert!(
+        node.log().contains("past MaxStartups"),
+        "the limit was never hit: {}",
+        node.log()
+    );
 }

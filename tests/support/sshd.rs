@@ -247,7 +247,11 @@ impl Lab {
                 dir.join("ssh_host_ed25519_key-cert.pub").display()
             ));
         }
-        if !opts.extra_config.iter().any(|l| l.starts_with("MaxStartups")) {
+        if !opts
+            .extra_config
+            .iter()
+            .any(|l| l.starts_with("MaxStartups"))
+        {
             config.push("MaxStartups 200".into());
         }
         config.extend(opts.extra_config.iter().cloned());

@@ -1,0 +1,464 @@
+//! The operation loop: assess (before-snapshot and gates) → plan (runbook) → confirm → execute
+//! (journaled steps, each verified) → verify (after-snapshot, diff, checks) → record (report,
+//! change log). Joins the pieces; the decisions are in `operation` and `execute`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cli::{Global, OpArgs};
+use crate::command::Templates;
+use crate::execute::{Outcome, Runner};
+use crate::operation::{Operation, Plan, Preflight};
+use crate::snapshot::Snapshot;
+
+/// Runs one operation end to end; returns the exit status.
+pub async fn run(
+    global: &Global,
+    op: Operation,
+    args: &OpArgs,
+    ha_maintenance: bool,
+) -> Result<i32, crate::Error> {
+    let started = jiff::Timestamp::now();
+    let checks = crate::check::load(args.checks.as_deref())?;
+    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    let connector = crate::subcommand::connector(global);
+    let targets = cluster_targets(global, args)?;
+    let (nodes, _workdir) =
+        crate::subcommand::resolve(global, &targets, &connector, &templates).await?;
+    let collector = crate::collect::Collector {
+        connector: connector.clone(),
+        templates: templates.clone(),
+        command_timeout: Duration::from_secs(global.command_timeout),
+        parallel: global.parallel as usize,
+        only: Vec::new(),
+        upgrade_checklist: false,
+    };
+    eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
+    let (mut before, raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
+    crate::subcommand::evaluate(&mut before, &checks);
+    let runner = Runner {
+        connector: connector.clone(),
+        templates: templates.clone(),
+        nodes: before
+            .nodes
+            .iter()
+            .zip(nodes.iter())
+            .filter(|(s, _)| s.reachable)
+            .map(|(s, n)| {
+                (
+                    s.pve_node.clone().unwrap_or_else(|| n.name.clone()),
+                    n.clone(),
+                )
+            })
+            .collect(),
+        command_timeout: Duration::from_secs(global.command_timeout),
+        poll_every: Duration::from_millis(500),
+    };
+    let preflight = preflight(&runner, &op, &before, &templates).await;
+    let opts = crate::operation::Options {
+        backup_gate: !args.no_backup_gate,
+        backup_max_age_hours: args.backup_max_age,
+        with_local_disks: args.with_local_disks,
+        ha_maintenance,
+        migrate_timeout: Duration::from_secs(args.migrate_timeout),
+        now: started.as_second(),
+    };
+    let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
+    let subject = match &op {
+        Operation::Migrate { vmid, .. } => vmid.to_string(),
+        Operation::Drain { node, .. } | Operation::Maintenance { node, .. } => node.clone(),
+    };
+    let name = match &op {
+        Operation::Migrate { .. } => "migrate",
+        Operation::Drain { .. } => "drain",
+        Operation::Maintenance { .. } => "maintenance",
+    };
+    let mut bundle =
+        crate::evidence::Bundle::create(args.out.as_deref(), name, Some(&subject), started)?;
+    bundle.write_raw(&raws_before)?;
+    bundle.write("before.json", before.to_json().as_bytes())?;
+    let runbook = runbook(&plan, &before, started);
+    bundle.write("runbook.md", runbook.as_bytes())?;
+    eprint!("{}", plan_text(&plan));
+    let evidence_dir = bundle.dir.display().to_string();
+    let record = |outcome: &str, followups: Vec<String>| -> Result<(), crate::Error> {
+        crate::changelog::append(
+            &args.changelog,
+            &crate::changelog::Entry {
+                time: jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(started)
+                    .to_string(),
+                operator: crate::subcommand::operator(),
+                targets: targets.clone(),
+                operation: plan.operation.clone(),
+                outcome: outcome.into(),
+                evidence: evidence_dir.clone(),
+                followups,
+            },
+        )
+    };
+    if let Some(g) = plan.refused() {
+        eprintln!(
+            "{}: refused by gate {}: {}",
+            plan.operation, g.name, g.message
+        );
+        if !args.dry_run {
+            record(
+                "failed",
+                vec![format!("gate {} refused: {}", g.name, g.message)],
+            )?;
+        }
+        write_report(
+            global,
+            &bundle,
+            &plan,
+            &before,
+            None,
+            &[],
+            "refused by a gate (nothing changed)",
+            2,
+            started,
+        )?;
+        return Ok(2);
+    }
+    if args.dry_run {
+        eprintln!(
+            "{}: dry run, nothing changed; runbook: {}",
+            plan.operation,
+            bundle.dir.join("runbook.md").display()
+        );
+        return Ok(0);
+    }
+    if !confirm(args)? {
+        eprintln!("{}: not confirmed, nothing changed", plan.operation);
+        return Ok(64);
+    }
+    let mut journal = crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?;
+    let (outcome, done) = runner.execute(&plan, &mut journal).await?;
+    for d in &done {
+        eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
+    }
+    if let Outcome::Aborted { seq } = &outcome {
+        record(
+            "aborted",
+            vec![format!(
+                "interrupted at step {seq}; see {}",
+                journal.path().display()
+            )],
+        )?;
+        eprintln!(
+            "{}: interrupted at step {seq}; the journal is {}",
+            plan.operation,
+            journal.path().display()
+        );
+        return Err(crate::Error::Interrupted);
+    }
+    let (mut after, raws_after) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
+    crate::subcommand::evaluate(&mut after, &checks);
+    bundle.write_raw(&raws_after)?;
+    bundle.write("after.json", after.to_json().as_bytes())?;
+    let diffs = crate::diff::diff(&before, &after);
+    let (code, outcome_word, summary) = match &outcome {
+        Outcome::Failed { seq, message } => (2, "failed", format!("step {seq} failed: {message}")),
+        _ => {
+            let worse = new_findings(&before, &after);
+            let code = if worse.iter().any(|s| {
+                matches!(
+                    s,
+                    crate::finding::Severity::Critical | crate::finding::Severity::Unknown
+                )
+            }) {
+                2
+            } else if worse.is_empty() {
+                0
+            } else {
+                1
+            };
+            (code, "success", "every step verified".to_string())
+        }
+    };
+    let followups: Vec<String> = after
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.severity,
+                crate::finding::Severity::Warning | crate::finding::Severity::Critical
+            )
+        })
+        .map(|f| {
+            format!(
+                "{} {}: {}",
+                f.severity.word().to_uppercase(),
+                f.check,
+                f.message
+            )
+        })
+        .chain(match &outcome {
+            Outcome::Failed { seq, message } => Some(format!(
+                "step {seq} failed: {message}; `pveops restore` undoes the steps that succeeded"
+            )),
+            _ => None,
+        })
+        .collect();
+    record(outcome_word, followups)?;
+    write_report(
+        global,
+        &bundle,
+        &plan,
+        &after,
+        Some(&done),
+        &diffs,
+        &summary,
+        code,
+        started,
+    )?;
+    eprintln!(
+        "{}: {summary}; evidence: {}",
+        plan.operation,
+        bundle.dir.join("report.md").display()
+    );
+    Ok(code)
+}
+
+/// The severities of findings in `after` that were not in `before`.
+fn new_findings(before: &Snapshot, after: &Snapshot) -> Vec<crate::finding::Severity> {
+    let key = |f: &crate::finding::Finding| (f.check.clone(), f.node.clone(), f.subject.clone());
+    after
+        .findings
+        .iter()
+        .filter(|a| !before.findings.iter().any(|b| key(b) == key(a)))
+        .map(|f| f.severity)
+        .collect()
+}
+
+fn cluster_targets(global: &Global, args: &OpArgs) -> Result<Vec<String>, crate::Error> {
+    if !args.targets.is_empty() {
+        return Ok(args.targets.clone());
+    }
+    let Some(path) = &global.inventory else {
+        return Err(crate::Error::Usage(
+            "say how to reach the cluster: --targets T1,T2, or an inventory with -I".into(),
+        ));
+    };
+    let inv = crate::inventory::Inventory::load(path)?;
+    if inv.nodes.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "{} lists no [[node]]",
+            path.display()
+        )));
+    }
+    Ok(inv.nodes.iter().map(|n| n.name.clone()).collect())
+}
+
+/// The migrate preflight of every guest the operation may move, read on its node.
+async fn preflight(
+    runner: &Runner,
+    op: &Operation,
+    snap: &Snapshot,
+    templates: &Templates,
+) -> BTreeMap<u64, Preflight> {
+    let mut out = BTreeMap::new();
+    let wanted: Vec<&crate::health::Resource> = snap
+        .resources
+        .iter()
+        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc"))
+        .filter(|r| match op {
+            Operation::Migrate { vmid, .. } => r.vmid == Some(*vmid),
+            Operation::Drain { node, .. } => {
+                r.node.as_deref() == Some(crate::operation::pve_name(snap, node).as_str())
+                    && r.status.as_deref() == Some("running")
+            }
+            Operation::Maintenance { .. } => false,
+        })
+        .collect();
+    for r in wanted {
+        let (Some(vmid), Some(node)) = (r.vmid, r.node.clone()) else {
+            continue;
+        };
+        let path = format!("/nodes/{node}/{}/{vmid}/migrate", r.kind);
+        let Ok(cmd) = templates.render("pvesh-get", &json!({ "path": path })) else {
+            continue;
+        };
+        if let Ok((Some(0), text, _)) = runner.run_on(&node, &cmd).await {
+            out.insert(vmid, Preflight::from_json(&text));
+        }
+    }
+    out
+}
+
+fn confirm(args: &OpArgs) -> Result<bool, crate::Error> {
+    if args.yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::Error::Usage(
+            "this changes the cluster: confirm on a terminal, or pass --yes".into(),
+        ));
+    }
+    eprint!("Run these steps? [y/N] ");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| crate::Error::io(std::path::Path::new("<stdin>"), "read", e))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+/// The plan as printed before anything runs: gates, then the exact commands in order.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut s = format!("plan: {}\n", plan.operation);
+    for g in &plan.gates {
+        s.push_str(&format!(
+            "  gate {:<28} {} {}\n",
+            g.name,
+            if g.passed { "ok     " } else { "REFUSED" },
+            g.message
+        ));
+    }
+    for st in &plan.steps {
+        match &st.command {
+            Some(c) => s.push_str(&format!(
+                "  step {} on {}: {}\n      $ {}\n",
+                st.seq, st.on, st.title, c.script
+            )),
+            None => s.push_str(&format!(
+                "  step {} (no-op): {}\n",
+                st.seq,
+                st.noop.as_deref().unwrap_or("")
+            )),
+        }
+    }
+    s
+}
+
+/// The runbook: window, affected guests, backups, steps, success criteria, rollback, gates.
+pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
+    let esc = crate::report::md;
+    let mut s = format!(
+        "# Runbook: {}\n\nPrepared {} from a snapshot taken {}.\n\n",
+        esc(&plan.operation),
+        now.round(jiff::Unit::Second).unwrap_or(now),
+        esc(&before.taken_at)
+    );
+    s.push_str("## Gates\n\n| Gate | Result | Detail |\n| --- | --- | --- |\n");
+    for g in &plan.gates {
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            esc(&g.name),
+            if g.passed { "passed" } else { "**REFUSED**" },
+            esc(&g.message)
+        ));
+    }
+    s.push_str("\n## Affected guests\n\n| VMID | Kind | Name | Node | Status | HA | Target | Newest backup |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for a in &plan.affected {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            a.vmid,
+            a.kind,
+            esc(&a.name),
+            esc(&a.node),
+            esc(&a.status),
+            if a.ha { "yes" } else { "no" },
+            esc(a.target.as_deref().unwrap_or("chosen by HA")),
+            a.backup_age_hours
+                .map(|h| format!("{h:.0} h ago"))
+                .unwrap_or_else(|| "none".into())
+        ));
+    }
+    s.push_str("\n## Steps\n\n");
+    for st in &plan.steps {
+        match &st.command {
+            Some(c) => s.push_str(&format!(
+                "{}. {} (on {}, timeout {} s)\n\n   ```sh\n   {}\n   ```\n\n   Undo: `{}`\n\n",
+                st.seq,
+                esc(&st.title),
+                esc(&st.on),
+                st.timeout_secs,
+                c.script,
+                st.undo
+                    .as_ref()
+                    .map(|u| u.script.replace('`', "'"))
+                    .unwrap_or_else(|| "nothing to undo".into())
+            )),
+            None => s.push_str(&format!(
+                "{}. No-op: {}\n\n",
+                st.seq,
+                esc(st.noop.as_deref().unwrap_or(""))
+            )),
+        }
+    }
+    s.push_str("## Success criteria\n\n");
+    for c in &plan.success_criteria {
+        s.push_str(&format!("- {}\n", esc(c)));
+    }
+    s.push_str("\n## Rollback\n\n");
+    if plan.rollback.is_empty() {
+        s.push_str("Nothing to roll back.\n");
+    }
+    for r in &plan.rollback {
+        s.push_str(&format!("- {}\n", esc(r)));
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    global: &Global,
+    bundle: &crate::evidence::Bundle,
+    plan: &Plan,
+    snap: &Snapshot,
+    done: Option<&[crate::execute::Done]>,
+    diffs: &[crate::diff::Difference],
+    outcome: &str,
+    code: i32,
+    started: jiff::Timestamp,
+) -> Result<(), crate::Error> {
+    let hb = crate::report::registry(global.templates.as_deref())?;
+    let summary = crate::report::Summary {
+        command: plan.operation.clone(),
+        operator: crate::subcommand::operator(),
+        targets: snap
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        started_at: started
+            .round(jiff::Unit::Second)
+            .unwrap_or(started)
+            .to_string(),
+        outcome: outcome.into(),
+        status: snap.status.word().to_uppercase(),
+        exit_status: code,
+        pveops_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let changes: Vec<serde_json::Value> = done
+        .unwrap_or(&[])
+        .iter()
+        .map(|d| {
+            json!({
+                "step": format!("{}. {}", d.seq, d.step),
+                "command": d.command,
+                "started": d.started,
+                "duration": format!("{:.1} s", d.duration_ms as f64 / 1000.0),
+                "exit": d.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                "verified": format!("{} ({})", if d.verified { "yes" } else { "NO" }, d.message),
+            })
+        })
+        .collect();
+    let report = crate::report::render_with_changes(
+        &hb,
+        &summary,
+        snap,
+        diffs,
+        &changes,
+        &bundle.raw_files,
+    )?;
+    bundle.write("report.md", report.as_bytes())?;
+    Ok(())
+}
