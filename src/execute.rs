@@ -255,10 +255,12 @@ impl Runner {
             journal.write(&end(step, "skipped", None, true, why.clone()))?;
             return Ok(mk("skipped", None, true, why));
         };
-        let sent = if step.detached {
-            self.detached(cmd, step.seq)?
-        } else {
-            cmd.clone()
+        let log = step
+            .detached
+            .then(|| format!("/tmp/pveops-step-{}-{}.log", step.seq, std::process::id()));
+        let sent = match &log {
+            Some(log) => self.detached(cmd, log)?,
+            None => cmd.clone(),
         };
         let (exit, out, err) = match self.run_on(&step.on, &sent).await {
             Ok(r) => r,
@@ -286,7 +288,14 @@ impl Runner {
         }
         let (verified, seen) = match &step.verify {
             None => (true, "no verification needed".to_string()),
-            Some(v) => self.poll(v, step.timeout).await,
+            Some(v) => {
+                self.poll(
+                    v,
+                    step.timeout,
+                    log.as_deref().map(|l| (step.on.as_str(), l)),
+                )
+                .await
+            }
         };
         let (outcome, msg) = if verified {
             ("ok", format!("verified: {seen}"))
@@ -300,8 +309,15 @@ impl Runner {
         Ok(mk(outcome, exit, verified, msg))
     }
 
-    /// Polls until the state holds or `timeout` passes; returns the last thing seen.
-    async fn poll(&self, v: &Verify, timeout: Duration) -> (bool, String) {
+    /// Polls until the state holds or `timeout` passes; returns the last thing seen. A detached
+    /// command's log on the node (`log`) is read too, so a migration that failed is reported at
+    /// once instead of after the whole timeout.
+    async fn poll(
+        &self,
+        v: &Verify,
+        timeout: Duration,
+        log: Option<(&str, &str)>,
+    ) -> (bool, String) {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = match self.holds(v).await {
@@ -309,6 +325,11 @@ impl Runner {
                 Ok((false, s)) => s,
                 Err(e) => format!("could not read the state: {e}"),
             };
+            if let Some((node, path)) = log
+                && let Some(failure) = self.task_failure(node, path).await
+            {
+                return (false, format!("the task failed: {failure}"));
+            }
             if Instant::now() + self.poll_every > deadline {
                 return (false, seen);
             }
@@ -316,12 +337,36 @@ impl Runner {
         }
     }
 
+    /// The error line of a detached task's log, when the task failed (PVE task logs mark errors
+    /// with `ERROR:` and end a failed migration with `migration aborted`, FORMATS.md §3.5).
+    async fn task_failure(&self, node: &str, path: &str) -> Option<String> {
+        let cmd = self
+            .templates
+            .render("read-file", &json!({ "path": path }))
+            .ok()?;
+        let (_, text, _) = self.run_on(node, &cmd).await.ok()?;
+        let failed = text
+            .lines()
+            .any(|l| l.contains("migration aborted") || l.contains("TASK ERROR"))
+            || (!text.contains("migration finished successfully")
+                && text.lines().any(|l| l.contains("ERROR:"))
+                && !text.trim().is_empty()
+                && text.lines().last().is_some_and(|l| l.contains("ERROR")));
+        failed.then(|| {
+            text.lines()
+                .rev()
+                .find(|l| l.contains("ERROR") || l.contains("aborted"))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    }
+
     /// The command wrapped to run detached on the node, its output kept in a log there.
-    fn detached(&self, cmd: &Command, seq: u32) -> Result<Command, crate::Error> {
-        let log = format!("/tmp/pveops-step-{seq}-{}.log", std::process::id());
+    fn detached(&self, cmd: &Command, log: &str) -> Result<Command, crate::Error> {
         let mut c = self
             .templates
-            .render("detached", &json!({"script": cmd.script, "log": log}))?;
+            .render("detached", &json!({"script": cmd.script, "logfile": log}))?;
         c.name = cmd.name.clone();
         Ok(c)
     }

@@ -659,7 +659,9 @@ fn add_moves(
                     false,
                     format!("guest {vmid} may not move to {to}: {why}"),
                 ));
-            } else if !pf.local_disks.is_empty() && !o.with_local_disks && kind == "qemu" {
+            } else if !pf.local_disks.is_empty() && !o.with_local_disks && kind == "qemu" && running
+            {
+                // Only a live migration needs --with-local-disks; offline, PVE copies them.
                 p.gates.push(gate(
                     "migrate-preflight",
                     false,

@@ -13,6 +13,8 @@ mod host_keys;
 mod exec;
 // The lab: simulated PVE tools over real sshd, and `pveops lab`.
 mod lab;
+// Operations: migrate, drain, maintenance against the lab behind sshd.
+mod operations;
 // `pveops parse`: the parsers from the command line.
 mod parse;
 // `pveops snapshot`, `diff` and `verify`: before/after against the lab.

@@ -1,0 +1,277 @@
+//! Operations end to end against the lab behind real OpenSSH sshd: the exact commands sent, in
+//! order; the state afterwards; gates that refuse and change nothing; journal, change log,
+//! runbook and report.
+
+use pveops::lab::scenario;
+use pveops::lab::state::Cluster;
+
+use crate::support::cluster::SimCluster;
+use crate::support::{pveops, stderr};
+
+fn fast(mut c: Cluster) -> Cluster {
+    c.timing.migrate_secs = 0.3;
+    c.timing.ha_delay_secs = 0.2;
+    c.timing.reboot_secs = 0.5;
+    c.timing.shutdown_secs = 0.1;
+    c
+}
+
+/// The commands that change something, in the order the lab received them.
+fn changes(sim: &SimCluster) -> Vec<String> {
+    sim.commands()
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| {
+            l.contains(" migrate ")
+                || l.starts_with("ha-manager crm-command")
+                || l.starts_with("reboot")
+                || l.contains(" start ")
+                || l.contains(" shutdown ")
+        })
+        .collect()
+}
+
+struct Op {
+    code: Option<i32>,
+    dir: std::path::PathBuf,
+    stderr: String,
+}
+
+fn op(sim: &SimCluster, args: &[&str]) -> Op {
+    let inv = sim.inventory();
+    let dir = sim
+        .lab
+        .dir
+        .path()
+        .join(format!("op-{}", args.join("-").replace('/', "_")));
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let mut a = vec!["-I", inv.to_str().unwrap()];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&[
+        "--out",
+        dir.to_str().unwrap(),
+        "--changelog",
+        changelog.to_str().unwrap(),
+        "--migrate-timeout",
+        "30",
+    ]);
+    let out = pveops(sim.lab.home(), &a, &[]);
+    Op {
+        code: out.status.code(),
+        dir,
+        stderr: stderr(&out),
+    }
+}
+
+fn journal(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn drain_moves_every_running_guest_with_exactly_the_planned_commands() {
+    let mut c = fast(scenario::healthy(3));
+    c.guest_mut(100).unwrap().ha = Some("started".into());
+    c.ha.master = Some("pve2".into());
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let state = sim.state();
+    let left: Vec<u32> = state
+        .guests
+        .iter()
+        .filter(|g| g.node == "pve1" && g.status == "running")
+        .map(|g| g.vmid)
+        .collect();
+    assert!(left.is_empty(), "still running on pve1: {left:?}");
+    let sent = changes(&sim);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent[0].starts_with("qm migrate 101 pve") && sent[0].ends_with(" --online"),
+        "{sent:?}"
+    );
+    assert!(
+        sent[1].starts_with("pct migrate 102 pve") && sent[1].ends_with(" --restart"),
+        "{sent:?}"
+    );
+    assert_eq!(
+        sent[2],
+        "ha-manager crm-command node-maintenance enable pve1"
+    );
+    // The runbook names the same commands, in the same order.
+    let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
+    let planned: Vec<&str> = runbook
+        .lines()
+        .filter(|l| {
+            l.starts_with("   qm ") || l.starts_with("   pct ") || l.starts_with("   ha-manager ")
+        })
+        .map(str::trim)
+        .collect();
+    assert_eq!(planned, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    let j = journal(&r.dir);
+    assert_eq!(j.len(), 6, "start and end of three steps");
+    assert!(
+        j.iter()
+            .filter(|e| e["phase"] == "end")
+            .all(|e| e["outcome"] == "ok" && e["verified"] == true),
+        "{j:?}"
+    );
+    assert_eq!(
+        j[1]["undo"]
+            .as_str()
+            .map(|u| u.starts_with("qm migrate 101 pve1 --online")),
+        Some(true),
+        "{j:?}"
+    );
+    for f in [
+        "before.json",
+        "after.json",
+        "journal.jsonl",
+        "runbook.md",
+        "report.md",
+    ] {
+        assert!(r.dir.join(f).exists(), "{f} missing");
+    }
+    let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("| guest-moved |"),
+        "the report has the differences"
+    );
+    let log = std::fs::read_to_string(sim.lab.dir.path().join("changelog.md.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1);
+    let entry: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (entry["operation"].as_str(), entry["outcome"].as_str()),
+        (Some("drain pve1"), Some("success"))
+    );
+}
+
+#[test]
+fn a_failed_migration_stops_the_drain_at_that_step() {
+    let mut c = fast(scenario::healthy(3));
+    c.node_mut("pve1").unwrap().faults.migration_fails = vec![101];
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let sent = changes(&sim);
+    assert_eq!(sent.len(), 1, "nothing after the failed step: {sent:?}");
+    let j = journal(&r.dir);
+    let end = j.iter().find(|e| e["phase"] == "end").unwrap();
+    assert_eq!(
+        (end["seq"].as_u64(), end["outcome"].as_str()),
+        (Some(1), Some("failed")),
+        "{j:?}"
+    );
+    let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
+    assert!(report.contains("step 1 failed"), "{report}");
+    assert_eq!(
+        sim.state().guest(101).unwrap().node,
+        "pve1",
+        "the guest stayed"
+    );
+    let end_msg = end["message"].as_str().unwrap();
+    assert!(
+        end_msg.contains("migration aborted"),
+        "the failure is read from the task log, not waited out: {end_msg}"
+    );
+}
+
+#[test]
+fn the_quorum_gate_refuses_and_changes_nothing() {
+    // A 2-node cluster without qdevice, and a 3-node cluster with a node down.
+    let two = fast(scenario::healthy(2));
+    let mut down = fast(scenario::healthy(3));
+    down.node_mut("pve3").unwrap().online = false;
+    for c in [two, down] {
+        let sim = SimCluster::start(c);
+        let r = op(&sim, &["drain", "pve1", "--yes"]);
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("refused by gate quorum-without-node"),
+            "{}",
+            r.stderr
+        );
+        assert!(changes(&sim).is_empty());
+        assert!(!r.dir.join("journal.jsonl").exists());
+    }
+}
+
+#[test]
+fn other_gates_refuse_and_change_nothing() {
+    let mut c = fast(scenario::healthy(3));
+    c.guests
+        .iter_mut()
+        .filter(|g| g.vmid == 101)
+        .for_each(|g| g.backups.clear());
+    c.node_mut("pve3").unwrap().lrm = Some("maintenance mode".into());
+    c.ha.master = Some("pve1".into());
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert!(
+        r.stderr.contains("refused by gate backup-recent") && r.stderr.contains("101 (no backup)"),
+        "{}",
+        r.stderr
+    );
+    let r = op(&sim, &["migrate", "100", "--to", "pve3", "--yes"]);
+    assert!(
+        r.stderr.contains("refused by gate target-online") && r.stderr.contains("maintenance"),
+        "{}",
+        r.stderr
+    );
+    let r = op(
+        &sim,
+        &[
+            "migrate",
+            "103",
+            "--to",
+            "pve2",
+            "--yes",
+            "--no-backup-gate",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        Some(0),
+        "a stopped guest on local storage may move: {}",
+        r.stderr
+    );
+    let r = op(&sim, &["migrate", "100", "--to", "pve2"]);
+    assert_eq!(r.code, Some(64), "no terminal and no --yes: {}", r.stderr);
+    let r = op(&sim, &["migrate", "100", "--to", "pve2", "--dry-run"]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.dir.join("runbook.md").exists());
+    assert_eq!(
+        changes(&sim),
+        vec!["qm migrate 103 pve2".to_string()],
+        "only the one operation that ran changed anything"
+    );
+}
+
+#[test]
+fn maintenance_enter_and_exit() {
+    let sim = SimCluster::start(fast(scenario::ha(3)));
+    let r = op(&sim, &["maintenance", "enter", "pve2", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        sim.state().node("pve2").unwrap().lrm.as_deref(),
+        Some("maintenance mode")
+    );
+    let r = op(&sim, &["maintenance", "enter", "pve2", "--yes"]);
+    assert_eq!(r.code, Some(0), "a second enter is a no-op: {}", r.stderr);
+    let r = op(&sim, &["maintenance", "exit", "pve2", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        sim.state().node("pve2").unwrap().lrm.as_deref(),
+        Some("active")
+    );
+    assert_eq!(
+        changes(&sim),
+        vec![
+            "ha-manager crm-command node-maintenance enable pve2".to_string(),
+            "ha-manager crm-command node-maintenance disable pve2".into()
+        ]
+    );
+}
