@@ -233,7 +233,7 @@ impl Connector {
                     if let Some(cause) = refusal.lock().unwrap_or_else(|e| e.into_inner()).take() {
                         return Err(err(cause));
                     }
-                    let got_banner = probe.bytes_read.load(Ordering::Relaxed) > 0;
+                    let got_banner = probe.got_banner();
                     // sshd drops connections past MaxStartups before it sends its banner;
                     // such a handshake is retried with backoff, anything else is final.
                     if !got_banner && attempt < HANDSHAKE_ATTEMPTS {
@@ -251,7 +251,7 @@ impl Connector {
                     }));
                 }
                 Err(_) => {
-                    let phase = if probe.bytes_read.load(Ordering::Relaxed) == 0 {
+                    let phase = if !probe.got_banner() {
                         Phase::Banner
                     } else {
                         Phase::KeyExchange

@@ -18,6 +18,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Probe {
     pub bytes_read: AtomicU64,
     pub handshaking: AtomicBool,
+    /// The first bytes the server sent, to tell its SSH banner from a refusal message.
+    first: std::sync::Mutex<Vec<u8>>,
+}
+
+impl Probe {
+    /// True once the server's `SSH-` identification line arrived. sshd past MaxStartups
+    /// writes "Exceeded MaxStartups" and closes instead (OpenSSH >= 8.x), which is not it.
+    pub fn got_banner(&self) -> bool {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.windows(4).any(|w| w == b"SSH-")
+    }
+
+    fn record(&self, data: &[u8]) {
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        let room = 256usize.saturating_sub(first.len());
+        first.extend_from_slice(&data[..data.len().min(room)]);
+    }
 }
 
 /// A stream wrapper; `fd` is the TCP socket when there is one (not through a jump host).
@@ -61,7 +78,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ProbeStream<S> {
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            this.probe.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            if this.probe.bytes_read.fetch_add(n as u64, Ordering::Relaxed) < 256 {
+                this.probe.record(&buf.filled()[before..]);
+            }
             if let Some(fd) = this
                 .fd
                 .filter(|_| this.probe.handshaking.load(Ordering::Relaxed))
