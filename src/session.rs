@@ -29,7 +29,9 @@ use crate::stream::{Probe, ProbeStream, quickack};
 pub const MAX_CHANNELS: usize = 10;
 
 /// Attempts at a handshake that the server drops before its banner (MaxStartups, P12).
-const HANDSHAKE_ATTEMPTS: u32 = 6;
+/// Retries go on within `--connect-timeout`, each wait doubling up to `MAX_BACKOFF`.
+const HANDSHAKE_ATTEMPTS: u32 = 40;
+const MAX_BACKOFF: Duration = Duration::from_millis(400);
 
 /// Grace on top of a command's limit and the remote `timeout`'s kill delay before the client
 /// gives up waiting for the node.
@@ -237,7 +239,8 @@ impl Connector {
                     // sshd drops connections past MaxStartups before it sends its banner;
                     // such a handshake is retried with backoff, anything else is final.
                     if !got_banner && attempt < HANDSHAKE_ATTEMPTS {
-                        let backoff = Duration::from_millis(20 << attempt) + jitter();
+                        let backoff =
+                            Duration::from_millis(20 << attempt.min(8)).min(MAX_BACKOFF) + jitter();
                         if tokio::time::Instant::now() + backoff < deadline {
                             tracing::debug!(node = %node.name, attempt, "handshake dropped, retrying");
                             tokio::time::sleep(backoff).await;
@@ -438,7 +441,7 @@ fn jitter() -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    Duration::from_millis(u64::from(nanos % 50))
+    Duration::from_millis(u64::from(nanos % 100))
 }
 
 async fn tcp_connect(
