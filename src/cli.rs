@@ -187,6 +187,9 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
     #[command(after_help = OPS_HELP)]
     Maintenance(MaintenanceArgs),
+    /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
+    #[command(after_help = OPS_HELP)]
+    Restore(RestoreArgs),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -414,6 +417,15 @@ pub struct MaintenanceArgs {
     pub action: String,
     /// The node (target name or PVE node name)
     pub node: String,
+    #[command(flatten)]
+    pub op: OpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The journal.jsonl of the operation to undo
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
     #[command(flatten)]
     pub op: OpArgs,
 }

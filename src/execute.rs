@@ -162,6 +162,16 @@ impl Runner {
                     }
                 })
             }
+            Verify::GuestUnlocked { vmid } => {
+                let res = self.resources().await?;
+                let g = res
+                    .iter()
+                    .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
+                Ok(match g.and_then(|g| g.lock.clone()) {
+                    Some(lock) => (false, format!("guest {vmid} is still locked ({lock})")),
+                    None => (true, format!("guest {vmid} is unlocked")),
+                })
+            }
             Verify::Maintenance { node, enter } => {
                 let lrm = self
                     .lrm_state(node)
@@ -251,6 +261,12 @@ impl Runner {
             message,
         };
         let Some(cmd) = &step.command else {
+            if let Some(v) = &step.verify {
+                let (verified, seen) = self.poll(v, step.timeout, None).await;
+                let outcome = if verified { "ok" } else { "failed" };
+                journal.write(&end(step, outcome, None, verified, seen.clone()))?;
+                return Ok(mk(outcome, None, verified, seen));
+            }
             let why = step.noop.clone().unwrap_or_else(|| "nothing to do".into());
             journal.write(&end(step, "skipped", None, true, why.clone()))?;
             return Ok(mk("skipped", None, true, why));

@@ -71,12 +71,15 @@ pub async fn run(
     let subject = match &op {
         Operation::Migrate { vmid, .. } => vmid.to_string(),
         Operation::Drain { node, .. } | Operation::Maintenance { node, .. } => node.clone(),
+        Operation::Restore { .. } => "journal".into(),
     };
     let name = match &op {
         Operation::Migrate { .. } => "migrate",
         Operation::Drain { .. } => "drain",
         Operation::Maintenance { .. } => "maintenance",
+        Operation::Restore { .. } => "restore",
     };
+    let restoring = matches!(op, Operation::Restore { .. });
     let mut bundle =
         crate::evidence::Bundle::create(args.out.as_deref(), name, Some(&subject), started)?;
     bundle.write_raw(&raws_before)?;
@@ -179,7 +182,11 @@ pub async fn run(
             } else {
                 1
             };
-            (code, "success", "every step verified".to_string())
+            (
+                code,
+                if restoring { "rolled-back" } else { "success" },
+                "every step verified".to_string(),
+            )
         }
     };
     let followups: Vec<String> = after
@@ -274,7 +281,7 @@ async fn preflight(
                 r.node.as_deref() == Some(crate::operation::pve_name(snap, node).as_str())
                     && r.status.as_deref() == Some("running")
             }
-            Operation::Maintenance { .. } => false,
+            Operation::Maintenance { .. } | Operation::Restore { .. } => false,
         })
         .collect();
     for r in wanted {

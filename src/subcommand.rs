@@ -41,6 +41,21 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &args.op,
             !args.no_ha_maintenance,
         )),
+        Command::Restore(args) => {
+            let entries = crate::journal::read(&args.journal)?;
+            let mut op = args.op;
+            // Restoring puts guests back where they were: no new backup is needed for that.
+            op.no_backup_gate = true;
+            runtime()?.block_on(crate::operate::run(
+                &cli.global,
+                crate::operation::Operation::Restore {
+                    journal: entries,
+                    source: args.journal.display().to_string(),
+                },
+                &op,
+                true,
+            ))
+        }
         Command::Maintenance(args) => runtime()?.block_on(crate::operate::run(
             &cli.global,
             crate::operation::Operation::Maintenance {

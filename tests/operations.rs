@@ -275,3 +275,164 @@ fn maintenance_enter_and_exit() {
         ]
     );
 }
+
+fn restore(sim: &SimCluster, journal: &std::path::Path, tag: &str) -> Op {
+    let inv = sim.inventory();
+    let dir = sim.lab.dir.path().join(format!("restore-{tag}"));
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let out = pveops(
+        sim.lab.home(),
+        &[
+            "-I",
+            inv.to_str().unwrap(),
+            "restore",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--yes",
+            "--out",
+            dir.to_str().unwrap(),
+            "--changelog",
+            changelog.to_str().unwrap(),
+            "--migrate-timeout",
+            "30",
+        ],
+        &[],
+    );
+    Op {
+        code: out.status.code(),
+        dir,
+        stderr: stderr(&out),
+    }
+}
+
+#[test]
+fn restore_brings_the_guests_back_and_is_idempotent() {
+    let mut c = fast(scenario::healthy(3));
+    c.guest_mut(100).unwrap().ha = Some("started".into());
+    c.ha.master = Some("pve2".into());
+    let sim = SimCluster::start(c);
+    let before: Vec<(u32, String)> = sim
+        .state()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone()))
+        .collect();
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let journal = r.dir.join("journal.jsonl");
+    let first = restore(&sim, &journal, "1");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let wait = |want: &[(u32, String)]| {
+        crate::support::poll_until(20, || {
+            sim.state()
+                .guests
+                .iter()
+                .map(|g| (g.vmid, g.node.clone()))
+                .collect::<Vec<_>>()
+                == want
+        })
+    };
+    assert!(
+        wait(&before),
+        "every guest is back where it was: {:?}",
+        sim.state()
+            .guests
+            .iter()
+            .map(|g| (g.vmid, &g.node))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sim.state().node("pve1").unwrap().lrm.as_deref(),
+        Some("active")
+    );
+    let n = changes(&sim).len();
+    let second = restore(&sim, &journal, "2");
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert_eq!(changes(&sim).len(), n, "a second restore changes nothing");
+    let log = std::fs::read_to_string(sim.lab.dir.path().join("changelog.md.jsonl")).unwrap();
+    let outcomes: Vec<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(outcomes, ["success", "rolled-back", "rolled-back"]);
+}
+
+/// Starts a drain, waits until its first migration is journaled as started, then kills it.
+fn interrupted_drain(sim: &SimCluster, signal: &str) -> (Option<i32>, std::path::PathBuf) {
+    let inv = sim.inventory();
+    let dir = sim.lab.dir.path().join(format!("drain-{signal}"));
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args([
+            "-I",
+            inv.to_str().unwrap(),
+            "drain",
+            "pve1",
+            "--yes",
+            "--out",
+            dir.to_str().unwrap(),
+            "--changelog",
+            changelog.to_str().unwrap(),
+        ])
+        .env("HOME", sim.lab.home())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = dir.join("journal.jsonl");
+    let started = crate::support::poll_until(30, || {
+        std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"phase\":\"start\""))
+    });
+    assert!(started, "the drain never started a step");
+    // Kill it while the first migration runs on the node.
+    let migrating = crate::support::poll_until(30, || {
+        sim.state()
+            .guest(101)
+            .is_some_and(|g| g.lock.as_deref() == Some("migrate"))
+    });
+    assert!(migrating, "the first migration never started");
+    crate::support::sh("kill", &[&format!("-{signal}"), &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    (status.code(), journal)
+}
+
+#[test]
+fn ctrl_c_and_sigkill_mid_drain_leave_a_journal_restore_recovers_from() {
+    for signal in ["INT", "KILL"] {
+        let mut c = fast(scenario::healthy(3));
+        c.timing.migrate_secs = 2.0;
+        let sim = SimCluster::start(c);
+        let (code, journal) = interrupted_drain(&sim, signal);
+        let text = std::fs::read_to_string(&journal).unwrap();
+        if signal == "INT" {
+            assert_eq!(code, Some(130));
+            assert!(text.contains("\"outcome\":\"aborted\""), "{text}");
+        } else {
+            assert_eq!(code, None, "killed");
+            assert!(!text.contains("\"phase\":\"end\""), "{text}");
+        }
+        // The migration in flight is not killed: it completes on the node.
+        assert!(
+            crate::support::poll_until(20, || sim
+                .state()
+                .guest(101)
+                .is_some_and(|g| g.node != "pve1" && g.lock.is_none())),
+            "{signal}"
+        );
+        let r = restore(&sim, &journal, signal);
+        assert_eq!(r.code, Some(0), "{signal}: {}", r.stderr);
+        assert!(
+            crate::support::poll_until(20, || sim
+                .state()
+                .guest(101)
+                .is_some_and(|g| g.node == "pve1" && g.lock.is_none())),
+            "{signal}: back on pve1"
+        );
+    }
+}
