@@ -187,6 +187,9 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
     #[command(after_help = OPS_HELP)]
     Maintenance(MaintenanceArgs),
+    /// Rolling reboot: per node drain, reboot, wait until really back, bring its guests back
+    #[command(after_help = OPS_HELP)]
+    Reboot(RebootArgs),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
     #[command(after_help = OPS_HELP)]
     Restore(RestoreArgs),
@@ -368,6 +371,9 @@ pub struct OpArgs {
     /// Seconds a migration step may take until it is verified
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub migrate_timeout: u64,
+    /// Seconds a rebooted node may take to come back (new boot id, SSH, quorate, services)
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub reboot_timeout: u64,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
@@ -426,6 +432,15 @@ pub struct RestoreArgs {
     /// The journal.jsonl of the operation to undo
     #[arg(long, value_name = "FILE")]
     pub journal: PathBuf,
+    #[command(flatten)]
+    pub op: OpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RebootArgs {
+    /// The nodes to reboot, one after the other (target names or PVE node names)
+    #[arg(required = true, value_name = "NODES")]
+    pub nodes: Vec<String>,
     #[command(flatten)]
     pub op: OpArgs,
 }

@@ -162,6 +162,63 @@ impl Runner {
                     }
                 })
             }
+            Verify::NodeBack { node, boot_id } => {
+                let cat = self
+                    .templates
+                    .render("boot-id", &json!({}))
+                    .map_err(|e| e.to_string())?;
+                let now = match self.run_on(node, &cat).await {
+                    Ok((Some(0), out, _)) => out.trim().to_string(),
+                    Ok((code, _, err)) => {
+                        return Ok((
+                            false,
+                            format!(
+                                "{node}: boot id not readable (exit {code:?}: {})",
+                                err.trim()
+                            ),
+                        ));
+                    }
+                    Err(e) => return Ok((false, format!("{node} does not answer yet: {e}"))),
+                };
+                if now == *boot_id || now.is_empty() {
+                    return Ok((
+                        false,
+                        format!("{node} has not rebooted yet (boot id {now})"),
+                    ));
+                }
+                let status = self
+                    .templates
+                    .render("pvecm-status", &json!({}))
+                    .map_err(|e| e.to_string())?;
+                let quorate = match self.run_on(node, &status).await {
+                    Ok((_, out, err)) => facts::pvecm_status::parse(&format!("{out}{err}"))
+                        .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
+                        .unwrap_or(false),
+                    Err(_) => false,
+                };
+                if !quorate {
+                    return Ok((false, format!("{node} rebooted but is not quorate yet")));
+                }
+                let units = ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd"];
+                let sys = self
+                    .templates
+                    .render("systemctl-is-active", &json!({ "units": units }))
+                    .map_err(|e| e.to_string())?;
+                let active = match self.run_on(node, &sys).await {
+                    Ok((_, out, _)) => facts::systemctl_is_active::parse_with_units(&units, &out)
+                        .map(|s| s.all_active)
+                        .unwrap_or(false),
+                    Err(_) => false,
+                };
+                Ok((
+                    active,
+                    if active {
+                        format!("{node} is back: boot id {now}, quorate, services active")
+                    } else {
+                        format!("{node} rebooted, services not all active yet")
+                    },
+                ))
+            }
             Verify::GuestUnlocked { vmid } => {
                 let res = self.resources().await?;
                 let g = res

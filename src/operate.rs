@@ -65,6 +65,7 @@ pub async fn run(
         with_local_disks: args.with_local_disks,
         ha_maintenance,
         migrate_timeout: Duration::from_secs(args.migrate_timeout),
+        reboot_timeout: Duration::from_secs(args.reboot_timeout),
         now: started.as_second(),
     };
     let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
@@ -72,12 +73,14 @@ pub async fn run(
         Operation::Migrate { vmid, .. } => vmid.to_string(),
         Operation::Drain { node, .. } | Operation::Maintenance { node, .. } => node.clone(),
         Operation::Restore { .. } => "journal".into(),
+        Operation::Reboot { nodes } => nodes.join("-"),
     };
     let name = match &op {
         Operation::Migrate { .. } => "migrate",
         Operation::Drain { .. } => "drain",
         Operation::Maintenance { .. } => "maintenance",
         Operation::Restore { .. } => "restore",
+        Operation::Reboot { .. } => "reboot",
     };
     let restoring = matches!(op, Operation::Restore { .. });
     let mut bundle =
@@ -280,6 +283,11 @@ async fn preflight(
             Operation::Drain { node, .. } => {
                 r.node.as_deref() == Some(crate::operation::pve_name(snap, node).as_str())
                     && r.status.as_deref() == Some("running")
+            }
+            Operation::Reboot { nodes } => {
+                nodes.iter().any(|n| {
+                    r.node.as_deref() == Some(crate::operation::pve_name(snap, n).as_str())
+                }) && r.status.as_deref() == Some("running")
             }
             Operation::Maintenance { .. } | Operation::Restore { .. } => false,
         })

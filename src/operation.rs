@@ -22,6 +22,9 @@ pub enum Operation {
     Drain { node: String, to: Vec<String> },
     /// HA node maintenance on or off.
     Maintenance { node: String, enter: bool },
+    /// Rolling reboot: per node, drain, reboot, wait until it is really back, bring its guests
+    /// back, then the next node.
+    Reboot { nodes: Vec<String> },
     /// Undo what a journal recorded (waiting for steps still in flight).
     Restore {
         journal: Vec<crate::journal::Entry>,
@@ -37,6 +40,7 @@ impl Operation {
             Operation::Maintenance { node, enter: true } => format!("maintenance enter {node}"),
             Operation::Maintenance { node, enter: false } => format!("maintenance exit {node}"),
             Operation::Restore { source, .. } => format!("restore {source}"),
+            Operation::Reboot { nodes } => format!("reboot {}", nodes.join(" ")),
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct Options {
     /// Prefer HA node maintenance for HA-managed guests of a drained node (PVE >= 7.3).
     pub ha_maintenance: bool,
     pub migrate_timeout: Duration,
+    pub reboot_timeout: Duration,
     pub now: i64,
 }
 
@@ -75,6 +80,9 @@ pub enum Verify {
     Maintenance { node: String, enter: bool },
     /// The guest is no longer locked (a migration in flight has ended, one way or the other).
     GuestUnlocked { vmid: u64 },
+    /// The node booted again (its boot id changed), answers SSH, is quorate and its PVE
+    /// services are active.
+    NodeBack { node: String, boot_id: String },
 }
 
 /// One step of a plan.
@@ -381,96 +389,12 @@ pub fn plan(
             add_moves(&mut p, snap, &moves, preflight, templates, o)?;
         }
         Operation::Drain { node, to } => {
-            let node = pve_name(snap, node);
-            p.gates.extend(quorum_gates(snap, Some(&node)));
-            p.gates.push(ha_gate(snap));
-            let targets: Vec<String> = if to.is_empty() {
-                snap.resources
-                    .iter()
-                    .filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str()))
-                    .filter_map(|r| r.node.clone())
-                    .collect()
-            } else {
-                to.iter().map(|t| pve_name(snap, t)).collect()
-            };
-            for t in &targets {
-                if !to.is_empty() {
-                    p.gates.push(node_gate(snap, t, "target"));
-                }
+            add_drain(&mut p, snap, node, to, preflight, templates, o)?;
+        }
+        Operation::Reboot { nodes } => {
+            for node in nodes {
+                add_reboot(&mut p, snap, node, preflight, templates, o)?;
             }
-            let usable: Vec<String> = targets
-                .iter()
-                .filter(|t| {
-                    node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online"))
-                        && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance"))
-                })
-                .cloned()
-                .collect();
-            if usable.is_empty() {
-                p.gates.push(gate(
-                    "targets-available",
-                    false,
-                    format!("no online node outside maintenance can take {node}'s guests"),
-                ));
-                return Ok(p);
-            }
-            let running: Vec<&Resource> = guests(snap)
-                .into_iter()
-                .filter(|g| {
-                    g.node.as_deref() == Some(node.as_str())
-                        && g.status.as_deref() == Some("running")
-                })
-                .collect();
-            // HA guests go through node maintenance (HA picks targets, and brings them back on
-            // exit), the others by free memory, biggest guest first.
-            let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
-                .into_iter()
-                .partition(|g| o.ha_maintenance && g.hastate.is_some());
-            let mut free: BTreeMap<String, u64> = usable
-                .iter()
-                .map(|t| (t.clone(), free_memory(snap, t)))
-                .collect();
-            let mut plain = plain;
-            plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
-            let mut moves = Vec::new();
-            for g in plain {
-                let need = g.maxmem_bytes.unwrap_or(0);
-                let allowed = |t: &String| {
-                    preflight
-                        .get(&g.vmid.unwrap_or(0))
-                        .is_none_or(|pf| !pf.not_allowed.contains_key(t))
-                };
-                let best = free
-                    .iter()
-                    .filter(|(t, _)| allowed(t))
-                    .max_by_key(|(_, f)| **f)
-                    .map(|(t, f)| (t.clone(), *f));
-                match best {
-                    Some((t, f)) => {
-                        free.insert(t.clone(), f.saturating_sub(need));
-                        moves.push((g, t));
-                    }
-                    None => p.gates.push(gate(
-                        "migrate-preflight",
-                        false,
-                        format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)),
-                    )),
-                }
-            }
-            add_moves(&mut p, snap, &moves, preflight, templates, o)?;
-            if !ha.is_empty() {
-                add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
-            }
-            if p.steps.is_empty() {
-                let seq = 1;
-                p.steps.push(noop(
-                    seq,
-                    &node,
-                    format!("no running guest on {node}: nothing to drain"),
-                ));
-            }
-            p.success_criteria
-                .push(format!("no running guest is left on {node}"));
         }
         Operation::Restore { journal, .. } => {
             p.gates.extend(quorum_gates(snap, None));
@@ -973,5 +897,245 @@ fn plan_restore(
     }
     p.success_criteria
         .push("every guest the journal moved is back where it was; maintenance left".into());
+    Ok(())
+}
+
+/// The gates and steps that move every running guest off `node`.
+fn add_drain(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    to: &[String],
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = pve_name(snap, node);
+    let first_step = p.steps.len();
+    p.gates.extend(quorum_gates(snap, Some(&node)));
+    p.gates.push(ha_gate(snap));
+    let targets: Vec<String> = if to.is_empty() {
+        snap.resources
+            .iter()
+            .filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str()))
+            .filter_map(|r| r.node.clone())
+            .collect()
+    } else {
+        to.iter().map(|t| pve_name(snap, t)).collect()
+    };
+    for t in &targets {
+        if !to.is_empty() {
+            p.gates.push(node_gate(snap, t, "target"));
+        }
+    }
+    let usable: Vec<String> = targets
+        .iter()
+        .filter(|t| {
+            node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online"))
+                && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance"))
+        })
+        .cloned()
+        .collect();
+    if usable.is_empty() {
+        p.gates.push(gate(
+            "targets-available",
+            false,
+            format!("no online node outside maintenance can take {node}'s guests"),
+        ));
+        return Ok(());
+    }
+    let running: Vec<&Resource> = guests(snap)
+        .into_iter()
+        .filter(|g| {
+            g.node.as_deref() == Some(node.as_str()) && g.status.as_deref() == Some("running")
+        })
+        .collect();
+    // HA guests go through node maintenance (HA picks targets, and brings them back on
+    // exit), the others by free memory, biggest guest first.
+    let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
+        .into_iter()
+        .partition(|g| o.ha_maintenance && g.hastate.is_some());
+    let mut free: BTreeMap<String, u64> = usable
+        .iter()
+        .map(|t| (t.clone(), free_memory(snap, t)))
+        .collect();
+    let mut plain = plain;
+    plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
+    let mut moves = Vec::new();
+    for g in plain {
+        let need = g.maxmem_bytes.unwrap_or(0);
+        let allowed = |t: &String| {
+            preflight
+                .get(&g.vmid.unwrap_or(0))
+                .is_none_or(|pf| !pf.not_allowed.contains_key(t))
+        };
+        let best = free
+            .iter()
+            .filter(|(t, _)| allowed(t))
+            .max_by_key(|(_, f)| **f)
+            .map(|(t, f)| (t.clone(), *f));
+        match best {
+            Some((t, f)) => {
+                free.insert(t.clone(), f.saturating_sub(need));
+                moves.push((g, t));
+            }
+            None => p.gates.push(gate(
+                "migrate-preflight",
+                false,
+                format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)),
+            )),
+        }
+    }
+    add_moves(p, snap, &moves, preflight, templates, o)?;
+    if !ha.is_empty() {
+        add_ha_maintenance(p, snap, &node, &ha, templates, o)?;
+    }
+    if p.steps.len() == first_step {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(noop(
+            seq,
+            &node,
+            format!("no running guest on {node}: nothing to drain"),
+        ));
+    }
+    p.success_criteria
+        .push(format!("no running guest is left on {node}"));
+    Ok(())
+}
+
+/// Drain `node`, reboot it, wait until it is back, move its guests back.
+fn add_reboot(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = pve_name(snap, node);
+    let boot_id = snap
+        .node(&node)
+        .and_then(|n| n.boot_id.clone())
+        .unwrap_or_default();
+    let first = p.steps.len();
+    add_drain(p, snap, &node, &[], preflight, templates, o)?;
+    let drained: Vec<Step> = p.steps[first..]
+        .iter()
+        .filter(|s| s.command.is_some())
+        .cloned()
+        .collect();
+    // On Ceph, keep the cluster from rebalancing while the node's OSDs are down; the noout
+    // warning this raises is expected (PRODUCT.md "Operations").
+    let ceph = snap.node(&node).is_some_and(|n| {
+        n.probes
+            .get("ceph-health")
+            .is_some_and(|p| p.exit_code != Some(127))
+    });
+    if ceph {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(Step {
+            seq,
+            title: "set the Ceph noout flag".into(),
+            on: node.clone(),
+            command: Some(templates.render("ceph-noout", &json!({"action": "set"}))?),
+            detached: false,
+            verify: None,
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+            noop: None,
+            detail: json!({"kind": "ceph-noout", "set": true}),
+        });
+    }
+    let seq = p.steps.len() as u32 + 1;
+    p.steps.push(Step {
+        seq,
+        title: format!(
+            "reboot {node} and wait until it is back (new boot id, SSH, quorate, services active)"
+        ),
+        on: node.clone(),
+        command: Some(templates.render("reboot", &json!({}))?),
+        detached: true,
+        verify: Some(Verify::NodeBack {
+            node: node.clone(),
+            boot_id,
+        }),
+        timeout: o.reboot_timeout,
+        timeout_secs: o.reboot_timeout.as_secs(),
+        undo: None,
+        noop: None,
+        detail: json!({"kind": "reboot", "node": node}),
+    });
+    if ceph {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(Step {
+            seq,
+            title: "unset the Ceph noout flag".into(),
+            on: node.clone(),
+            command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+            detached: false,
+            verify: None,
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: None,
+            noop: None,
+            detail: json!({"kind": "ceph-noout", "set": false}),
+        });
+    }
+    for s in drained.iter().rev() {
+        let seq = p.steps.len() as u32 + 1;
+        let back = match s.detail["kind"].as_str() {
+            Some("migrate") => {
+                let (vmid, from, to) = (
+                    s.detail["vmid"].as_u64().unwrap_or(0),
+                    s.detail["from"].as_str().unwrap_or(""),
+                    s.detail["to"].as_str().unwrap_or(""),
+                );
+                let Some(undo) = s.undo.clone() else { continue };
+                let status = match &s.verify {
+                    Some(Verify::GuestOn { status, .. }) => status.clone(),
+                    _ => "running".into(),
+                };
+                Step {
+                    seq,
+                    title: format!("move guest {vmid} back from {to} to {from}"),
+                    on: to.to_string(),
+                    command: Some(undo),
+                    detached: true,
+                    verify: Some(Verify::GuestOn {
+                        vmid,
+                        node: from.to_string(),
+                        status,
+                    }),
+                    timeout: o.migrate_timeout,
+                    timeout_secs: o.migrate_timeout.as_secs(),
+                    undo: None,
+                    noop: None,
+                    detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
+                }
+            }
+            Some("maintenance") => Step {
+                seq,
+                title: format!("leave HA maintenance on {node} (HA brings its guests back)"),
+                on: s.on.clone(),
+                command: s.undo.clone(),
+                detached: false,
+                verify: Some(Verify::Maintenance {
+                    node: node.clone(),
+                    enter: false,
+                }),
+                timeout: o.migrate_timeout,
+                timeout_secs: o.migrate_timeout.as_secs(),
+                undo: None,
+                noop: None,
+                detail: json!({"kind": "maintenance", "node": node, "enter": false}),
+            },
+            _ => continue,
+        };
+        p.steps.push(back);
+    }
+    p.success_criteria.push(format!(
+        "{node} rebooted (new boot id), quorate, services active, its guests back"
+    ));
     Ok(())
 }

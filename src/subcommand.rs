@@ -41,6 +41,14 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &args.op,
             !args.no_ha_maintenance,
         )),
+        Command::Reboot(args) => runtime()?.block_on(crate::operate::run(
+            &cli.global,
+            crate::operation::Operation::Reboot {
+                nodes: args.nodes.clone(),
+            },
+            &args.op,
+            true,
+        )),
         Command::Restore(args) => {
             let entries = crate::journal::read(&args.journal)?;
             let mut op = args.op;

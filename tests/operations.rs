@@ -436,3 +436,78 @@ fn ctrl_c_and_sigkill_mid_drain_leave_a_journal_restore_recovers_from() {
         );
     }
 }
+
+#[test]
+fn a_rolling_reboot_puts_every_guest_back_and_stops_at_a_node_that_does_not_return() {
+    let sim = SimCluster::start(fast(scenario::healthy(3)));
+    let before: Vec<(u32, String, String)> = sim
+        .state()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone(), g.status.clone()))
+        .collect();
+    let boot_ids: Vec<String> = sim
+        .state()
+        .nodes
+        .iter()
+        .map(|n| n.boot_id.clone())
+        .collect();
+    let r = op(
+        &sim,
+        &[
+            "reboot",
+            "pve1",
+            "pve2",
+            "pve3",
+            "--yes",
+            "--reboot-timeout",
+            "20",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let after = sim.state();
+    let now: Vec<(u32, String, String)> = after
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone(), g.status.clone()))
+        .collect();
+    assert_eq!(
+        now, before,
+        "every guest back in place and running as before"
+    );
+    for (n, old) in after.nodes.iter().zip(&boot_ids) {
+        assert_ne!(&n.boot_id, old, "{} rebooted", n.name);
+    }
+    let reboots: Vec<(String, String)> = sim
+        .commands()
+        .into_iter()
+        .filter(|(_, l)| l == "reboot")
+        .collect();
+    assert_eq!(
+        reboots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["pve1", "pve2", "pve3"],
+        "one node after the other"
+    );
+
+    let mut c = fast(scenario::healthy(3));
+    c.node_mut("pve2").unwrap().faults.no_return_after_reboot = true;
+    let sim = SimCluster::start(c);
+    let r = op(
+        &sim,
+        &["reboot", "pve2", "pve3", "--yes", "--reboot-timeout", "3"],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let reboots: Vec<String> = sim
+        .commands()
+        .into_iter()
+        .filter(|(_, l)| l == "reboot")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(reboots, ["pve2"], "pve3 is not touched");
+    let j = journal(&r.dir);
+    let failed = j.iter().find(|e| e["outcome"] == "failed").unwrap();
+    assert!(
+        failed["step"].as_str().unwrap().starts_with("reboot pve2"),
+        "{failed}"
+    );
+}
