@@ -173,9 +173,11 @@ Examples:
     Lab(LabArgs),
     /// Start a lab and run the main job against it: the whole of pveops on this machine, no cluster needed
     #[command(after_help = "\
-Starts a simulated cluster (`pveops lab`) in the background on loopback, assesses it over real
-SSH exactly as a real cluster, writes the evidence bundle under ./pveops-evidence/ and prints
-where. The lab's state, keys and command log stay in --state-dir for a look afterwards.
+Starts a simulated cluster (`pveops lab`) in the background on loopback, then runs the main job
+against it over real SSH exactly as against a real cluster: assess, drain a node, verify
+against the assessment, restore the drain from its journal. Evidence goes under
+./pveops-evidence/<time>-demo/, the change log to ./pveops-changelog.md; the lab's state, keys
+and command log stay in --state-dir for a look afterwards.
 Exit status: 0 when the demo ran (the assessment's own status is in its report), else 3.")]
     Demo(DemoArgs),
     /// Migrate one guest to a node: assess, plan, confirm, migrate, verify, record
@@ -307,6 +309,9 @@ pub struct DemoArgs {
     /// Address of the first lab node
     #[arg(long, value_name = "ADDR", default_value = "127.0.10.1")]
     pub listen: std::net::Ipv4Addr,
+    /// The node the demo drains and restores
+    #[arg(long, value_name = "NODE", default_value = "pve3")]
+    pub drain: String,
 }
 
 #[derive(Debug, Args)]

@@ -291,6 +291,13 @@ impl Runner {
 
     async fn step(&self, step: &Step, journal: &mut Journal) -> Result<Done, crate::Error> {
         let line = step.command.as_ref().map(|c| c.script.clone());
+        match &line {
+            Some(l) => eprintln!(
+                "  step {} on {}: {} ...\n      $ {l}",
+                step.seq, step.on, step.title
+            ),
+            None => eprintln!("  step {}: {}", step.seq, step.title),
+        }
         let started = now();
         let start = Instant::now();
         journal.write(&Entry {
@@ -379,6 +386,7 @@ impl Runner {
             )
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
+        eprintln!("    {outcome}: {msg}");
         Ok(mk(outcome, exit, verified, msg))
     }
 

@@ -146,7 +146,7 @@ pub async fn run(
     }
     let mut journal = crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?;
     let (outcome, done) = runner.execute(&plan, &mut journal).await?;
-    for d in &done {
+    for d in done.iter().filter(|d| d.outcome != "ok") {
         eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
     }
     if let Outcome::Aborted { seq } = &outcome {

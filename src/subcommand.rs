@@ -552,30 +552,104 @@ fn demo(mut global: Global, args: DemoArgs) -> Result<i32, crate::Error> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let dir = &args.state_dir;
+    let dir = &std::path::absolute(&args.state_dir)
+        .map_err(|e| crate::Error::io(&args.state_dir, "resolve", e))?;
     global.inventory = Some(dir.join("inventory.toml"));
+    let result = demo_job(&global, dir, &args);
+    let _ = stop_tx.send(());
+    let _ = servers.join();
+    let root = result?;
+    eprintln!(
+        "demo: done; evidence in {}, the change log in pveops-changelog.md, the lab's command log in {}",
+        root.display(),
+        dir.join("commands.jsonl").display()
+    );
+    Ok(0)
+}
+
+/// The main job against the running lab: assess, drain a node, verify, restore.
+fn demo_job(
+    global: &Global,
+    dir: &std::path::Path,
+    args: &DemoArgs,
+) -> Result<std::path::PathBuf, crate::Error> {
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let root = std::path::Path::new("pveops-evidence").join(format!("{stamp}-demo"));
+    let inv = dir.join("inventory.toml");
+    eprintln!("\ndemo 1/4: pveops assess -I {} lab", inv.display());
     let assess_args = AssessArgs {
         targets: vec!["lab".into()],
-        out: None,
+        out: Some(root.join("1-assess")),
         json: false,
         checks: None,
         from: None,
         only: Vec::new(),
         upgrade_checklist: true,
     };
+    let code = assess(global, assess_args)?;
+    eprintln!("demo: the assessment exited {code}");
+    let op = |out: &str| crate::cli::OpArgs {
+        targets: Vec::new(),
+        yes: true,
+        dry_run: false,
+        out: Some(root.join(out)),
+        changelog: std::path::PathBuf::from("pveops-changelog.md"),
+        no_backup_gate: false,
+        backup_max_age: 7.0 * 24.0,
+        with_local_disks: false,
+        migrate_timeout: 300,
+        reboot_timeout: 300,
+        checks: None,
+    };
     eprintln!(
-        "demo: pveops assess -I {} lab",
-        dir.join("inventory.toml").display()
+        "\ndemo 2/4: pveops -I {} drain {} --yes",
+        inv.display(),
+        args.drain
     );
-    let result = assess(&global, assess_args);
-    let _ = stop_tx.send(());
-    let _ = servers.join();
-    let code = result?;
+    let drain = crate::operation::Operation::Drain {
+        node: args.drain.clone(),
+        to: Vec::new(),
+    };
+    let code = runtime()?.block_on(crate::operate::run(global, drain, &op("2-drain"), true))?;
+    eprintln!("demo: the drain exited {code}");
     eprintln!(
-        "demo: the assessment exited {code}; the lab's command log is {}",
-        dir.join("commands.jsonl").display()
+        "\ndemo 3/4: pveops -I {} verify lab --against {}",
+        inv.display(),
+        root.join("1-assess/snapshot.json").display()
     );
-    Ok(0)
+    let code = verify(
+        global,
+        VerifyArgs {
+            targets: vec!["lab".into()],
+            against: root.join("1-assess/snapshot.json"),
+            out: Some(root.join("3-verify")),
+            json: false,
+            checks: None,
+        },
+    )?;
+    eprintln!(
+        "demo: the verification exited {code} (moved guests are differences, not regressions; the scenario's own findings remain)"
+    );
+    let journal = root.join("2-drain/journal.jsonl");
+    if journal.exists() {
+        eprintln!(
+            "\ndemo 4/4: pveops -I {} restore --journal {} --yes",
+            inv.display(),
+            journal.display()
+        );
+        let entries = crate::journal::read(&journal)?;
+        let restore = crate::operation::Operation::Restore {
+            journal: entries,
+            source: journal.display().to_string(),
+        };
+        let mut o = op("4-restore");
+        o.no_backup_gate = true;
+        let code = runtime()?.block_on(crate::operate::run(global, restore, &o, true))?;
+        eprintln!("demo: the restore exited {code}");
+    }
+    Ok(root)
 }
 
 fn diff(args: DiffArgs) -> Result<i32, crate::Error> {
