@@ -511,3 +511,24 @@ fn a_rolling_reboot_puts_every_guest_back_and_stops_at_a_node_that_does_not_retu
         "{failed}"
     );
 }
+
+#[test]
+fn the_demo_runs_the_main_job_end_to_end() {
+    // The README's first command: a lab, assess, drain, verify, restore, evidence on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["demo", "--listen", "127.0.52.1", "--state-dir", "lab"])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = std::fs::read_dir(dir.path().join("pveops-evidence")).unwrap().next().unwrap().unwrap().path();
+    for part in ["1-assess/report.md", "2-drain/journal.jsonl", "2-drain/runbook.md", "3-verify/report.md", "4-restore/report.md"] {
+        assert!(root.join(part).exists(), "{part} missing");
+    }
+    let log = std::fs::read_to_string(dir.path().join("pveops-changelog.md.jsonl")).unwrap();
+    let outcomes: Vec<String> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].as_str().unwrap().to_string()).collect();
+    assert_eq!(outcomes, ["success", "rolled-back"]);
+}
