@@ -195,6 +195,9 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
     #[command(after_help = OPS_HELP)]
     Restore(RestoreArgs),
+    /// Assess, then write the runbook of an operation without changing anything
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Print shell completions
     Completions {
         /// The shell to complete for
@@ -376,6 +379,12 @@ pub struct OpArgs {
     /// Seconds a migration step may take until it is verified
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub migrate_timeout: u64,
+    /// The maintenance window, local time: "YYYY-MM-DD HH:MM/2h"; outside it the operation refuses
+    #[arg(long, value_name = "START/DURATION")]
+    pub window: Option<String>,
+    /// Go ahead outside the maintenance window
+    #[arg(long)]
+    pub force_window: bool,
     /// Seconds a rebooted node may take to come back (new boot id, SSH, quorate, services)
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub reboot_timeout: u64,
@@ -448,4 +457,17 @@ pub struct RebootArgs {
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub op: OpArgs,
+}
+
+/// `pveops plan OPERATION …`: the same arguments as the operation itself.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Plan a migration
+    Migrate(MigrateArgs),
+    /// Plan a drain
+    Drain(DrainArgs),
+    /// Plan HA node maintenance
+    Maintenance(MaintenanceArgs),
+    /// Plan a rolling reboot
+    Reboot(RebootArgs),
 }

@@ -67,6 +67,13 @@ pub async fn run(
         migrate_timeout: Duration::from_secs(args.migrate_timeout),
         reboot_timeout: Duration::from_secs(args.reboot_timeout),
         now: started.as_second(),
+        window: args
+            .window
+            .as_deref()
+            .map(crate::operation::parse_window)
+            .transpose()
+            .map_err(crate::Error::Usage)?,
+        force_window: args.force_window,
     };
     let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
     let subject = match &op {

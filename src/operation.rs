@@ -56,6 +56,9 @@ pub struct Options {
     pub migrate_timeout: Duration,
     pub reboot_timeout: Duration,
     pub now: i64,
+    /// The maintenance window (start, end) in Unix seconds; none means any time.
+    pub window: Option<(i64, i64)>,
+    pub force_window: bool,
 }
 
 /// A gate: a named condition checked before any change.
@@ -452,6 +455,25 @@ pub fn plan(
                 }
             }
         }
+    }
+    if let Some((start, end)) = o.window {
+        let inside = (start..=end).contains(&o.now);
+        let when = |t: i64| {
+            jiff::Timestamp::from_second(t)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        p.gates.push(gate(
+            "maintenance-window",
+            inside || o.force_window,
+            if inside {
+                format!("now is inside the window {} – {}", when(start), when(end))
+            } else if o.force_window {
+                format!("outside the window {} – {}, forced with --force-window", when(start), when(end))
+            } else {
+                format!("now is outside the maintenance window {} – {} (pass --force-window to go anyway)", when(start), when(end))
+            },
+        ));
     }
     if o.backup_gate {
         let stale: Vec<String> = p
@@ -1138,4 +1160,49 @@ fn add_reboot(
         "{node} rebooted (new boot id), quorate, services active, its guests back"
     ));
     Ok(())
+}
+
+/// Parses a maintenance window `YYYY-MM-DD HH:MM/DURATION` (local time of the jump host;
+/// duration `2h`, `90m`, `1h30m`) into Unix seconds.
+pub fn parse_window(text: &str) -> Result<(i64, i64), String> {
+    let (start, dur) = text
+        .split_once('/')
+        .ok_or_else(|| format!("window `{text}`: write it as \"2026-11-28 22:00/2h\""))?;
+    let dt: jiff::civil::DateTime = start
+        .trim()
+        .parse()
+        .map_err(|e| format!("window `{text}`: the start is not a date and time ({e})"))?;
+    let zoned = dt
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .map_err(|e| format!("window `{text}`: {e}"))?;
+    let start = zoned.timestamp().as_second();
+    let mut secs = 0i64;
+    let mut num = String::new();
+    for c in dur.trim().chars() {
+        match c {
+            '0'..='9' => num.push(c),
+            'h' | 'm' | 's' => {
+                let n: i64 = num
+                    .parse()
+                    .map_err(|_| format!("window `{text}`: bad duration `{dur}`"))?;
+                secs += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                num.clear();
+            }
+            _ => {
+                return Err(format!(
+                    "window `{text}`: bad duration `{dur}` (use 2h, 90m, 1h30m)"
+                ));
+            }
+        }
+    }
+    if !num.is_empty() || secs <= 0 {
+        return Err(format!(
+            "window `{text}`: bad duration `{dur}` (use 2h, 90m, 1h30m)"
+        ));
+    }
+    Ok((start, start + secs))
 }

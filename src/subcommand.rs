@@ -41,6 +41,45 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &args.op,
             !args.no_ha_maintenance,
         )),
+        Command::Plan(plan) => {
+            use crate::cli::PlanCommand;
+            use crate::operation::Operation;
+            let (op, mut args, ha) = match plan {
+                PlanCommand::Migrate(a) => (
+                    Operation::Migrate {
+                        vmid: a.vmid,
+                        to: a.to.clone(),
+                    },
+                    a.op,
+                    true,
+                ),
+                PlanCommand::Drain(a) => (
+                    Operation::Drain {
+                        node: a.node.clone(),
+                        to: a.to.clone(),
+                    },
+                    a.op,
+                    !a.no_ha_maintenance,
+                ),
+                PlanCommand::Maintenance(a) => (
+                    Operation::Maintenance {
+                        node: a.node.clone(),
+                        enter: a.action == "enter",
+                    },
+                    a.op,
+                    true,
+                ),
+                PlanCommand::Reboot(a) => (
+                    Operation::Reboot {
+                        nodes: a.nodes.clone(),
+                    },
+                    a.op,
+                    true,
+                ),
+            };
+            args.dry_run = true;
+            runtime()?.block_on(crate::operate::run(&cli.global, op, &args, ha))
+        }
         Command::Reboot(args) => runtime()?.block_on(crate::operate::run(
             &cli.global,
             crate::operation::Operation::Reboot {
@@ -601,6 +640,8 @@ fn demo_job(
         with_local_disks: false,
         migrate_timeout: 300,
         reboot_timeout: 300,
+        window: None,
+        force_window: false,
         checks: None,
     };
     eprintln!(

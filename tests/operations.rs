@@ -523,12 +523,148 @@ fn the_demo_runs_the_main_job_end_to_end() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let root = std::fs::read_dir(dir.path().join("pveops-evidence")).unwrap().next().unwrap().unwrap().path();
-    for part in ["1-assess/report.md", "2-drain/journal.jsonl", "2-drain/runbook.md", "3-verify/report.md", "4-restore/report.md"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = std::fs::read_dir(dir.path().join("pveops-evidence"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for part in [
+        "1-assess/report.md",
+        "2-drain/journal.jsonl",
+        "2-drain/runbook.md",
+        "3-verify/report.md",
+        "4-restore/report.md",
+    ] {
         assert!(root.join(part).exists(), "{part} missing");
     }
     let log = std::fs::read_to_string(dir.path().join("pveops-changelog.md.jsonl")).unwrap();
-    let outcomes: Vec<String> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].as_str().unwrap().to_string()).collect();
+    let outcomes: Vec<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(outcomes, ["success", "rolled-back"]);
+}
+
+#[test]
+fn each_gate_refuses_on_its_own_and_plan_changes_nothing() {
+    let mut c = fast(scenario::healthy(3));
+    c.ha.master = Some("pve1".into());
+    let sim = SimCluster::start(c);
+    let plan = |args: &[&str]| {
+        let mut a = vec!["plan"];
+        a.extend_from_slice(args);
+        a.push("--no-backup-gate");
+        op(&sim, &a)
+    };
+    let refused = |r: &Op, gate: &str| {
+        assert_eq!(r.code, Some(2), "{gate}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("refused by gate {gate}:")),
+            "{gate}: {}",
+            r.stderr
+        );
+    };
+    // Baseline: the plan passes and writes its runbook.
+    let r = plan(&["migrate", "100", "--to", "pve2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.dir.join("runbook.md").exists());
+
+    sim.edit(|c| c.guest_mut(101).unwrap().ha = Some("error".into()));
+    refused(&plan(&["migrate", "100", "--to", "pve2"]), "ha-healthy");
+    sim.edit(|c| c.guest_mut(101).unwrap().ha = None);
+
+    sim.edit(|c| {
+        c.storages
+            .iter_mut()
+            .find(|s| s.id == "ceph-vm")
+            .unwrap()
+            .nodes = Some(vec!["pve1".into(), "pve2".into()])
+    });
+    refused(
+        &plan(&["migrate", "100", "--to", "pve3"]),
+        "migrate-preflight",
+    );
+    sim.edit(|c| {
+        c.storages
+            .iter_mut()
+            .find(|s| s.id == "ceph-vm")
+            .unwrap()
+            .nodes = None
+    });
+
+    sim.edit(|c| {
+        let n = c.node_mut("pve2").unwrap();
+        n.memory_total = 12 << 30;
+        n.memory_base = 6 << 30;
+    });
+    refused(&plan(&["migrate", "101", "--to", "pve2"]), "memory");
+
+    sim.edit(|c| c.node_mut("pve1").unwrap().manager_version = "7.2-3".into());
+    refused(
+        &plan(&["maintenance", "enter", "pve1"]),
+        "ha-maintenance-supported",
+    );
+
+    refused(
+        &plan(&[
+            "migrate",
+            "100",
+            "--to",
+            "pve3",
+            "--window",
+            "2000-01-01 00:00/1h",
+        ]),
+        "maintenance-window",
+    );
+    let r = plan(&[
+        "migrate",
+        "100",
+        "--to",
+        "pve3",
+        "--window",
+        "2000-01-01 00:00/1h",
+        "--force-window",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    sim.edit(|c| c.node_mut("pve3").unwrap().online = false);
+    refused(&plan(&["migrate", "100", "--to", "pve3"]), "target-online");
+
+    assert!(
+        changes(&sim).is_empty(),
+        "plan never changes anything: {:?}",
+        changes(&sim)
+    );
+}
+
+#[test]
+fn restore_after_a_failed_drain_undoes_the_steps_that_succeeded() {
+    let mut c = fast(scenario::healthy(3));
+    c.node_mut("pve1").unwrap().faults.migration_fails = vec![102];
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_ne!(
+        sim.state().guest(101).unwrap().node,
+        "pve1",
+        "step 1 succeeded"
+    );
+    let back = restore(&sim, &r.dir.join("journal.jsonl"), "after-failure");
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert!(crate::support::poll_until(20, || sim
+        .state()
+        .guest(101)
+        .is_some_and(|g| g.node == "pve1" && g.lock.is_none())));
 }
