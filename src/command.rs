@@ -76,23 +76,7 @@ impl Templates {
             } else {
                 dir.to_path_buf()
             };
-            let entries = std::fs::read_dir(&dir)
-                .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?;
-            for entry in entries {
-                let path = entry
-                    .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?
-                    .path();
-                let Some(stem) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".hbs"))
-                else {
-                    continue;
-                };
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| crate::Error::io(&path, "read the template", e))?;
-                register(&mut hb, stem, &text, &path)?;
-            }
+            register_dir(&mut hb, &dir)?;
         }
         Ok(Templates { hb })
     }
@@ -151,18 +135,41 @@ pub const fn kill_after() -> Duration {
     Duration::from_secs(KILL_AFTER_SECS)
 }
 
-fn register(
+/// Registers every `*.hbs` of `dir` under its file stem, over any template of that name.
+pub(crate) fn register_dir(hb: &mut Handlebars<'static>, dir: &Path) -> Result<(), crate::Error> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| crate::Error::io(dir, "read the templates directory", e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| crate::Error::io(dir, "read the templates directory", e))?
+            .path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".hbs"))
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| crate::Error::io(&path, "read the template", e))?;
+        register(hb, stem, &text, &path)?;
+    }
+    Ok(())
+}
+
+/// Registers one template, refusing the forms that bypass the escape function.
+pub(crate) fn register(
     hb: &mut Handlebars<'static>,
     name: &str,
     text: &str,
     path: &Path,
 ) -> Result<(), crate::Error> {
-    // `{{{x}}}` and `{{&x}}` bypass the escape function, so they would put a raw value into a
-    // shell command (CRATES.md P19); refuse such templates outright.
+    // `{{{x}}}` and `{{&x}}` bypass the escape function: in a command they would put a raw
+    // value into a shell command (CRATES.md P19), in a report raw markup; refuse them outright.
     if text.contains("{{{") || text.contains("{{&") || text.contains("{{~{") {
         return Err(crate::Error::file(
             path,
-            "unescaped output (`{{{` or `{{&`) is not allowed in command templates",
+            "unescaped output (`{{{` or `{{&`) is not allowed in templates",
         ));
     }
     hb.register_template_string(name, text)

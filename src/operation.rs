@@ -427,29 +427,16 @@ pub fn plan(
                 if *enter {
                     add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
                 } else {
-                    let cmd = templates.render(
-                        "ha-node-maintenance",
-                        &json!({"action": "disable", "node": node}),
-                    )?;
-                    p.steps.push(Step {
+                    p.steps.push(maintenance_step(
                         seq,
-                        title: format!("leave HA maintenance on {node}"),
-                        on: any_other(snap, &node),
-                        command: Some(cmd),
-                        detached: false,
-                        verify: Some(Verify::Maintenance {
-                            node: node.clone(),
-                            enter: false,
-                        }),
-                        timeout: o.migrate_timeout,
-                        timeout_secs: o.migrate_timeout.as_secs(),
-                        undo: Some(templates.render(
-                            "ha-node-maintenance",
-                            &json!({"action": "enable", "node": node}),
-                        )?),
-                        noop: None,
-                        detail: json!({"kind": "maintenance", "node": node, "enter": false}),
-                    });
+                        format!("leave HA maintenance on {node}"),
+                        any_other(snap, &node),
+                        &node,
+                        false,
+                        true,
+                        templates,
+                        o,
+                    )?);
                     p.success_criteria
                         .push(format!("the HA LRM of {node} is active again"));
                 }
@@ -714,31 +701,20 @@ fn add_ha_maintenance(
         });
     }
     let seq = p.steps.len() as u32 + 1;
-    p.steps.push(Step {
+    let title = format!(
+        "enter HA maintenance on {node} (HA moves its {} HA guest(s) away)",
+        ha.len()
+    );
+    p.steps.push(maintenance_step(
         seq,
-        title: format!(
-            "enter HA maintenance on {node} (HA moves its {} HA guest(s) away)",
-            ha.len()
-        ),
-        on: any_other(snap, node),
-        command: Some(templates.render(
-            "ha-node-maintenance",
-            &json!({"action": "enable", "node": node}),
-        )?),
-        detached: false,
-        verify: Some(Verify::Maintenance {
-            node: node.into(),
-            enter: true,
-        }),
-        timeout: o.migrate_timeout,
-        timeout_secs: o.migrate_timeout.as_secs(),
-        undo: Some(templates.render(
-            "ha-node-maintenance",
-            &json!({"action": "disable", "node": node}),
-        )?),
-        noop: None,
-        detail: json!({"kind": "maintenance", "node": node, "enter": true}),
-    });
+        title,
+        any_other(snap, node),
+        node,
+        true,
+        true,
+        templates,
+        o,
+    )?);
     p.success_criteria.push(format!(
         "the HA LRM of {node} is in maintenance mode and no HA guest is left on it"
     ));
@@ -883,29 +859,19 @@ fn plan_restore(
                     ));
                     continue;
                 }
-                let action = if entered { "disable" } else { "enable" };
-                p.steps.push(Step {
-                    seq: n,
-                    title: format!(
+                p.steps.push(maintenance_step(
+                    n,
+                    format!(
                         "{} HA maintenance on {node} (undo of step {seq})",
                         if entered { "leave" } else { "re-enter" }
                     ),
-                    on: any_other(snap, &node),
-                    command: Some(templates.render(
-                        "ha-node-maintenance",
-                        &json!({"action": action, "node": node}),
-                    )?),
-                    detached: false,
-                    verify: Some(Verify::Maintenance {
-                        node: node.clone(),
-                        enter: !entered,
-                    }),
-                    timeout: o.migrate_timeout,
-                    timeout_secs: o.migrate_timeout.as_secs(),
-                    undo: None,
-                    noop: None,
-                    detail: json!({"kind": "maintenance", "node": node, "enter": !entered}),
-                });
+                    any_other(snap, &node),
+                    &node,
+                    !entered,
+                    false,
+                    templates,
+                    o,
+                )?);
             }
             _ => {}
         }
@@ -1205,4 +1171,41 @@ pub fn parse_window(text: &str) -> Result<(i64, i64), String> {
         ));
     }
     Ok((start, start + secs))
+}
+
+/// A step that turns HA node maintenance of `node` on (`enter`) or off, sent from `on`,
+/// verified until the LRM reports it; with `undoable`, its undo is the opposite command.
+#[allow(clippy::too_many_arguments)]
+fn maintenance_step(
+    seq: u32,
+    title: String,
+    on: String,
+    node: &str,
+    enter: bool,
+    undoable: bool,
+    templates: &Templates,
+    o: &Options,
+) -> Result<Step, crate::Error> {
+    let cmd = |enter: bool| {
+        templates.render(
+            "ha-node-maintenance",
+            &json!({"action": if enter { "enable" } else { "disable" }, "node": node}),
+        )
+    };
+    Ok(Step {
+        seq,
+        title,
+        on,
+        command: Some(cmd(enter)?),
+        detached: false,
+        verify: Some(Verify::Maintenance {
+            node: node.to_string(),
+            enter,
+        }),
+        timeout: o.migrate_timeout,
+        timeout_secs: o.migrate_timeout.as_secs(),
+        undo: if undoable { Some(cmd(!enter)?) } else { None },
+        noop: None,
+        detail: json!({"kind": "maintenance", "node": node, "enter": enter}),
+    })
 }

@@ -140,40 +140,11 @@ pub fn registry(dir: Option<&Path>) -> Result<Handlebars<'static>, crate::Error>
         let (Some(file), Some(stem)) = (Embedded::get(&name), name.strip_suffix(".hbs")) else {
             continue;
         };
-        hb.register_template_string(stem, String::from_utf8_lossy(&file.data).as_ref())
-            .map_err(|e| crate::Error::Template {
-                name: stem.into(),
-                message: e.to_string(),
-            })?;
+        let text = String::from_utf8_lossy(&file.data).into_owned();
+        crate::command::register(&mut hb, stem, &text, Path::new(name.as_ref()))?;
     }
     if let Some(dir) = dir.map(|d| d.join("report")).filter(|d| d.is_dir()) {
-        for entry in std::fs::read_dir(&dir)
-            .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?
-        {
-            let path = entry
-                .map_err(|e| crate::Error::io(&dir, "read the templates directory", e))?
-                .path();
-            let Some(stem) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".hbs"))
-            else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| crate::Error::io(&path, "read the template", e))?;
-            if text.contains("{{{") || text.contains("{{&") {
-                return Err(crate::Error::file(
-                    &path,
-                    "unescaped output (`{{{` or `{{&`) is not allowed in report templates",
-                ));
-            }
-            hb.register_template_string(stem, text)
-                .map_err(|e| crate::Error::Template {
-                    name: stem.into(),
-                    message: e.to_string(),
-                })?;
-        }
+        crate::command::register_dir(&mut hb, &dir)?;
     }
     Ok(hb)
 }
