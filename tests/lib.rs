@@ -7,6 +7,8 @@ mod support;
 mod assess;
 // Authentication: key files, encrypted keys, ssh-agent, sudo.
 mod auth;
+// Hostile conditions: secrets, a full disk.
+mod hardening;
 // Host key verification: unknown, changed, accept-new, hashed, revoked, certificates.
 mod host_keys;
 // `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
