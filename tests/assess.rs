@@ -317,3 +317,39 @@ fn the_upgrade_checklist_becomes_findings() {
         .count();
     assert_eq!(logged, 3, "once per node");
 }
+
+#[test]
+fn garbage_output_is_an_unknown_finding_naming_the_line() {
+    let mut c = scenario::healthy(2);
+    c.node_mut("pve2").unwrap().faults.garbage = vec!["pvesm status".into()];
+    let sim = SimCluster::start(c);
+    let run = assess(&sim, &[]);
+    assert_eq!(
+        run.code,
+        Some(3),
+        "a parse failure with nothing critical is UNKNOWN: {:?}",
+        findings(&run)
+    );
+    let f = run.snapshot["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "pveops.output-readable")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            f["node"].as_str(),
+            f["subject"].as_str(),
+            f["severity"].as_str()
+        ),
+        (Some("pve2"), Some("pvesm-status"), Some("unknown"))
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("pvesm-status: line 1:"),
+        "{f}"
+    );
+}
