@@ -74,6 +74,12 @@ impl Sshd {
         sh("kill", &[&format!("-{sig}"), &self.pid().to_string()]);
     }
 
+    /// Kills the node at once: sshd and every process of its session (the namespace ends).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// sshd's log, for failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
