@@ -50,7 +50,8 @@ static COUNTER: LazyRegex =
     LazyLock::new(|| regex(r"^(TOTAL|PASSED|SKIPPED|WARNINGS|FAILURES): +(\d+)$"));
 // Free-text progress lines printed with a leading "\n" (`Checking for package updates..`,
 // `Analzying quorum settings and state..` [sic]): they are not continuations.
-static PROGRESS: LazyRegex = LazyLock::new(|| regex(r"^(?:Checking|Analy[sz]ing) .*\.\.$"));
+static PROGRESS: LazyRegex =
+    LazyLock::new(|| regex(r"^(?:Checking|Analy[sz]ing|Analzying) .*\.\.$"));
 
 fn matches(re: &LazyRegex, s: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(s))
