@@ -15,6 +15,26 @@ fn exec_args<'a>(lab: &'a Lab, extra: &[&'a str], cmd: &'a str) -> Vec<String> {
     a
 }
 
+/// `exec` on the first node logging in with `key` (and no ssh-agent), known_hosts the lab's.
+fn exec_with_key(lab: &Lab, key: &std::path::Path, cmd: &str) -> Vec<String> {
+    vec![
+        "exec".to_string(),
+        lab.nodes[0].target(),
+        "-i".into(),
+        key.display().to_string(),
+        "--known-hosts".into(),
+        lab.known_hosts.display().to_string(),
+        "--".into(),
+        cmd.into(),
+    ]
+}
+
+/// Makes `key` (a new key file) the only key the lab's nodes accept.
+fn authorize_only(lab: &Lab, key: &std::path::Path) {
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(lab.dir.path().join("authorized_keys"), pubkey).unwrap();
+}
+
 fn run(lab: &Lab, args: &[String], env: &[(&str, &str)]) -> std::process::Output {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     pveops(lab.home(), &refs, env)
@@ -37,29 +57,13 @@ fn encrypted_key_opens_with_the_passphrase_from_the_environment() {
     let lab = Lab::start(1);
     let key = lab.dir.path().join("id_locked");
     keygen(&key, "ed25519", "s3cret pass");
-    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    std::fs::write(lab.dir.path().join("authorized_keys"), pubkey).unwrap();
-    let args = |k: &std::path::Path| {
-        vec![
-            "exec".to_string(),
-            lab.nodes[0].target(),
-            "-i".into(),
-            k.display().to_string(),
-            "--known-hosts".into(),
-            lab.known_hosts.display().to_string(),
-            "--".into(),
-            "echo opened".into(),
-        ]
-    };
-    let out = run(
-        &lab,
-        &args(&key),
-        &[("PVEOPS_KEY_PASSPHRASE", "s3cret pass")],
-    );
+    authorize_only(&lab, &key);
+    let args = exec_with_key(&lab, &key, "echo opened");
+    let out = run(&lab, &args, &[("PVEOPS_KEY_PASSPHRASE", "s3cret pass")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("opened"));
 
-    let out = run(&lab, &args(&key), &[("PVEOPS_KEY_PASSPHRASE", "wrong")]);
+    let out = run(&lab, &args, &[("PVEOPS_KEY_PASSPHRASE", "wrong")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stdout(&out).contains("passphrase does not open it"),
@@ -71,7 +75,7 @@ fn encrypted_key_opens_with_the_passphrase_from_the_environment() {
         "the passphrase leaked"
     );
 
-    let out = run(&lab, &args(&key), &[]);
+    let out = run(&lab, &args, &[]);
     assert!(
         stdout(&out).contains("PVEOPS_KEY_PASSPHRASE"),
         "{}",
@@ -128,17 +132,7 @@ fn a_wrong_key_says_what_was_tried() {
     let lab = Lab::start(1);
     let other = lab.dir.path().join("id_other");
     keygen(&other, "ed25519", "");
-    let args = vec![
-        "exec".to_string(),
-        lab.nodes[0].target(),
-        "-i".into(),
-        other.display().to_string(),
-        "--known-hosts".into(),
-        lab.known_hosts.display().to_string(),
-        "--".into(),
-        "true".into(),
-    ];
-    let out = run(&lab, &args, &[]);
+    let out = run(&lab, &exec_with_key(&lab, &other, "true"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     // HOME is the lab directory, so the key is shown as ~/id_other.
@@ -153,19 +147,8 @@ fn rsa_keys_sign_with_sha2() {
     let lab = Lab::start(1);
     let key = lab.dir.path().join("id_rsa");
     keygen(&key, "rsa", "");
-    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    std::fs::write(lab.dir.path().join("authorized_keys"), pubkey).unwrap();
-    let args = vec![
-        "exec".to_string(),
-        lab.nodes[0].target(),
-        "-i".into(),
-        key.display().to_string(),
-        "--known-hosts".into(),
-        lab.known_hosts.display().to_string(),
-        "--".into(),
-        "echo rsa-ok".into(),
-    ];
-    let out = run(&lab, &args, &[]);
+    authorize_only(&lab, &key);
+    let out = run(&lab, &exec_with_key(&lab, &key, "echo rsa-ok"), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 

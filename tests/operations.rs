@@ -63,6 +63,19 @@ fn op(sim: &SimCluster, args: &[&str]) -> Op {
     }
 }
 
+/// The `outcome` of every entry of a change log's JSONL, in order.
+fn outcomes(jsonl: &str) -> Vec<String> {
+    jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 fn journal(dir: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("journal.jsonl"))
         .unwrap()
@@ -350,15 +363,7 @@ fn restore_brings_the_guests_back_and_is_idempotent() {
     assert_eq!(second.code, Some(0), "{}", second.stderr);
     assert_eq!(changes(&sim).len(), n, "a second restore changes nothing");
     let log = std::fs::read_to_string(sim.lab.dir.path().join("changelog.md.jsonl")).unwrap();
-    let outcomes: Vec<String> = log
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let outcomes = outcomes(&log);
     assert_eq!(outcomes, ["success", "rolled-back", "rolled-back"]);
 }
 
@@ -545,15 +550,7 @@ fn the_demo_runs_the_main_job_end_to_end() {
         assert!(root.join(part).exists(), "{part} missing");
     }
     let log = std::fs::read_to_string(dir.path().join("pveops-changelog.md.jsonl")).unwrap();
-    let outcomes: Vec<String> = log
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let outcomes = outcomes(&log);
     assert_eq!(outcomes, ["success", "rolled-back"]);
 }
 
