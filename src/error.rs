@@ -97,6 +97,24 @@ pub enum Cause {
     Interrupted,
 }
 
+impl Cause {
+    /// Whether waiting cannot cure it: the node's identity or our credentials were refused.
+    /// A node that comes back from a reboot with another host key must stop the operation at
+    /// once, not be polled until a timeout (nor be skipped for another node that answers).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Cause::HostKeyUnknown { .. }
+            | Cause::HostKeyChanged { .. }
+            | Cause::HostKeyRevoked { .. }
+            | Cause::Certificate(_)
+            | Cause::AuthFailed { .. }
+            | Cause::SudoRefused(_) => true,
+            Cause::Jump { cause, .. } => cause.is_permanent(),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

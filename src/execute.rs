@@ -41,6 +41,36 @@ pub struct Done {
     pub message: String,
 }
 
+/// A look at the cluster that failed. `permanent` ones (see `Cause::is_permanent`) end the
+/// step at once; the others are polled again until the step's timeout.
+#[derive(Clone, Debug)]
+pub struct LookFailed {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl LookFailed {
+    fn retry(message: impl Into<String>) -> LookFailed {
+        LookFailed {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    fn node(e: &crate::error::NodeError) -> LookFailed {
+        LookFailed {
+            message: e.to_string(),
+            permanent: e.cause.is_permanent(),
+        }
+    }
+}
+
+impl std::fmt::Display for LookFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// What the runner needs to reach the cluster.
 pub struct Runner {
     pub connector: Arc<Connector>,
@@ -65,10 +95,10 @@ impl Runner {
         &self,
         pve: &str,
         cmd: &Command,
-    ) -> Result<(Option<u32>, String, String), String> {
+    ) -> Result<(Option<u32>, String, String), LookFailed> {
         let node = self
             .node(pve)
-            .ok_or_else(|| format!("no target reaches node {pve}"))?
+            .ok_or_else(|| LookFailed::retry(format!("no target reaches node {pve}")))?
             .clone();
         let r = crate::fleet::run(
             self.connector.clone(),
@@ -80,53 +110,70 @@ impl Runner {
             |_| {},
         )
         .await;
-        let r = r.into_iter().next().ok_or("no result")?;
-        let cmds = r.outcome.map_err(|e| e.to_string())?;
-        let c = cmds.into_iter().next().ok_or("no result")?;
-        let o = c
-            .result
-            .map_err(|e| format!("{} ({}): {e}", r.node.name, r.node.address()))?;
+        let r = r
+            .into_iter()
+            .next()
+            .ok_or_else(|| LookFailed::retry("no result"))?;
+        let cmds = r.outcome.map_err(|e| LookFailed::node(&e))?;
+        let c = cmds
+            .into_iter()
+            .next()
+            .ok_or_else(|| LookFailed::retry("no result"))?;
+        let o = c.result.map_err(|cause| {
+            LookFailed::node(&crate::error::NodeError {
+                node: r.node.name.clone(),
+                address: r.node.address(),
+                cause,
+            })
+        })?;
         Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
     }
 
     /// `/cluster/resources` read from the first node that answers.
-    pub async fn resources(&self) -> Result<Vec<Resource>, String> {
+    pub async fn resources(&self) -> Result<Vec<Resource>, LookFailed> {
         let cmd = self
             .templates
             .render("cluster-resources", &json!({}))
-            .map_err(|e| e.to_string())?;
-        let mut last = String::from("no node to ask");
+            .map_err(|e| LookFailed::retry(e.to_string()))?;
+        let mut last = LookFailed::retry("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
                 Ok((Some(0), out, _)) => {
                     return facts::pvesh::parse_cluster_resources(&out)
                         .map(|r| r.resources.iter().map(from_fact).collect())
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| LookFailed::retry(e.to_string()));
                 }
-                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                Ok((code, _, err)) => {
+                    last = LookFailed::retry(format!("{pve}: exit {code:?}: {}", err.trim()))
+                }
+                Err(e) if e.permanent => return Err(e),
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    async fn lrm_state(&self, node: &str) -> Result<Option<String>, String> {
+    async fn lrm_state(&self, node: &str) -> Result<Option<String>, LookFailed> {
         let cmd = self
             .templates
             .render("ha-manager-status", &json!({}))
-            .map_err(|e| e.to_string())?;
-        let mut last = String::from("no node to ask");
+            .map_err(|e| LookFailed::retry(e.to_string()))?;
+        let mut last = LookFailed::retry("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
                 Ok((Some(0), out, _)) => {
-                    let ha = facts::ha_manager_status::parse(&out).map_err(|e| e.to_string())?;
+                    let ha = facts::ha_manager_status::parse(&out)
+                        .map_err(|e| LookFailed::retry(e.to_string()))?;
                     return Ok(ha
                         .lrms
                         .into_iter()
                         .find(|l| l.node == node)
                         .map(|l| l.state));
                 }
-                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                Ok((code, _, err)) => {
+                    last = LookFailed::retry(format!("{pve}: exit {code:?}: {}", err.trim()))
+                }
+                Err(e) if e.permanent => return Err(e),
                 Err(e) => last = e,
             }
         }
@@ -134,7 +181,7 @@ impl Runner {
     }
 
     /// Whether the state a step must produce holds now, and what was seen.
-    async fn holds(&self, v: &Verify) -> Result<(bool, String), String> {
+    async fn holds(&self, v: &Verify) -> Result<(bool, String), LookFailed> {
         match v {
             Verify::GuestOn { vmid, node, status } => {
                 let res = self.resources().await?;
@@ -166,7 +213,7 @@ impl Runner {
                 let cat = self
                     .templates
                     .render("boot-id", &json!({}))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| LookFailed::retry(e.to_string()))?;
                 let now = match self.run_on(node, &cat).await {
                     Ok((Some(0), out, _)) => out.trim().to_string(),
                     Ok((code, _, err)) => {
@@ -178,6 +225,7 @@ impl Runner {
                             ),
                         ));
                     }
+                    Err(e) if e.permanent => return Err(e),
                     Err(e) => return Ok((false, format!("{node} does not answer yet: {e}"))),
                 };
                 if now == *boot_id || now.is_empty() {
@@ -189,7 +237,7 @@ impl Runner {
                 let status = self
                     .templates
                     .render("pvecm-status", &json!({}))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| LookFailed::retry(e.to_string()))?;
                 let quorate = match self.run_on(node, &status).await {
                     Ok((_, out, err)) => facts::pvecm_status::parse(&format!("{out}{err}"))
                         .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
@@ -203,7 +251,7 @@ impl Runner {
                 let sys = self
                     .templates
                     .render("systemctl-is-active", &json!({ "units": units }))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| LookFailed::retry(e.to_string()))?;
                 let active = match self.run_on(node, &sys).await {
                     Ok((_, out, _)) => facts::systemctl_is_active::parse_with_units(&units, &out)
                         .map(|s| s.all_active)
@@ -326,7 +374,10 @@ impl Runner {
         };
         let Some(cmd) = &step.command else {
             if let Some(v) = &step.verify {
-                let (verified, seen) = self.poll(v, step.timeout, None).await;
+                let (verified, seen) = match self.poll(v, step.timeout, None).await {
+                    Ok(r) => r,
+                    Err(e) => (false, format!("cannot verify: {e}")),
+                };
                 let outcome = if verified { "ok" } else { "failed" };
                 journal.write(&end(step, outcome, None, verified, seen.clone()))?;
                 return Ok(mk(outcome, None, verified, seen));
@@ -345,8 +396,8 @@ impl Runner {
         let (exit, out, err) = match self.run_on(&step.on, &sent).await {
             Ok(r) => r,
             Err(e) => {
-                journal.write(&end(step, "failed", None, false, e.clone()))?;
-                return Ok(mk("failed", None, false, e));
+                journal.write(&end(step, "failed", None, false, e.message.clone()))?;
+                return Ok(mk("failed", None, false, e.message));
             }
         };
         if exit != Some(0) {
@@ -366,8 +417,8 @@ impl Runner {
             journal.write(&end(step, "failed", exit, false, msg.clone()))?;
             return Ok(mk("failed", exit, false, msg));
         }
-        let (verified, seen) = match &step.verify {
-            None => (true, "no verification needed".to_string()),
+        let polled = match &step.verify {
+            None => Ok((true, "no verification needed".to_string())),
             Some(v) => {
                 self.poll(
                     v,
@@ -377,13 +428,14 @@ impl Runner {
                 .await
             }
         };
-        let (outcome, msg) = if verified {
-            ("ok", format!("verified: {seen}"))
-        } else {
-            (
+        let (verified, outcome, msg) = match polled {
+            Ok((true, seen)) => (true, "ok", format!("verified: {seen}")),
+            Ok((false, seen)) => (
+                false,
                 "failed",
                 format!("not verified within {} s: {seen}", step.timeout.as_secs()),
-            )
+            ),
+            Err(e) => (false, "failed", format!("cannot verify: {e}")),
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
         eprintln!("    {outcome}: {msg}");
@@ -392,27 +444,28 @@ impl Runner {
 
     /// Polls until the state holds or `timeout` passes; returns the last thing seen. A detached
     /// command's log on the node (`log`) is read too, so a migration that failed is reported at
-    /// once instead of after the whole timeout.
+    /// once instead of after the whole timeout; a permanent failure to look ends it at once.
     async fn poll(
         &self,
         v: &Verify,
         timeout: Duration,
         log: Option<(&str, &str)>,
-    ) -> (bool, String) {
+    ) -> Result<(bool, String), LookFailed> {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = match self.holds(v).await {
-                Ok((true, s)) => return (true, s),
+                Ok((true, s)) => return Ok((true, s)),
                 Ok((false, s)) => s,
+                Err(e) if e.permanent => return Err(e),
                 Err(e) => format!("could not read the state: {e}"),
             };
             if let Some((node, path)) = log
                 && let Some(failure) = self.task_failure(node, path).await
             {
-                return (false, format!("the task failed: {failure}"));
+                return Ok((false, format!("the task failed: {failure}")));
             }
             if Instant::now() + self.poll_every > deadline {
-                return (false, seen);
+                return Ok((false, seen));
             }
             tokio::time::sleep(self.poll_every).await;
         }

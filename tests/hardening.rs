@@ -3,6 +3,7 @@
 use pveops::lab::scenario;
 
 use crate::support::cluster::SimCluster;
+use crate::support::netns::NetNs;
 use crate::support::{pveops, sshd::keygen, stderr};
 
 /// Every file below `dir`, as text (lossy), with its path.
@@ -204,8 +205,9 @@ fn rss_kib() -> u64 {
 #[test]
 fn ten_snapshot_rounds_in_one_process_do_not_grow() {
     // Within one process (the library, as a long-running caller would use it): open file
-    // descriptors, threads and memory after round 10 are where they were after round 2.
-    let sim = SimCluster::start(scenario::healthy(20));
+    // descriptors, threads, tokio tasks and memory after round 10 are where they were after
+    // round 2.
+    let sim = SimCluster::start(scenario::healthy(50));
     let inv = pveops::inventory::Inventory::load(&sim.inventory()).unwrap();
     let cfg = pveops::ssh_config::ClientConfig::default();
     let overrides = pveops::inventory::Overrides::default();
@@ -250,5 +252,292 @@ fn ten_snapshot_rounds_in_one_process_do_not_grow() {
     let (fds2, tasks2, rss2) = (count("/proc/self/fd"), count("/proc/self/task"), rss_kib());
     assert!(fds2 <= fds + 4, "file descriptors grew: {fds} -> {fds2}");
     assert!(tasks2 <= tasks + 2, "threads grew: {tasks} -> {tasks2}");
+    // Every connection's tasks end with its round (nothing left reading a dead session).
+    let alive = rt.metrics().num_alive_tasks();
+    assert_eq!(alive, 0, "{alive} tokio tasks still alive after the rounds");
     assert!(rss2 <= rss + 16 * 1024, "RSS grew: {rss} KiB -> {rss2} KiB");
+}
+
+#[test]
+fn a_node_back_from_reboot_with_another_host_key_stops_the_reboot_at_once() {
+    let mut c = scenario::healthy(3);
+    c.timing.migrate_secs = 0.3;
+    c.timing.ha_delay_secs = 0.2;
+    c.timing.shutdown_secs = 0.1;
+    // Long enough that the node is still "rebooting" when its sshd is replaced below.
+    c.timing.reboot_secs = 3.0;
+    let mut sim = SimCluster::start(c);
+    let inv = sim.inventory();
+    let dir = sim.lab.dir.path().join("evidence");
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let start = std::time::Instant::now();
+    let child = std::process::Command::new(crate::support::bin())
+        .args([
+            "-I",
+            inv.to_str().unwrap(),
+            "reboot",
+            "pve2",
+            "pve3",
+            "--yes",
+        ])
+        .args(["--reboot-timeout", "120", "--out", dir.to_str().unwrap()])
+        .args(["--changelog", changelog.to_str().unwrap()])
+        .env("HOME", sim.lab.home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rebooted = crate::support::poll_until(60, || {
+        sim.commands()
+            .iter()
+            .any(|(n, l)| n == "pve2" && l == "reboot")
+    });
+    assert!(rebooted, "pve2 was never rebooted");
+    sim.rekey("pve2");
+    let out = child.wait_with_output().unwrap();
+    let took = start.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "waited {took:?}: a changed host key must end the wait at once, not at --reboot-timeout"
+    );
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let failed: serde_json::Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["outcome"] == "failed")
+        .unwrap_or_else(|| panic!("no failed step:\n{journal}"));
+    let msg = failed["message"].as_str().unwrap();
+    assert!(
+        failed["step"].as_str().unwrap().starts_with("reboot pve2")
+            && msg.contains("pve2")
+            && msg.contains("host key does not match known_hosts"),
+        "{failed}"
+    );
+    let reboots: Vec<String> = sim
+        .commands()
+        .into_iter()
+        .filter(|(_, l)| l == "reboot")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(reboots, ["pve2"], "pve3 is not touched");
+    let known = std::fs::read_to_string(&sim.lab.known_hosts).unwrap();
+    assert!(
+        !known.contains(&sim.node("pve2").host_key),
+        "the new key was not learnt"
+    );
+    assert!(
+        all_files(&dir).iter().all(|(p, _)| !p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".tmp")),
+        "no temporary file left"
+    );
+}
+
+/// `pveops exec --json` on `targets` with the lab's key; (exit code, records, wall time).
+fn exec_json(
+    lab: &crate::support::Lab,
+    targets: &[String],
+    opts: &[&str],
+    command: &str,
+) -> (Option<i32>, Vec<serde_json::Value>, std::time::Duration) {
+    let mut args: Vec<String> = vec!["exec".into()];
+    args.extend(targets.iter().cloned());
+    args.extend(lab.auth_args());
+    args.extend(opts.iter().map(|s| s.to_string()));
+    args.extend(["--json".into(), "--".into(), command.into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start = std::time::Instant::now();
+    let out = pveops(lab.home(), &refs, &[]);
+    let took = start.elapsed();
+    let records = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&out)));
+    (out.status.code(), records, took)
+}
+
+/// One sshd in a network namespace of its own (reached over veth) and one on loopback.
+fn far_and_near() -> (crate::support::Lab, NetNs) {
+    let ns = NetNs::new();
+    let mut lab = crate::support::Lab::empty();
+    let port = crate::support::sshd::free_port();
+    let far = lab.spawn(&crate::support::SshdOptions {
+        listen: Some((ns.node_ip.clone(), port)),
+        netns: Some(ns.name.clone()),
+        ..Default::default()
+    });
+    let near = lab.spawn(&Default::default());
+    lab.trust(&far);
+    lab.trust(&near);
+    lab.nodes = vec![far, near];
+    (lab, ns)
+}
+
+#[test]
+fn an_unreachable_node_times_out_at_connect_and_the_others_go_on() {
+    let (lab, ns) = far_and_near();
+    let targets: Vec<String> = lab.nodes.iter().map(|n| n.target()).collect();
+    let opts = ["--connect-timeout", "2"];
+    let (code, v, _) = exec_json(&lab, &targets, &opts, "echo up");
+    assert_eq!(code, Some(0), "both reachable at first: {v:?}");
+    assert_eq!(v[0]["stdout"], "up\n");
+
+    // Packets dropped: the SYN arrives, no answer ever comes back.
+    ns.drop_replies();
+    let (code, v, took) = exec_json(&lab, &targets, &opts, "echo up");
+    assert_eq!(code, Some(2), "{v:?}");
+    let err = v[0]["error"].as_str().unwrap_or("");
+    assert!(
+        err.starts_with(&format!("{} (", lab.nodes[0].target())) || err.contains(&ns.node_ip),
+        "names the node: {err}"
+    );
+    assert!(
+        err.contains("timed out after 2 s during TCP connect"),
+        "{err}"
+    );
+    assert_eq!(v[1]["stdout"], "up\n", "the other node is not affected");
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}
+
+#[test]
+fn a_node_whose_link_goes_down_fails_with_one_sentence() {
+    let (lab, ns) = far_and_near();
+    let targets: Vec<String> = lab.nodes.iter().map(|n| n.target()).collect();
+
+    // Mid-command: the command runs on both nodes, then the far node's link goes down.
+    let marker = format!("sleep 6.{}", std::process::id());
+    let mut args: Vec<String> = vec!["exec".into()];
+    args.extend(targets.iter().cloned());
+    args.extend(lab.auth_args());
+    args.extend(["--command-timeout", "3", "--json", "--"].map(String::from));
+    args.push(format!("{marker}; echo done"));
+    let start = std::time::Instant::now();
+    let child = std::process::Command::new(crate::support::bin())
+        .args(&args)
+        .env("HOME", lab.home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = crate::support::poll_until(10, || {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-c", "-f", &format!("^{marker}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2
+    });
+    assert!(running, "the command never ran on both nodes");
+    ns.link_down();
+    let out = child.wait_with_output().unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let err = v[0]["error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("command timed out after 3 s (no answer from the node"),
+        "{}",
+        v[0]
+    );
+    // --command-timeout 3 also bounds the near node's `sleep 6`: killed on that node, which
+    // still answered.
+    let near = v[1]["error"].as_str().unwrap_or("");
+    assert!(near.contains("killed on the node"), "{}", v[1]);
+    // A node that says nothing more is given up after the limit, the remote kill delay (5 s)
+    // and the client's grace (5 s): 13 s here, never longer.
+    assert!(took < std::time::Duration::from_secs(18), "took {took:?}");
+
+    // A new connection to a node whose link is down.
+    let (code, v, took) = exec_json(&lab, &targets, &["--connect-timeout", "2"], "echo up");
+    assert_eq!(code, Some(2), "{v:?}");
+    let err = v[0]["error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("timed out after 2 s during TCP connect") || err.contains("No route to host"),
+        "{err}"
+    );
+    assert_eq!(v[1]["stdout"], "up\n");
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}
+
+/// The peak RSS of the largest child this process has waited for, in KiB.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0, "getrusage");
+    usage.ru_maxrss
+}
+
+#[test]
+fn assess_of_two_hundred_nodes_at_parallel_64_completes_in_bounded_memory() {
+    // `pveops lab` serves 200 simulated nodes, one loopback address each; assess reads the
+    // whole catalog of all 200 with at most 64 connections at once.
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::sshd::free_port().to_string();
+    let mut lab = std::process::Command::new(crate::support::bin())
+        .args(["lab", "--nodes", "200", "--listen", "127.0.42.1"])
+        .args([
+            "--ssh-port",
+            &port,
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        // A file, not a pipe nobody reads: a full pipe would stall the lab's server.
+        .stderr(std::fs::File::create(dir.path().join("lab.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let inv = dir.path().join("inventory.toml");
+    let up = crate::support::poll_until(30, || {
+        inv.exists()
+            && std::net::TcpStream::connect(("127.0.42.200", port.parse::<u16>().unwrap())).is_ok()
+    });
+    let out_dir = dir.path().join("evidence");
+    let out = up.then(|| {
+        pveops(
+            dir.path(),
+            &[
+                "-I",
+                inv.to_str().unwrap(),
+                "assess",
+                "lab",
+                "--parallel",
+                "64",
+            ]
+            .into_iter()
+            // 200 "nodes" share this machine's 2 cores: with 64 connections of up to 10
+            // channels each, several hundred simulator processes compete with the lab's
+            // server for the CPU, so a banner can take longer than the 10 s default.
+            .chain(["--connect-timeout", "60", "--command-timeout", "300"])
+            .chain(["--json", "--out", out_dir.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+            &[],
+        )
+    });
+    let peak_kib = children_max_rss_kib();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    assert!(up, "the lab of 200 nodes did not come up");
+    let out = out.unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = snap["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 200);
+    assert!(nodes.iter().all(|n| n["reachable"] == true));
+    assert!(out_dir.join("report.md").exists() && out_dir.join("snapshot.json").exists());
+    // Measured: about 48 MiB (release build); the bound leaves room for a debug build.
+    assert!(
+        peak_kib < 160 * 1024,
+        "peak RSS of assess at 200 nodes: {peak_kib} KiB"
+    );
 }

@@ -17,6 +17,27 @@ pub struct SimCluster {
     pub nodes: Vec<(String, Sshd)>,
 }
 
+/// The sshd options of simulated node `name`: the lab's tools first on PATH, its state and log.
+fn node_options(lab: &Lab, name: &str, listen: Option<(String, u16)>) -> SshdOptions {
+    let dir = lab.dir.path();
+    SshdOptions {
+        listen,
+        path_dir: Some(dir.join("simbin")),
+        env: vec![
+            (
+                "PVEOPS_LAB_STATE".into(),
+                dir.join("state.json").display().to_string(),
+            ),
+            ("PVEOPS_LAB_NODE".into(), name.to_string()),
+            (
+                "PVEOPS_LAB_LOG".into(),
+                dir.join("commands.jsonl").display().to_string(),
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
 impl SimCluster {
     /// Starts an sshd for every node of `cluster` that is online (offline nodes have none).
     pub fn start(cluster: Cluster) -> SimCluster {
@@ -56,16 +77,7 @@ impl SimCluster {
             if !online {
                 continue;
             }
-            let opts = SshdOptions {
-                listen: net.map(|(_, port)| (ip.clone(), port)),
-                path_dir: Some(bin.clone()),
-                env: vec![
-                    ("PVEOPS_LAB_STATE".into(), state.display().to_string()),
-                    ("PVEOPS_LAB_NODE".into(), name.clone()),
-                    ("PVEOPS_LAB_LOG".into(), log.display().to_string()),
-                ],
-                ..Default::default()
-            };
+            let opts = node_options(&lab, &name, net.map(|(_, port)| (ip.clone(), port)));
             let sshd = lab.spawn(&opts);
             lab.trust(&sshd);
             nodes.push((name, sshd));
@@ -86,6 +98,24 @@ impl SimCluster {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("no node {name}"))
             .1
+    }
+
+    /// Node `name` comes back with another host key on the same address (a reinstall, or a
+    /// host taking over its address): its sshd is replaced; known_hosts keeps the old key.
+    pub fn rekey(&mut self, name: &str) {
+        let i = self
+            .nodes
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
+        let (host, port) = (self.nodes[i].1.host.clone(), self.nodes[i].1.port);
+        self.nodes[i].1.kill();
+        let gone = super::poll_until(10, || {
+            std::net::TcpStream::connect((host.as_str(), port)).is_err()
+        });
+        assert!(gone, "the old sshd of {name} still listens");
+        let opts = node_options(&self.lab, name, Some((host, port)));
+        self.nodes[i].1 = self.lab.spawn(&opts);
     }
 
     /// The current state (events due applied).

@@ -2,6 +2,7 @@
 //! `pveops` binary against them.
 
 pub mod cluster;
+pub mod netns;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

@@ -34,6 +34,8 @@ pub struct SshdOptions {
     pub env: Vec<(String, String)>,
     /// Listen on this address and port instead of 127.0.0.1 and a free port.
     pub listen: Option<(String, u16)>,
+    /// Run inside this network namespace (`ip netns exec`), see `netns::NetNs`.
+    pub netns: Option<String>,
 }
 
 /// One running sshd.
@@ -269,7 +271,12 @@ impl Lab {
         config.insert(0, format!("ListenAddress {host}:{port}"));
         let config_path = dir.join("sshd_config");
         fs::write(&config_path, config.join("\n") + "\n").unwrap();
-        let child = start_in_namespace(self.dir.path(), &config_path, &dir.join("sshd.log"));
+        let child = start_in_namespace(
+            self.dir.path(),
+            &config_path,
+            &dir.join("sshd.log"),
+            opts.netns.as_deref(),
+        );
         let mut node = Sshd {
             name,
             host,
@@ -369,7 +376,7 @@ fn write_namespace_users(dir: &Path) {
     }
 }
 
-fn start_in_namespace(lab: &Path, config: &Path, log: &Path) -> Child {
+fn start_in_namespace(lab: &Path, config: &Path, log: &Path, netns: Option<&str>) -> Child {
     let etc = lab.join("etc");
     let mut script =
         String::from("set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/sshd; ");
@@ -388,21 +395,28 @@ fn start_in_namespace(lab: &Path, config: &Path, log: &Path) -> Child {
         config.display(),
         log.display()
     ));
-    Command::new("unshare")
-        .args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sshd under unshare")
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "unshare"]);
+            c
+        }
+        None => Command::new("unshare"),
+    };
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start sshd under unshare")
 }
