@@ -107,7 +107,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Check>, crate::Error> {
             .collect();
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p)
+            let text = crate::input::read_to_string(&p, crate::input::MAX_CONFIG)
                 .map_err(|e| crate::Error::io(&p, "read the check file", e))?;
             merge(&mut checks, parse(&p, &text)?);
         }

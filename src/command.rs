@@ -150,7 +150,7 @@ pub(crate) fn register_dir(hb: &mut Handlebars<'static>, dir: &Path) -> Result<(
         else {
             continue;
         };
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_to_string(&path, crate::input::MAX_CONFIG)
             .map_err(|e| crate::Error::io(&path, "read the template", e))?;
         register(hb, stem, &text, &path)?;
     }

@@ -61,21 +61,10 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-/// Inventories larger than this are refused rather than read into memory.
-const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;
-
 impl Inventory {
     /// Reads and validates an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, crate::Error> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| crate::Error::io(path, "read the inventory", e))?;
-        if meta.len() > MAX_INVENTORY_BYTES {
-            return Err(crate::Error::file(
-                path,
-                "the inventory is larger than 16 MiB; is this the right file?",
-            ));
-        }
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_to_string(path, crate::input::MAX_CONFIG)
             .map_err(|e| crate::Error::io(path, "read the inventory", e))?;
         Self::parse(path, &text)
     }

@@ -75,8 +75,8 @@ impl Journal {
 
 /// Reads a journal; a torn last line (a crash mid-write) is ignored.
 pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, "read the journal", e))?;
+    let text = crate::input::read_to_string(path, crate::input::MAX_DOCUMENT)
+        .map_err(|e| crate::Error::io(path, "read the journal", e))?;
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {

@@ -10,12 +10,17 @@ use russh::keys::PrivateKey;
 /// Environment variable holding the passphrase of encrypted keys.
 pub const PASSPHRASE_ENV: &str = "PVEOPS_KEY_PASSPHRASE";
 
+const KEY_FILE_MAX: u64 = 1024 * 1024;
+
 /// Loads a key file; the error is a short reason for the "tried" list.
 pub fn load(path: &Path) -> Result<Arc<PrivateKey>, String> {
     if !path.exists() {
         return Err("not found".into());
     }
-    match russh::keys::load_secret_key(path, None) {
+    // An OpenSSH private key is a few KiB; a wrong path (a device, a log) is refused, not read.
+    let text =
+        crate::input::read_to_string(path, KEY_FILE_MAX).map_err(|e| format!("unreadable: {e}"))?;
+    match russh::keys::decode_secret_key(&text, None) {
         Ok(k) => return Ok(Arc::new(k)),
         Err(russh::keys::Error::KeyIsEncrypted) => {}
         Err(e) => return Err(format!("unreadable: {e}")),
@@ -32,7 +37,7 @@ pub fn load(path: &Path) -> Result<Arc<PrivateKey>, String> {
             ));
         }
     };
-    russh::keys::load_secret_key(path, Some(&passphrase))
+    russh::keys::decode_secret_key(&text, Some(&passphrase))
         .map(Arc::new)
         .map_err(|_| "encrypted, and the passphrase does not open it".to_string())
 }

@@ -5,6 +5,7 @@
 //! names, `[host]:port`, comma lists, globs and negation, markers, several files. There is no
 //! "accept anything" path: `Policy::AcceptNew` records a never-seen host and nothing else.
 
+#[cfg(test)]
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -89,7 +90,7 @@ impl KnownHosts {
     pub fn load(files: &[PathBuf], append_to: &Path) -> Result<KnownHosts, crate::Error> {
         let mut entries = Vec::new();
         for file in files {
-            match fs::read_to_string(file) {
+            match crate::input::read_to_string(file, crate::input::MAX_KNOWN_HOSTS) {
                 Ok(text) => entries.extend(parse(file, &text)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(crate::Error::io(file, "read the known_hosts file", e)),
@@ -224,7 +225,7 @@ impl KnownHosts {
         static WRITING: Mutex<()> = Mutex::new(());
         let _guard = WRITING.lock().unwrap_or_else(|e| e.into_inner());
         let path = &self.append_to;
-        let mut text = match fs::read_to_string(path) {
+        let mut text = match crate::input::read_to_string(path, crate::input::MAX_KNOWN_HOSTS) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(crate::Error::io(path, "read the known_hosts file", e)),

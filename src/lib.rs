@@ -17,6 +17,7 @@ pub mod facts;
 pub mod finding;
 pub mod fleet;
 pub mod health;
+pub mod input;
 pub mod inventory;
 pub mod journal;
 pub mod keys;

@@ -350,9 +350,13 @@ mod snapshot_tests {
     use crate::health::{Container, Storage, Vm};
     use crate::snapshot::NodeSnapshot;
 
-    /// The whole report for a small fixed snapshot, reviewed as an insta snapshot.
-    #[test]
-    fn report_of_a_small_cluster() {
+    /// Markdown and HTML metacharacters, tags, control characters and anything printable.
+    const HOSTILE: &str = r"([|*_<>`\\\[\]()#!&~$\n\r\t-]|<b>|</table>|<script>|[a-z ]|\PC){1,40}";
+
+    /// The report of a small snapshot in which every value a node reports is `hostile` (the
+    /// reviewed snapshot uses fixed names).
+    fn small_report(hostile: Option<&str>) -> String {
+        let name = |fixed: &str| hostile.unwrap_or(fixed).to_string();
         let mut n1 = NodeSnapshot {
             name: "pve1".into(),
             address: "10.0.0.11:22".into(),
@@ -361,7 +365,7 @@ mod snapshot_tests {
             ..Default::default()
         };
         n1.storages.push(Storage {
-            name: "local|lvm".into(),
+            name: name("local|lvm"),
             kind: "lvmthin".into(),
             status: "active".into(),
             used_pct: Some(93.5),
@@ -371,7 +375,7 @@ mod snapshot_tests {
         });
         n1.vms.push(Vm {
             vmid: 100,
-            name: "web|prod*<b>".into(),
+            name: name("web|prod*<b>"),
             status: "running".into(),
             ..Default::default()
         });
@@ -379,13 +383,16 @@ mod snapshot_tests {
             vmid: 101,
             status: "stopped".into(),
             lock: Some("backup".into()),
-            name: "dns_1".into(),
+            name: name("dns_1"),
         });
         n1.services.insert("pveproxy".into(), "failed".into());
         let n2 = NodeSnapshot {
             name: "pve2".into(),
             address: "10.0.0.12:22".into(),
-            error: Some("pve2 (10.0.0.12:22): connection refused".into()),
+            error: Some(format!(
+                "pve2 (10.0.0.12:22): {}",
+                name("connection refused")
+            )),
             ..Default::default()
         };
         let snap = Snapshot {
@@ -408,8 +415,8 @@ mod snapshot_tests {
                     check: "storage.usage".into(),
                     severity: Severity::Critical,
                     node: Some("pve1".into()),
-                    subject: Some("local|lvm".into()),
-                    message: "storage local|lvm on pve1 is 93.50 % full".into(),
+                    subject: Some(name("local|lvm")),
+                    message: format!("storage {} on pve1 is 93.50 % full", name("local|lvm")),
                 },
             ],
         };
@@ -428,7 +435,57 @@ mod snapshot_tests {
             "pvecm status".to_string(),
             Some(0),
         )];
-        let text = render(&registry(None).unwrap(), &summary, &snap, &[], &evidence).unwrap();
-        insta::assert_snapshot!(text);
+        render(&registry(None).unwrap(), &summary, &snap, &[], &evidence).unwrap()
+    }
+
+    /// The whole report for a small fixed snapshot, reviewed as an insta snapshot.
+    #[test]
+    fn report_of_a_small_cluster() {
+        insta::assert_snapshot!(small_report(None));
+    }
+
+    /// `|` not preceded by a backslash: a markdown table's column separators.
+    fn separators(line: &str) -> usize {
+        let mut n = 0;
+        let mut escaped = false;
+        for c in line.chars() {
+            if c == '|' && !escaped {
+                n += 1;
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        n
+    }
+
+    /// The shape of a report: per line its kind (table row, heading, list, text, blank), its
+    /// column separators and its raw `<` outside our own `<br>`.
+    fn shape(report: &str) -> Vec<(char, usize, usize)> {
+        report
+            .lines()
+            .map(|l| {
+                let kind = l.chars().next().unwrap_or(' ');
+                let kind = if "|#->".contains(kind) { kind } else { 't' };
+                (
+                    kind,
+                    separators(l),
+                    l.replace("<br>", "").matches('<').count(),
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, .. Default::default() })]
+
+        /// Any name a node reports (guest, storage, error text) leaves the report's structure
+        /// as it is with plain names: same lines, same table columns, no markup of its own.
+        #[test]
+        fn hostile_names_keep_the_report_shape(
+            hostile in HOSTILE
+        ) {
+            let plain = shape(&small_report(Some("plain")));
+            let got = small_report(Some(&hostile));
+            proptest::prop_assert_eq!(plain, shape(&got), "{:?} gave:\n{}", &hostile, &got);
+        }
     }
 }

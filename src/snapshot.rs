@@ -85,7 +85,7 @@ pub struct CommandRecord {
 impl Snapshot {
     /// Reads a snapshot file.
     pub fn load(path: &Path) -> Result<Snapshot, crate::Error> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_to_string(path, crate::input::MAX_DOCUMENT)
             .map_err(|e| crate::Error::io(path, "read the snapshot", e))?;
         let snap: Snapshot = serde_json::from_str(&text)
             .map_err(|e| crate::Error::file(path, format!("not a pveops snapshot: {e}")))?;

@@ -39,7 +39,7 @@ impl ClientConfig {
                 None => return Ok(ClientConfig::default()),
             },
         };
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::input::read_to_string(&path, crate::input::MAX_CONFIG) {
             Ok(t) => t,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ClientConfig::default());

@@ -234,7 +234,7 @@ async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
 }
 
 fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
-    use std::io::{IsTerminal, Read};
+    use std::io::IsTerminal;
     if args.list {
         let width = crate::facts::KINDS
             .iter()
@@ -253,14 +253,11 @@ fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
         )));
     }
     let bytes = match &args.file {
-        Some(path) => std::fs::read(path).map_err(|e| crate::Error::io(path, "read", e))?,
-        None => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| crate::Error::io(std::path::Path::new("<stdin>"), "read", e))?;
-            buf
-        }
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| crate::input::read_bytes(f, crate::input::MAX_DOCUMENT))
+            .map_err(|e| crate::Error::io(path, "read", e))?,
+        None => crate::input::read_bytes(std::io::stdin(), crate::input::MAX_DOCUMENT)
+            .map_err(|e| crate::Error::io(std::path::Path::new("<stdin>"), "read", e))?,
     };
     // PVE prints UTF-8; a stray invalid byte must not stop the parse of everything else.
     let text = String::from_utf8_lossy(&bytes);

@@ -541,3 +541,86 @@ fn assess_of_two_hundred_nodes_at_parallel_64_completes_in_bounded_memory() {
         "peak RSS of assess at 200 nodes: {peak_kib} KiB"
     );
 }
+
+#[test]
+fn hostile_files_are_one_clear_error() {
+    // Every file a user can point pveops at, given something that is not that file: a device
+    // that never ends, binary bytes, a directory, wrong types, unknown keys. Each is one
+    // line naming the file and the cause, exit 3 (or 2 where only one node is concerned), at
+    // once: nothing is read past its size limit.
+    let lab = crate::support::Lab::start(1);
+    let dir = lab.dir.path();
+    let (checks, templates) = (dir.join("checks"), dir.join("templates"));
+    std::fs::create_dir_all(&checks).unwrap();
+    std::fs::create_dir_all(&templates).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", checks.join("huge.toml")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", templates.join("pvecm-status.hbs")).unwrap();
+    let binary = dir.join("binary");
+    std::fs::write(&binary, b"\x00\xffPK\x03\x04\x80garbage\xfe").unwrap();
+    let types = dir.join("types.toml");
+    std::fs::write(&types, "[[node]]\nname = 5\n").unwrap();
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "[[node]]\nname = \"a\"\nhots = \"x\"\n").unwrap();
+    let node = lab.nodes[0].target();
+    let (c, t, b, ty, u, d) = (
+        checks.to_str().unwrap(),
+        templates.to_str().unwrap(),
+        binary.to_str().unwrap(),
+        types.to_str().unwrap(),
+        unknown.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    );
+    let kh = lab.known_hosts.to_str().unwrap().to_string();
+    let key = lab.client_key.to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let cases: Vec<(Vec<&str>, i32, String)> = vec![
+        (vec!["-I", "/dev/zero", "exec", "lab", "--", "true"], 3,
+         "cannot read the inventory /dev/zero: larger than 16 MiB".into()),
+        (vec!["-I", b, "exec", "lab", "--", "true"], 3,
+         format!("cannot read the inventory {b}: not UTF-8 text")),
+        (vec!["-I", d, "exec", "lab", "--", "true"], 3,
+         format!("cannot read the inventory {d}: Is a directory")),
+        (vec!["-I", ty, "exec", "lab", "--", "true"], 3,
+         "invalid type: integer `5`, expected a string".into()),
+        (vec!["-I", u, "exec", "a", "--", "true"], 3, "unknown field `hots`".into()),
+        (vec!["-F", "/dev/zero", "exec", &node, "--", "true"], 3,
+         "cannot read the ssh config /dev/zero: larger than 16 MiB".into()),
+        (vec!["--known-hosts", "/dev/zero", "-i", &key, "exec", &node, "--", "true"], 2,
+         "cannot read the known_hosts file /dev/zero: larger than 64 MiB".into()),
+        (vec!["-i", "/dev/zero", "--known-hosts", &kh, "exec", &node, "--", "true"], 2,
+         "authentication failed (tried: /dev/zero (unreadable: larger than".into()),
+        (vec!["assess", "--from", "/dev/zero"], 3,
+         "cannot read the snapshot /dev/zero: larger than 256 MiB".into()),
+        (vec!["assess", "--from", b], 3, format!("cannot read the snapshot {b}: not UTF-8")),
+        (vec!["diff", b, b], 3, format!("cannot read the snapshot {b}: not UTF-8")),
+        (vec!["restore", "--journal", "/dev/zero", "--yes"], 3,
+         "cannot read the journal /dev/zero: larger than 256 MiB".into()),
+        (vec!["parse", "pvecm-status", "/dev/zero"], 3,
+         "cannot read /dev/zero: larger than 256 MiB".into()),
+        (vec!["checks", "--checks", c], 3,
+         format!("cannot read the check file {c}/huge.toml: larger than 16 MiB")),
+        (vec!["--templates", t, "exec", &node, "--", "true"], 3,
+         format!("cannot read the template {t}/pvecm-status.hbs: larger than 16 MiB")),
+    ];
+    for (args, code, text) in cases {
+        let start = std::time::Instant::now();
+        let out = pveops(lab.home(), &args, &[]);
+        let took = start.elapsed();
+        let all = format!("{}{}", crate::support::stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {all}");
+        assert!(
+            all.contains(&text),
+            "{args:?}: expected {text:?} in:\n{all}"
+        );
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
+        if code == 3 {
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+            assert!(err.starts_with("error: "), "{args:?}: {err}");
+        }
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{args:?} took {took:?}"
+        );
+    }
+}

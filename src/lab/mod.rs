@@ -156,12 +156,13 @@ fn load_scenario(opts: &Options, state_path: &Path) -> Result<Cluster, crate::Er
                 Some(c) => c,
                 None => {
                     let path = Path::new(name);
-                    let text = std::fs::read_to_string(path).map_err(|_| {
-                        crate::Error::Usage(format!(
-                            "`{name}` is neither a scenario file nor a built-in scenario ({})",
-                            scenario::NAMES.join(", ")
-                        ))
-                    })?;
+                    let text = crate::input::read_to_string(path, crate::input::MAX_CONFIG)
+                        .map_err(|_| {
+                            crate::Error::Usage(format!(
+                                "`{name}` is neither a scenario file nor a built-in scenario ({})",
+                                scenario::NAMES.join(", ")
+                            ))
+                        })?;
                     serde_json::from_str(&text)
                         .map_err(|e| crate::Error::file(path, format!("invalid scenario: {e}")))?
                 }
