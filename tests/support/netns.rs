@@ -29,6 +29,10 @@ impl NetNs {
                 || std::path::Path::new("/sbin/ip").exists(),
             "`ip` not found: these tests need iproute2 (`apt-get install -y iproute2`)"
         );
+        // Traffic to a test address whose link is gone must never take the default route off
+        // the machine (TESTING.md #10): the whole test prefix is unreachable unless a live
+        // pair's more specific route says otherwise.
+        ip(&["route", "replace", "unreachable", "10.251.0.0/16"]);
         for i in 0..250 {
             let name = format!("pveops-test-{i}");
             let added = Command::new("ip")
