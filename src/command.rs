@@ -34,7 +34,7 @@ impl Command {
     /// by the node's shell, as `ssh host WORDS…` does.
     pub fn operator(words: &[String]) -> Command {
         Command {
-            name: "exec".into(),
+            name: OPERATOR.into(),
             script: words.join(" "),
         }
     }
@@ -120,14 +120,51 @@ impl Templates {
         limit: Duration,
         sudo: bool,
     ) -> Result<String, crate::Error> {
+        // A plain command line of ours runs without a second shell: `timeout` starts the tool
+        // itself, one process fewer per command on the node. The operator's own line always
+        // gets the shell, as `ssh host LINE` would.
+        let argv = (command.name != OPERATOR)
+            .then(|| plain_argv(&command.script))
+            .flatten();
         let data = serde_json::json!({
             "script": command.script,
+            "argv": argv,
             "timeout": limit.as_secs().max(1),
             "kill_after": KILL_AFTER_SECS,
             "sudo": sudo,
         });
         Ok(self.render("wrap", &data)?.script)
     }
+}
+
+/// The name of the operator's own command (`pveops exec`).
+pub const OPERATOR: &str = "exec";
+
+/// Shell builtins without a program of the same name: these need the shell.
+const BUILTINS: &[&str] = &[
+    ":", ".", "alias", "break", "cd", "command", "continue", "eval", "exec", "exit", "export",
+    "getopts", "hash", "jobs", "local", "read", "readonly", "return", "set", "shift", "source",
+    "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "wait",
+];
+
+/// The words of `script` when the shell would do nothing but split it on spaces: only
+/// characters no shell gives a meaning to (no quotes, `$`, globs, `~`, redirections,
+/// operators, `#`), and a first word that is neither a builtin nor an assignment.
+pub fn plain_argv(script: &str) -> Option<Vec<String>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || " _./:=,@%+-".contains(c);
+    if !script.chars().all(plain) {
+        return None;
+    }
+    let words: Vec<String> = script
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
+    let first = words.first()?;
+    if first.contains('=') || BUILTINS.contains(&first.as_str()) {
+        return None;
+    }
+    Some(words)
 }
 
 /// Seconds the remote `timeout` may take beyond the limit before the process is gone.
@@ -282,6 +319,42 @@ mod tests {
             line.starts_with("sudo -n env LC_ALL=C.UTF-8 timeout -k 5 9 "),
             "{line}"
         );
+    }
+
+    #[test]
+    fn plain_lines_of_ours_run_without_a_second_shell() {
+        let t = Templates::load(None).unwrap();
+        let c = t.render("pvecm-status", &json!({})).unwrap();
+        let line = t.remote_line(&c, Duration::from_secs(30), false).unwrap();
+        assert_eq!(line, "env LC_ALL=C.UTF-8 timeout -k 5 30 pvecm status");
+        // Quoting, operators and the operator's own line keep the shell.
+        let c = t
+            .render("pvesh-get", &json!({"path": "/nodes/pve 1"}))
+            .unwrap();
+        let line = t.remote_line(&c, Duration::from_secs(30), false).unwrap();
+        assert!(line.contains(r#""${SHELL:-sh}" -c "#), "{line}");
+        let c = t.render("upgrade-checklist", &json!({})).unwrap();
+        let line = t.remote_line(&c, Duration::from_secs(30), false).unwrap();
+        assert!(line.contains(r#""${SHELL:-sh}" -c "#), "{line}");
+        let c = Command::operator(&["uptime".into()]);
+        let line = t.remote_line(&c, Duration::from_secs(30), false).unwrap();
+        assert!(line.ends_with(r#""${SHELL:-sh}" -c uptime"#), "{line}");
+        assert_eq!(
+            plain_argv("qm  list"),
+            Some(vec!["qm".into(), "list".into()])
+        );
+        for shell in [
+            "cd /tmp",
+            "A=1 qm list",
+            "echo $HOME",
+            "ls *",
+            "ls ~",
+            "a; b",
+            "a # b",
+            "",
+        ] {
+            assert_eq!(plain_argv(shell), None, "{shell}");
+        }
     }
 
     #[test]

@@ -106,12 +106,13 @@ pub fn run(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    let faults = {
-        let c = super::store::read(&env.state)?;
-        c.node(&env.node)
-            .map(|n| n.faults.clone())
-            .ok_or_else(|| format!("lab: no node `{}` in the state", env.node))?
-    };
+    // The state is parsed once per call (a 50-node state is 180 KB of JSON): the fault knobs
+    // and the answer of a read-only command come from the same read.
+    let cluster = super::store::read(&env.state)?;
+    let faults = cluster
+        .node(&env.node)
+        .map(|n| n.faults.clone())
+        .ok_or_else(|| format!("lab: no node `{}` in the state", env.node))?;
     let hit = |list: &[String]| list.iter().any(|p| line.starts_with(p.as_str()));
     if hit(&faults.hang) {
         // A hung command never answers; only the caller's timeout ends it.
@@ -141,7 +142,7 @@ pub fn run(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
             exit: f.exit,
         });
     }
-    let mut reply = dispatch(env, tool, args)?;
+    let mut reply = dispatch(env, tool, args, cluster)?;
     if hit(&faults.garbage) {
         reply.stdout =
             "\u{1b}[31m#!@ garbage \u{0}\u{7f}\n%%%% 12 34 ~~\n\tnot what you expected ]]]\n"
@@ -182,11 +183,17 @@ fn ts() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
 
-fn dispatch(env: &Env, tool: &str, args: &[String]) -> Result<Reply, String> {
+/// The answer to `tool args…`; `cluster` is the state as read for this call (commands that
+/// change it lock and re-read it themselves).
+fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<Reply, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let node = env.node.as_str();
-    let read = || -> Result<Cluster, String> {
-        let mut c = super::store::read(&env.state)?;
+    let mut state = Some(cluster);
+    let mut read = || -> Result<Cluster, String> {
+        let mut c = match state.take() {
+            Some(c) => c,
+            None => super::store::read(&env.state)?,
+        };
         c.advance(now());
         Ok(c)
     };
