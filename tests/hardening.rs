@@ -148,34 +148,10 @@ fn a_full_disk_is_one_clear_error_and_leaves_no_partial_file() {
 #[test]
 fn a_node_dropping_off_mid_command_fails_alone_and_fast() {
     let mut lab = crate::support::Lab::start(2);
-    let marker = format!("sleep 4.{}", std::process::id());
-    let mut args: Vec<String> = vec!["exec".into(), lab.nodes[0].target(), lab.nodes[1].target()];
-    args.extend(lab.auth_args());
-    args.extend(["--json".into(), "--".into(), format!("{marker}; echo done")]);
-    let start = std::time::Instant::now();
-    let child = std::process::Command::new(crate::support::bin())
-        .args(&args)
-        .env("HOME", lab.home())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let targets = [lab.nodes[0].target(), lab.nodes[1].target()];
+    let (home, auth) = (lab.home().to_path_buf(), lab.auth_args());
     // Once the command runs on both nodes, the first node goes away (sshd and its sessions).
-    let running = crate::support::poll_until(10, || {
-        let ps = std::process::Command::new("pgrep")
-            .args(["-c", "-f", &format!("^{marker}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout)
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0)
-            >= 2
-    });
-    assert!(running, "the command never ran on both nodes");
-    lab.nodes[0].kill();
-    let out = child.wait_with_output().unwrap();
-    let took = start.elapsed();
+    let (out, took) = exec_with_fault(&home, &auth, &targets, &[], 4, || lab.nodes[0].kill());
     assert_eq!(out.status.code(), Some(2));
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let err = v[0]["error"].as_str().unwrap_or("");
@@ -186,6 +162,47 @@ fn a_node_dropping_off_mid_command_fails_alone_and_fast() {
     );
     assert_eq!(v[1]["stdout"], "done\n", "the other node is not affected");
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+}
+
+/// Runs `sleep SECS.<pid>; echo done` with `pveops exec --json` on `targets`, and once it runs
+/// on all of them, `fault()`; returns the output and the wall time.
+fn exec_with_fault(
+    home: &std::path::Path,
+    auth: &[String],
+    targets: &[String],
+    opts: &[&str],
+    secs: u32,
+    fault: impl FnOnce(),
+) -> (std::process::Output, std::time::Duration) {
+    let marker = format!("sleep {secs}.{}", std::process::id());
+    let mut args: Vec<String> = vec!["exec".into()];
+    args.extend(targets.iter().cloned());
+    args.extend(auth.iter().cloned());
+    args.extend(opts.iter().map(|s| s.to_string()));
+    args.extend(["--json".into(), "--".into(), format!("{marker}; echo done")]);
+    let start = std::time::Instant::now();
+    let child = std::process::Command::new(crate::support::bin())
+        .args(&args)
+        .env("HOME", home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = crate::support::poll_until(10, || {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-c", "-f", &format!("^{marker}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+            >= targets.len()
+    });
+    assert!(running, "the command never ran on every node");
+    fault();
+    let out = child.wait_with_output().unwrap();
+    (out, start.elapsed())
 }
 
 fn count(dir: &str) -> usize {
@@ -408,35 +425,10 @@ fn a_node_whose_link_goes_down_fails_with_one_sentence() {
     let targets: Vec<String> = lab.nodes.iter().map(|n| n.target()).collect();
 
     // Mid-command: the command runs on both nodes, then the far node's link goes down.
-    let marker = format!("sleep 6.{}", std::process::id());
-    let mut args: Vec<String> = vec!["exec".into()];
-    args.extend(targets.iter().cloned());
-    args.extend(lab.auth_args());
-    args.extend(["--command-timeout", "3", "--json", "--"].map(String::from));
-    args.push(format!("{marker}; echo done"));
-    let start = std::time::Instant::now();
-    let child = std::process::Command::new(crate::support::bin())
-        .args(&args)
-        .env("HOME", lab.home())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let running = crate::support::poll_until(10, || {
-        let ps = std::process::Command::new("pgrep")
-            .args(["-c", "-f", &format!("^{marker}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout)
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0)
-            >= 2
+    let opts = ["--command-timeout", "3"];
+    let (out, took) = exec_with_fault(lab.home(), &lab.auth_args(), &targets, &opts, 6, || {
+        ns.link_down()
     });
-    assert!(running, "the command never ran on both nodes");
-    ns.link_down();
-    let out = child.wait_with_output().unwrap();
-    let took = start.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let err = v[0]["error"].as_str().unwrap_or("");
