@@ -53,6 +53,11 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// Whether a target reaches node `pve` (it answered the before-snapshot).
+    pub fn node_answers(&self, pve: &str) -> bool {
+        self.node(pve).is_some()
+    }
+
     fn node(&self, pve: &str) -> Option<&Node> {
         self.nodes
             .iter()
@@ -98,12 +103,13 @@ impl Runner {
         let mut last = String::from("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
-                Ok((Some(0), out, _)) => {
-                    return facts::pvesh::parse_cluster_resources(&out)
-                        .map(|r| r.resources.iter().map(from_fact).collect())
-                        .map_err(|e| e.to_string());
-                }
-                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                // Output one node garbles is not the cluster's state: ask the next node (it
+                // used to end the look at once, and a whole verification with it).
+                Ok((Some(0), out, _)) => match facts::pvesh::parse_cluster_resources(&out) {
+                    Ok(r) => return Ok(r.resources.iter().map(from_fact).collect()),
+                    Err(e) => last = format!("{pve}: {e}"),
+                },
+                Ok((code, _, err)) => last = format!("{pve}: {}: {}", exited(code), err.trim()),
                 Err(e) => last = e,
             }
         }
@@ -118,15 +124,17 @@ impl Runner {
         let mut last = String::from("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
-                Ok((Some(0), out, _)) => {
-                    let ha = facts::ha_manager_status::parse(&out).map_err(|e| e.to_string())?;
-                    return Ok(ha
-                        .lrms
-                        .into_iter()
-                        .find(|l| l.node == node)
-                        .map(|l| l.state));
-                }
-                Ok((code, _, err)) => last = format!("{pve}: exit {code:?}: {}", err.trim()),
+                Ok((Some(0), out, _)) => match facts::ha_manager_status::parse(&out) {
+                    Ok(ha) => {
+                        return Ok(ha
+                            .lrms
+                            .into_iter()
+                            .find(|l| l.node == node)
+                            .map(|l| l.state));
+                    }
+                    Err(e) => last = format!("{pve}: {e}"),
+                },
+                Ok((code, _, err)) => last = format!("{pve}: {}: {}", exited(code), err.trim()),
                 Err(e) => last = e,
             }
         }
@@ -173,7 +181,8 @@ impl Runner {
                         return Ok((
                             false,
                             format!(
-                                "{node}: boot id not readable (exit {code:?}: {})",
+                                "{node}: boot id not readable ({}: {})",
+                                exited(code),
                                 err.trim()
                             ),
                         ));
@@ -191,7 +200,7 @@ impl Runner {
                     .render("pvecm-status", &json!({}))
                     .map_err(|e| e.to_string())?;
                 let quorate = match self.run_on(node, &status).await {
-                    Ok((_, out, err)) => facts::pvecm_status::parse(&format!("{out}{err}"))
+                    Ok((_, out, err)) => facts::pvecm_status::parse_output(&out, &err)
                         .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
                         .unwrap_or(false),
                     Err(_) => false,
@@ -451,6 +460,12 @@ impl Runner {
         c.name = cmd.name.clone();
         Ok(c)
     }
+}
+
+/// `exit 2`, or `no exit status` (killed by a signal).
+fn exited(code: Option<u32>) -> String {
+    code.map(|c| format!("exit {c}"))
+        .unwrap_or_else(|| "no exit status".into())
 }
 
 fn end(
