@@ -328,12 +328,9 @@ fn absorb(
     match cmd.name.as_str() {
         "pvecm-status" => {
             // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
-            let text = if stderr.trim().is_empty() {
-                stdout
-            } else {
-                format!("{stdout}{stderr}")
-            };
-            n.cluster = Some(from_fact(&facts::pvecm_status::parse(&text).map_err(e)?));
+            n.cluster = Some(from_fact(
+                &facts::pvecm_status::parse_output(&stdout, &stderr).map_err(e)?,
+            ));
         }
         "pvesm-status" => {
             let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;

@@ -83,6 +83,11 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// Whether a target reaches node `pve` (it answered the before-snapshot).
+    pub fn node_answers(&self, pve: &str) -> bool {
+        self.node(pve).is_some()
+    }
+
     fn node(&self, pve: &str) -> Option<&Node> {
         self.nodes
             .iter()
@@ -138,13 +143,14 @@ impl Runner {
         let mut last = LookFailed::retry("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
-                Ok((Some(0), out, _)) => {
-                    return facts::pvesh::parse_cluster_resources(&out)
-                        .map(|r| r.resources.iter().map(from_fact).collect())
-                        .map_err(|e| LookFailed::retry(e.to_string()));
-                }
+                // Output one node garbles is not the cluster's state: ask the next node (it
+                // used to end the look at once, and a whole verification with it).
+                Ok((Some(0), out, _)) => match facts::pvesh::parse_cluster_resources(&out) {
+                    Ok(r) => return Ok(r.resources.iter().map(from_fact).collect()),
+                    Err(e) => last = LookFailed::retry(format!("{pve}: {e}")),
+                },
                 Ok((code, _, err)) => {
-                    last = LookFailed::retry(format!("{pve}: exit {code:?}: {}", err.trim()))
+                    last = LookFailed::retry(format!("{pve}: {}: {}", exited(code), err.trim()))
                 }
                 Err(e) if e.permanent => return Err(e),
                 Err(e) => last = e,
@@ -161,17 +167,18 @@ impl Runner {
         let mut last = LookFailed::retry("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
-                Ok((Some(0), out, _)) => {
-                    let ha = facts::ha_manager_status::parse(&out)
-                        .map_err(|e| LookFailed::retry(e.to_string()))?;
-                    return Ok(ha
-                        .lrms
-                        .into_iter()
-                        .find(|l| l.node == node)
-                        .map(|l| l.state));
-                }
+                Ok((Some(0), out, _)) => match facts::ha_manager_status::parse(&out) {
+                    Ok(ha) => {
+                        return Ok(ha
+                            .lrms
+                            .into_iter()
+                            .find(|l| l.node == node)
+                            .map(|l| l.state));
+                    }
+                    Err(e) => last = LookFailed::retry(format!("{pve}: {e}")),
+                },
                 Ok((code, _, err)) => {
-                    last = LookFailed::retry(format!("{pve}: exit {code:?}: {}", err.trim()))
+                    last = LookFailed::retry(format!("{pve}: {}: {}", exited(code), err.trim()))
                 }
                 Err(e) if e.permanent => return Err(e),
                 Err(e) => last = e,
@@ -220,7 +227,8 @@ impl Runner {
                         return Ok((
                             false,
                             format!(
-                                "{node}: boot id not readable (exit {code:?}: {})",
+                                "{node}: boot id not readable ({}: {})",
+                                exited(code),
                                 err.trim()
                             ),
                         ));
@@ -239,7 +247,7 @@ impl Runner {
                     .render("pvecm-status", &json!({}))
                     .map_err(|e| LookFailed::retry(e.to_string()))?;
                 let quorate = match self.run_on(node, &status).await {
-                    Ok((_, out, err)) => facts::pvecm_status::parse(&format!("{out}{err}"))
+                    Ok((_, out, err)) => facts::pvecm_status::parse_output(&out, &err)
                         .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
                         .unwrap_or(false),
                     Err(_) => false,
@@ -504,6 +512,12 @@ impl Runner {
         c.name = cmd.name.clone();
         Ok(c)
     }
+}
+
+/// `exit 2`, or `no exit status` (killed by a signal).
+fn exited(code: Option<u32>) -> String {
+    code.map(|c| format!("exit {c}"))
+        .unwrap_or_else(|| "no exit status".into())
 }
 
 fn end(

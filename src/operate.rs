@@ -40,6 +40,18 @@ pub async fn run(
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
     let (mut before, raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
     crate::subcommand::evaluate(&mut before, &checks);
+    // A node that did not answer is said at once, with its cause: the gates may not need it
+    // (a migration target is reached by PVE, not by pveops), but the operator must not learn
+    // of it only from the report.
+    for n in before.nodes.iter().filter(|n| !n.reachable) {
+        eprintln!(
+            "{}: {}",
+            op.name(),
+            n.error
+                .clone()
+                .unwrap_or_else(|| format!("{} did not answer", n.name))
+        );
+    }
     let runner = Runner {
         connector: connector.clone(),
         templates: templates.clone(),
@@ -307,8 +319,32 @@ async fn preflight(
         let Ok(cmd) = templates.render("pvesh-get", &json!({ "path": path })) else {
             continue;
         };
-        if let Ok((Some(0), text, _)) = runner.run_on(&node, &cmd).await {
-            out.insert(vmid, Preflight::from_json(&text));
+        // A preflight that cannot be read refuses the gate (it used to pass unchecked); only a
+        // node without the endpoint (older PVE: "No 'get' handler") skips it, as PRODUCT.md
+        // says ("where the node has it"). An unreachable node has no entry: the node-reachable
+        // gate names it.
+        if runner.node_answers(&node) {
+            match runner.run_on(&node, &cmd).await {
+                Ok((Some(0), text, _)) => {
+                    out.insert(vmid, Preflight::from_json(&text));
+                }
+                Ok((_, _, err)) if err.contains("No 'get' handler") => {}
+                Ok((code, _, err)) => {
+                    out.insert(
+                        vmid,
+                        Preflight::unreadable(format!(
+                            "`{}` exited {}: {}",
+                            cmd.script,
+                            code.map(|c| c.to_string())
+                                .unwrap_or_else(|| "without status".into()),
+                            err.lines().last().unwrap_or("").trim()
+                        )),
+                    );
+                }
+                Err(e) => {
+                    out.insert(vmid, Preflight::unreadable(e.message));
+                }
+            }
         }
     }
     out

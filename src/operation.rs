@@ -149,12 +149,33 @@ pub struct Preflight {
     pub not_allowed: BTreeMap<String, String>,
     pub local_disks: Vec<String>,
     pub local_resources: Vec<String>,
+    /// The node has the preflight but it could not be read (timeout, failure, not JSON): the
+    /// gate refuses rather than pass unchecked.
+    pub error: Option<String>,
 }
 
 impl Preflight {
-    /// Reads the API's JSON leniently; unknown shapes give an empty preflight.
+    /// A preflight that could not be read, and why.
+    pub fn unreadable(why: String) -> Preflight {
+        Preflight {
+            error: Some(why),
+            ..Default::default()
+        }
+    }
+
+    /// Reads the API's JSON leniently; unknown fields are ignored, but output that is not a
+    /// JSON object is unreadable (garbage once passed the gate as an empty preflight).
     pub fn from_json(text: &str) -> Preflight {
-        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+        let v: serde_json::Value = match serde_json::from_str(text.trim()) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                let first = text.lines().next().unwrap_or("").trim();
+                return Preflight::unreadable(format!(
+                    "the output is not a JSON object: {:?}",
+                    first.chars().take(60).collect::<String>()
+                ));
+            }
+        };
         let strings = |v: &serde_json::Value| -> Vec<String> {
             v.as_array()
                 .map(|a| {
@@ -188,6 +209,7 @@ impl Preflight {
             not_allowed,
             local_disks: strings(v.get("local_disks").unwrap_or(&serde_json::Value::Null)),
             local_resources: strings(v.get("local_resources").unwrap_or(&serde_json::Value::Null)),
+            error: None,
         }
     }
 }
@@ -198,6 +220,67 @@ fn gate(name: &str, passed: bool, message: String) -> Gate {
         passed,
         message,
     }
+}
+
+/// Why no answering node gave the fact of `template`: every node that did not answer, and every
+/// run of the command that failed, timed out or printed what its parser could not read, each as
+/// `node: cause`. A gate that lacks its fact refuses with this instead of judging an empty state
+/// (which passed the HA gate, called an online node "not online", or a listed backup missing).
+fn unread(snap: &Snapshot, template: &str) -> String {
+    unread_on(snap, None, template)
+}
+
+/// `unread` over one node (`Some(name)`) or all.
+fn unread_on(snap: &Snapshot, only: Option<&str>, template: &str) -> String {
+    let mut why = Vec::new();
+    for n in snap
+        .nodes
+        .iter()
+        .filter(|n| only.is_none_or(|o| n.name == o || n.pve_node.as_deref() == Some(o)))
+    {
+        if !n.reachable {
+            why.push(
+                n.error
+                    .clone()
+                    .unwrap_or_else(|| format!("{} did not answer", n.name)),
+            );
+            continue;
+        }
+        for c in n.commands.iter().filter(|c| c.name == template) {
+            if let Some(e) = &c.error {
+                why.push(format!("`{}` on {}: {e}", c.command, n.name));
+            } else if c.exit_code != Some(0) {
+                // The failure, not what its (empty) output then failed to parse as.
+                why.push(format!(
+                    "`{}` on {} exited {}",
+                    c.command,
+                    n.name,
+                    c.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "without status".into())
+                ));
+            } else if let Some(e) = &c.parse_error {
+                why.push(format!(
+                    "the output of `{}` on {} could not be read: {e}",
+                    c.command, n.name
+                ));
+            }
+        }
+    }
+    if why.is_empty() {
+        format!("no answering node gave it ({template})")
+    } else {
+        why.join("; ")
+    }
+}
+
+/// Whether no run of `template` on an answering node failed, timed out or was unreadable.
+fn read_ok(n: &crate::snapshot::NodeSnapshot, template: &str) -> bool {
+    n.reachable
+        && !n.commands.iter().any(|c| {
+            c.name == template
+                && (c.error.is_some() || c.parse_error.is_some() || c.exit_code != Some(0))
+        })
 }
 
 fn guests(snap: &Snapshot) -> Vec<&Resource> {
@@ -268,7 +351,10 @@ fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
         out.push(gate(
             "cluster-quorate",
             false,
-            "no reachable node reported its quorum".into(),
+            format!(
+                "no reachable node reported its quorum: {}",
+                unread(snap, "pvecm-status")
+            ),
         ));
         return out;
     };
@@ -324,6 +410,20 @@ fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
 }
 
 fn ha_gate(snap: &Snapshot) -> Gate {
+    if !snap
+        .nodes
+        .iter()
+        .any(|n| n.ha.is_some() && read_ok(n, "ha-manager-status"))
+    {
+        return gate(
+            "ha-healthy",
+            false,
+            format!(
+                "no reachable node reported the HA state: {}",
+                unread(snap, "ha-manager-status")
+            ),
+        );
+    }
     let bad: Vec<String> = snap
         .nodes
         .iter()
@@ -386,6 +486,9 @@ pub fn plan(
                     false,
                     format!("guest {vmid} is not in the cluster"),
                 ));
+                // The reach gates go first here too: with /cluster/resources unread every
+                // guest looks missing, and the cause is what the operator needs.
+                p.gates.splice(0..0, reach_gates(snap, &p.steps));
                 return Ok(p);
             };
             let moves = vec![(g, to.clone())];
@@ -489,13 +592,15 @@ pub fn plan(
                 "backup-recent",
                 false,
                 format!(
-                    "no backup younger than {:.0} h of: {} (or pass --no-backup-gate)",
+                    "no backup younger than {:.0} h of: {} (or pass --no-backup-gate){}",
                     o.backup_max_age_hours,
-                    stale.join(", ")
+                    stale.join(", "),
+                    listing_failed(snap)
                 ),
             )
         });
     }
+    p.gates.splice(0..0, reach_gates(snap, &p.steps));
     p.rollback = p
         .steps
         .iter()
@@ -507,6 +612,91 @@ pub fn plan(
         })
         .collect();
     Ok(p)
+}
+
+/// The gates that go first, because every other gate and step stands on them: the cluster state
+/// (`/cluster/resources`) was read; every node a step runs its command on answered the
+/// before-snapshot; every node to reboot reported its boot id. Without them an unreachable
+/// source node failed step 1 instead of refusing, a rolling reboot drained guests onto a node
+/// it could not reach to bring them back from, and a reboot with an unknown boot id could not
+/// be verified (found by the fault suite, tests/faults.rs).
+fn reach_gates(snap: &Snapshot, steps: &[Step]) -> Vec<Gate> {
+    let mut out = Vec::new();
+    if !snap.resources.iter().any(|r| r.kind == "node") {
+        out.push(gate(
+            "cluster-state",
+            false,
+            format!(
+                "the cluster state (/cluster/resources) could not be read: {}",
+                unread(snap, "cluster-resources")
+            ),
+        ));
+    }
+    let answered = |node: &str| {
+        snap.nodes
+            .iter()
+            .any(|n| n.reachable && (n.pve_node.as_deref() == Some(node) || n.name == node))
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for st in steps.iter().filter(|s| s.command.is_some()) {
+        let unknown_boot_id =
+            matches!(&st.verify, Some(Verify::NodeBack { boot_id, .. }) if boot_id.is_empty());
+        if unknown_boot_id && answered(&st.on) {
+            out.push(gate(
+                "boot-id-known",
+                false,
+                format!(
+                    "the boot id of {} could not be read, so its reboot could not be verified: {}",
+                    st.on,
+                    unread_on(snap, Some(&st.on), "boot-id")
+                ),
+            ));
+        }
+        if seen.contains(&st.on.as_str()) {
+            continue;
+        }
+        seen.push(&st.on);
+        if !answered(&st.on) {
+            let why = snap
+                .nodes
+                .iter()
+                .find(|n| n.name == st.on)
+                .and_then(|n| n.error.clone())
+                .unwrap_or_else(|| format!("no target reaches node {}", st.on));
+            out.push(gate(
+                "node-reachable",
+                false,
+                format!(
+                    "step {} runs on {}, which did not answer: {why}",
+                    st.seq, st.on
+                ),
+            ));
+        }
+    }
+    if !seen.is_empty() && out.iter().all(|g| g.name != "node-reachable") {
+        out.push(gate(
+            "node-reachable",
+            true,
+            "every node a step runs on answered".into(),
+        ));
+    }
+    out
+}
+
+/// A backup listing that failed is not "no backup": the gate's message says so.
+fn listing_failed(snap: &Snapshot) -> String {
+    let failed = snap
+        .nodes
+        .iter()
+        .any(|n| !read_ok(n, "backup-list") && n.reachable);
+    if failed {
+        format!(
+            "; the backup listing could not be read: {}",
+            unread(snap, "backup-list")
+        )
+    } else {
+        String::new()
+    }
 }
 
 fn noop(seq: u32, on: &str, why: String) -> Step {
@@ -558,7 +748,10 @@ fn version_gate(snap: &Snapshot, node: &str) -> Gate {
             Some(v) => {
                 format!("pve-manager {v} on {node} has no HA node maintenance (needs >= 7.3)")
             }
-            None => format!("the pve-manager version of {node} is unknown"),
+            None => format!(
+                "the pve-manager version of {node} is unknown: {}",
+                unread_on(snap, Some(node), "pveversion-v")
+            ),
         },
     )
 }
@@ -598,7 +791,15 @@ fn add_moves(
             continue;
         }
         if let Some(pf) = preflight.get(&vmid) {
-            if let Some(why) = pf.not_allowed.get(to) {
+            if let Some(why) = &pf.error {
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!(
+                        "the migrate preflight of guest {vmid} on {from} could not be read: {why}"
+                    ),
+                ));
+            } else if let Some(why) = pf.not_allowed.get(to) {
                 p.gates.push(gate(
                     "migrate-preflight",
                     false,

@@ -13,6 +13,8 @@ mod hardening;
 mod host_keys;
 // `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
 mod exec;
+// Faults injected through real sshd and the lab's knobs into every operation.
+mod faults;
 // The lab: simulated PVE tools over real sshd, and `pveops lab`.
 mod lab;
 // Operations: migrate, drain, maintenance against the lab behind sshd.

@@ -206,6 +206,23 @@ fn num<T: std::str::FromStr>(line: &Line<'_>, v: &str) -> Result<T, ParseError> 
         .ok_or_else(|| err(line, "the value is not a number"))
 }
 
+/// Parses a run of `pvecm status` from its two streams. Its errors (not part of a cluster,
+/// CMAP, pmxcfs down) are on stderr and join stdout; any other stderr line is left out: the
+/// node's login shell may print noise there (`stty: ... Inappropriate ioctl`, `mesg: ttyname
+/// failed`), and appended after the membership table it made the whole quorum unreadable
+/// (found by the fault suite, tests/faults.rs).
+pub fn parse_output(stdout: &str, stderr: &str) -> Result<PvecmStatus, ParseError> {
+    let known: String = stderr
+        .lines()
+        .filter(|l| super::stderr::classify(0, l).is_some())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if known.is_empty() {
+        return parse(stdout);
+    }
+    parse(&format!("{stdout}{known}"))
+}
+
 pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
     let lines = lines(text);
     let noise = locale_noise(&lines);
@@ -375,6 +392,20 @@ pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_shell_noise_on_stderr_is_left_out_and_known_errors_kept() {
+        let out = "Quorum information\n------------------\nQuorate:          Yes\n\nMembership information\n----------------------\n    Nodeid      Votes Name\n0x00000001          1 10.0.0.1 (local)\n";
+        let noise = "stty: standard input: Inappropriate ioctl for device\nmesg: ttyname failed: Inappropriate ioctl for device\n";
+        let s = parse_output(out, noise).unwrap();
+        assert_eq!((s.quorate, s.members.len()), (Some(true), 1));
+        let none = parse_output(
+            "",
+            &format!("{noise}Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?\n"),
+        )
+        .unwrap();
+        assert_eq!(none.state, "no-cluster");
+    }
 
     #[test]
     fn hex_node_ids_and_local() {
