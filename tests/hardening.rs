@@ -333,13 +333,11 @@ fn a_node_back_from_reboot_with_another_host_key_stops_the_reboot_at_once() {
             && msg.contains("host key does not match known_hosts"),
         "{failed}"
     );
-    let reboots: Vec<String> = sim
-        .commands()
-        .into_iter()
-        .filter(|(_, l)| l == "reboot")
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(reboots, ["pve2"], "pve3 is not touched");
+    assert_eq!(
+        sim.nodes_that_ran("reboot"),
+        ["pve2"],
+        "pve3 is not touched"
+    );
     let known = std::fs::read_to_string(&sim.lab.known_hosts).unwrap();
     assert!(
         !known.contains(&sim.node("pve2").host_key),

@@ -483,13 +483,8 @@ fn a_rolling_reboot_puts_every_guest_back_and_stops_at_a_node_that_does_not_retu
     for (n, old) in after.nodes.iter().zip(&boot_ids) {
         assert_ne!(&n.boot_id, old, "{} rebooted", n.name);
     }
-    let reboots: Vec<(String, String)> = sim
-        .commands()
-        .into_iter()
-        .filter(|(_, l)| l == "reboot")
-        .collect();
     assert_eq!(
-        reboots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        sim.nodes_that_ran("reboot"),
         ["pve1", "pve2", "pve3"],
         "one node after the other"
     );
@@ -502,13 +497,11 @@ fn a_rolling_reboot_puts_every_guest_back_and_stops_at_a_node_that_does_not_retu
         &["reboot", "pve2", "pve3", "--yes", "--reboot-timeout", "3"],
     );
     assert_eq!(r.code, Some(2), "{}", r.stderr);
-    let reboots: Vec<String> = sim
-        .commands()
-        .into_iter()
-        .filter(|(_, l)| l == "reboot")
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(reboots, ["pve2"], "pve3 is not touched");
+    assert_eq!(
+        sim.nodes_that_ran("reboot"),
+        ["pve2"],
+        "pve3 is not touched"
+    );
     let j = journal(&r.dir);
     let failed = j.iter().find(|e| e["outcome"] == "failed").unwrap();
     assert!(

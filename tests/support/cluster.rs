@@ -153,6 +153,15 @@ impl SimCluster {
             .collect()
     }
 
+    /// The nodes that received exactly `line` (`reboot`), in order.
+    pub fn nodes_that_ran(&self, line: &str) -> Vec<String> {
+        self.commands()
+            .into_iter()
+            .filter(|(_, l)| l == line)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
     /// An inventory naming every node of the state (`pve1`, …, group `lab`); nodes without an
     /// sshd (offline) get a port where nothing listens.
     pub fn inventory(&self) -> PathBuf {
