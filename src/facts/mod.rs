@@ -525,6 +525,51 @@ mod tests {
         }
     }
 
+    /// Inputs found by the cargo-fuzz targets (docs/fuzzing.md), minimised, one folder per
+    /// kind: `tests/fixtures/fuzz/<kind>/<short-name>`. Each once panicked (or hung) in its
+    /// parser; now it must parse to a value or to a ParseError of that kind with a reason and
+    /// a line number inside the input.
+    #[test]
+    fn fuzz_regressions_parse_without_panic() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+        let mut checked = 0;
+        for dir in std::fs::read_dir(&root).expect("tests/fixtures/fuzz exists") {
+            let dir = dir.unwrap().path();
+            let kind = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                KINDS.iter().any(|(k, _)| *k == kind),
+                "tests/fixtures/fuzz/{kind} is not a kind"
+            );
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let file = file.unwrap().path();
+                let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+                let started = std::time::Instant::now();
+                let result = std::panic::catch_unwind(|| parse(&kind, &text));
+                let name = file.display();
+                let result = result.unwrap_or_else(|_| panic!("{name}: the parser panicked"));
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(5),
+                    "{name}: took {:?}",
+                    started.elapsed()
+                );
+                match result {
+                    Ok(v) => assert!(v.is_object() || v.is_array(), "{name}: {v}"),
+                    Err(e) => {
+                        assert_eq!(e.kind, kind, "{name}");
+                        assert!(!e.reason.is_empty(), "{name}");
+                        assert!(e.line <= text.lines().count(), "{name}: {e}");
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            checked > 0,
+            "no fuzz regression inputs under {}",
+            root.display()
+        );
+    }
+
     fn pve_fragment() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("Quorum information".to_owned()),

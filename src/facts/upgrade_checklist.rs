@@ -171,7 +171,17 @@ pub fn parse(text: &str) -> Result<UpgradeChecklist, ParseError> {
         skipped,
         warnings,
         failures,
-        notices: total.saturating_sub(passed + skipped + warnings + failures),
+        // The printed counters are whatever digits follow `PASSED:` etc. in the SUMMARY
+        // (FORMATS.md §7), so a damaged or hostile capture can hold numbers near u64::MAX:
+        // add them saturating, or the sum overflows (a panic in debug builds, a wrong count
+        // in release). Spotted in review during the fuzzing work and reproduced with the
+        // upgrade_checklist fuzz target: tests/fixtures/fuzz/upgrade-checklist/.
+        notices: total.saturating_sub(
+            passed
+                .saturating_add(skipped)
+                .saturating_add(warnings)
+                .saturating_add(failures),
+        ),
     };
     Ok(UpgradeChecklist {
         results,
@@ -212,6 +222,21 @@ mod tests {
         assert_eq!(c.results[0].message, "first\nYou can run:\n\n\t/usr/bin/x");
         assert_eq!(c.summary.total, 1);
         assert!(!c.complete);
+    }
+
+    #[test]
+    fn huge_printed_counters_saturate() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/upgrade-checklist/summary-sum-overflow"
+        ))
+        .unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.summary.passed, u64::MAX);
+        assert_eq!(c.summary.skipped, 1);
+        // No TOTAL was printed: it is the count of results (none), so no notices either.
+        assert_eq!((c.summary.total, c.summary.notices), (0, 0));
+        assert!(c.complete);
     }
 
     #[test]
