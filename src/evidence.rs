@@ -74,9 +74,13 @@ impl Bundle {
         crate::atomic::write_batched(&self.dir.join(name), bytes, Some(0o644))
     }
 
-    /// Writes every raw output; a name used twice on a node gets `-2`, `-3`.
+    /// Writes every raw output; a name used twice on a node gets `-2`, `-3`. The files are
+    /// written by a few threads at once: creating a file is the costly part on some
+    /// filesystems (0.7 ms each on the ext4 this was measured on), and a 50-node assess
+    /// writes 1 650 of them.
     pub fn write_raw(&mut self, raws: &[Raw]) -> Result<(), crate::Error> {
         let mut used: HashMap<(String, String), u32> = HashMap::new();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(raws.len() * 3);
         for r in raws {
             let count = used.entry((r.node.clone(), r.name.clone())).or_insert(0);
             *count += 1;
@@ -106,14 +110,45 @@ impl Bundle {
                     json!({"command": r.command, "exit_code": null, "signal": null, "started_at": null, "duration_ms": null, "error": e}),
                 ),
             };
-            self.write_batched(&format!("{dir}/{name}.stdout"), &stdout)?;
-            self.write_batched(&format!("{dir}/{name}.stderr"), &stderr)?;
             let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default();
-            self.write_batched(&format!("{dir}/{name}.meta.json"), meta_text.as_bytes())?;
+            files.push((format!("{dir}/{name}.stdout"), stdout));
+            files.push((format!("{dir}/{name}.stderr"), stderr));
+            files.push((format!("{dir}/{name}.meta.json"), meta_text.into_bytes()));
             let code = r.output.as_ref().ok().and_then(|o| o.exit_code());
             self.raw_files
                 .push((format!("{dir}/{name}.stdout"), r.command.clone(), code));
         }
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let this = &*self;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let files = &files;
+                    scope.spawn(move || {
+                        files
+                            .iter()
+                            .skip(w)
+                            .step_by(workers)
+                            .try_for_each(|(name, bytes)| this.write_batched(name, bytes))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::Error::io(
+                            &this.dir,
+                            "write the raw outputs to",
+                            std::io::Error::other("a writer thread panicked"),
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<()>, _>>()
+        })?;
         Ok(())
     }
 }
