@@ -373,11 +373,25 @@ fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
         .filter_map(|n| n.cluster.as_ref())
         .all(|c| c.quorate == Some(true));
     let (total, quorum) = (cl.total_votes.unwrap_or(0), cl.quorum.unwrap_or(0));
+    // A node whose `pvecm status` failed (pmxcfs or corosync down, FORMATS.md §1) has no vote
+    // counts to show: say what it reported instead of "0 votes, quorum 0".
+    let failures: Vec<String> = snap
+        .nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .filter_map(|n| Some((n, n.cluster.as_ref()?.error.as_ref()?)))
+        .map(|(n, e)| format!("{}: {e}", n.pve_node.as_deref().unwrap_or(&n.name)))
+        .collect();
     out.push(gate(
         "cluster-quorate",
         quorate,
         if quorate {
             format!("quorate: {total} votes, quorum {quorum}")
+        } else if !failures.is_empty() {
+            format!(
+                "the cluster's quorum cannot be confirmed: {}",
+                failures.join("; ")
+            )
         } else {
             format!("the cluster is not quorate ({total} votes, quorum {quorum})")
         },
@@ -1409,4 +1423,57 @@ fn maintenance_step(
         noop: None,
         detail: json!({"kind": "maintenance", "node": node, "enter": enter}),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::ClusterHealth;
+    use crate::snapshot::NodeSnapshot;
+
+    fn node(name: &str, cluster: ClusterHealth) -> NodeSnapshot {
+        NodeSnapshot {
+            name: name.into(),
+            reachable: true,
+            pve_node: Some(name.into()),
+            cluster: Some(cluster),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_pvecm_status_is_named_in_the_quorum_gate() {
+        let quorate = ClusterHealth {
+            state: "quorate".into(),
+            quorate: Some(true),
+            total_votes: Some(3),
+            quorum: Some(2),
+            ..Default::default()
+        };
+        let down = ClusterHealth {
+            state: "pmxcfs-down".into(),
+            error: Some("the cluster filesystem (pmxcfs) is not running".into()),
+            ..Default::default()
+        };
+        let mut snap = Snapshot {
+            format: crate::snapshot::FORMAT,
+            taken_at: "2026-11-27T09:00:00Z".into(),
+            status: crate::finding::Severity::Ok,
+            pveops_version: String::new(),
+            nodes: vec![node("pve1", quorate), node("pve2", down)],
+            resources: Vec::new(),
+            backups: Vec::new(),
+            findings: Vec::new(),
+        };
+        let g = &quorum_gates(&snap, None)[0];
+        assert!(!g.passed);
+        assert_eq!(
+            g.message,
+            "the cluster's quorum cannot be confirmed: pve2: the cluster filesystem (pmxcfs) is not running"
+        );
+        snap.nodes.truncate(1);
+        let g = &quorum_gates(&snap, None)[0];
+        assert!(g.passed, "{}", g.message);
+        assert_eq!(g.message, "quorate: 3 votes, quorum 2");
+    }
 }
