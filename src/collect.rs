@@ -150,8 +150,9 @@ impl Collector {
         Ok((snap, raws))
     }
 
-    /// Cluster-wide facts the first pass could not read (first target down) and the backup
-    /// listings, which need `/cluster/resources` to know the backup storages.
+    /// Cluster-wide facts the first pass could not read (first target down, or its answer
+    /// unusable) and the backup listings, which need `/cluster/resources` to know the backup
+    /// storages.
     async fn second_pass(
         &self,
         nodes: &[Node],
@@ -159,11 +160,19 @@ impl Collector {
         snap: &mut Snapshot,
         raws: &mut Vec<Raw>,
     ) -> Result<(), crate::Error> {
-        let Some(i) = results.iter().position(|r| r.outcome.is_ok()) else {
+        // No resources after the first pass: the first target did not answer, or its answer
+        // could not be used (pmxcfs is replicated, so any other member has the same view).
+        let ask = |skip_first: bool| {
+            results
+                .iter()
+                .enumerate()
+                .position(|(j, r)| r.outcome.is_ok() && !(skip_first && j == 0))
+        };
+        let Some(i) = ask(snap.resources.is_empty()) else {
             return Ok(());
         };
         let mut cmds = Vec::new();
-        if snap.resources.is_empty() && i != 0 {
+        if snap.resources.is_empty() {
             cmds.push(self.templates.render("cluster-resources", &json!({}))?);
         } else {
             for sid in backup_storages(&snap.resources) {
