@@ -350,6 +350,7 @@ impl Connector {
                             .await
                         {
                             Ok(r) if r.success() => return Ok(()),
+                            Ok(_) if handle.is_closed() => return Err(closed_during_auth()),
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::debug!(node = %node.name, "agent signing failed: {e}")
@@ -379,6 +380,7 @@ impl Connector {
                 .await
             {
                 Ok(r) if r.success() => return Ok(()),
+                Ok(_) if handle.is_closed() => return Err(closed_during_auth()),
                 Ok(_) => {}
                 Err(e) => return Err(classify(&e)),
             }
@@ -477,6 +479,12 @@ async fn tcp_connect(
         }
     }
     Err(last)
+}
+
+/// russh answers a connection lost while authenticating as a refusal (an auth failure with no
+/// methods left): it is a lost connection, which waiting may cure, not a refused key.
+fn closed_during_auth() -> Cause {
+    Cause::Disconnected("the server closed the connection during authentication".into())
 }
 
 fn classify(e: &russh::Error) -> Cause {
