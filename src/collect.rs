@@ -162,31 +162,43 @@ impl Collector {
     ) -> Result<(), crate::Error> {
         // No resources after the first pass: the first target did not answer, or its answer
         // could not be used (pmxcfs is replicated, so any other member has the same view).
-        let ask = |skip_first: bool| {
-            results
-                .iter()
-                .enumerate()
-                .position(|(j, r)| r.outcome.is_ok() && !(skip_first && j == 0))
-        };
-        let Some(i) = ask(snap.resources.is_empty()) else {
+        let skip_first = snap.resources.is_empty();
+        let Some(i) = results
+            .iter()
+            .enumerate()
+            .position(|(j, r)| r.outcome.is_ok() && !(skip_first && j == 0))
+        else {
             return Ok(());
         };
-        let mut cmds = Vec::new();
+        let node = &nodes[i];
         if snap.resources.is_empty() {
-            cmds.push(self.templates.render("cluster-resources", &json!({}))?);
-        } else {
-            for sid in backup_storages(&snap.resources) {
-                cmds.push(
-                    self.templates
-                        .render("backup-list", &json!({ "storage": sid }))?,
-                );
-            }
+            let cmd = self.templates.render("cluster-resources", &json!({}))?;
+            self.run_alone(node, vec![cmd], snap, raws).await;
         }
-        if cmds.is_empty() {
-            return Ok(());
+        // The backup listings need the resources, read in the first pass or just now.
+        let cmds = backup_storages(&snap.resources)
+            .iter()
+            .map(|sid| {
+                self.templates
+                    .render("backup-list", &json!({ "storage": sid }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !cmds.is_empty() {
+            self.run_alone(node, cmds, snap, raws).await;
         }
-        let node = nodes[i].clone();
-        let again = fleet::run_each(
+        Ok(())
+    }
+
+    /// Runs `cmds` on `node` alone and adds what they read to the snapshot: the node's command
+    /// records, the resources and the backups.
+    async fn run_alone(
+        &self,
+        node: &Node,
+        cmds: Vec<Command>,
+        snap: &mut Snapshot,
+        raws: &mut Vec<Raw>,
+    ) {
+        let results = fleet::run_each(
             self.connector.clone(),
             self.templates.clone(),
             vec![(node.clone(), cmds)],
@@ -195,39 +207,11 @@ impl Collector {
             |_| {},
         )
         .await;
-        let mut extra_res = Vec::new();
-        let mut extra_backups = Vec::new();
-        let mut scratch = node_snapshot(&again[0], raws, &mut extra_res, &mut extra_backups);
+        let Some(r) = results.first() else { return };
+        let mut scratch = node_snapshot(r, raws, &mut snap.resources, &mut snap.backups);
         if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
             target.commands.append(&mut scratch.commands);
         }
-        let fetched_resources = !extra_res.is_empty();
-        snap.resources.extend(extra_res);
-        snap.backups.extend(extra_backups);
-        if fetched_resources && !backup_storages(&snap.resources).is_empty() {
-            // The resources came only now: list the backups in one more round.
-            let cmds: Vec<Command> = backup_storages(&snap.resources)
-                .iter()
-                .map(|sid| {
-                    self.templates
-                        .render("backup-list", &json!({ "storage": sid }))
-                })
-                .collect::<Result<_, _>>()?;
-            let again = fleet::run_each(
-                self.connector.clone(),
-                self.templates.clone(),
-                vec![(node.clone(), cmds)],
-                self.command_timeout,
-                1,
-                |_| {},
-            )
-            .await;
-            let mut scratch = node_snapshot(&again[0], raws, &mut Vec::new(), &mut snap.backups);
-            if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
-                target.commands.append(&mut scratch.commands);
-            }
-        }
-        Ok(())
     }
 }
 

@@ -134,19 +134,23 @@ impl Runner {
         Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
     }
 
-    /// `/cluster/resources` read from the first node that answers.
-    pub async fn resources(&self) -> Result<Vec<Resource>, LookFailed> {
+    /// The first usable answer to template `name`, asking one node after the other. Output one
+    /// node garbles is not the cluster's state, so the next node is asked; a permanent failure
+    /// (`LookFailed::permanent`) ends the look at once.
+    async fn first_answer<T>(
+        &self,
+        name: &str,
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, LookFailed> {
         let cmd = self
             .templates
-            .render("cluster-resources", &json!({}))
+            .render(name, &json!({}))
             .map_err(|e| LookFailed::retry(e.to_string()))?;
         let mut last = LookFailed::retry("no node to ask");
         for (pve, _) in &self.nodes {
             match self.run_on(pve, &cmd).await {
-                // Output one node garbles is not the cluster's state: ask the next node (it
-                // used to end the look at once, and a whole verification with it).
-                Ok((Some(0), out, _)) => match facts::pvesh::parse_cluster_resources(&out) {
-                    Ok(r) => return Ok(r.resources.iter().map(from_fact).collect()),
+                Ok((Some(0), out, _)) => match read(&out) {
+                    Ok(v) => return Ok(v),
                     Err(e) => last = LookFailed::retry(format!("{pve}: {e}")),
                 },
                 Ok((code, _, err)) => {
@@ -159,32 +163,29 @@ impl Runner {
         Err(last)
     }
 
+    /// `/cluster/resources` read from the first node that answers.
+    pub async fn resources(&self) -> Result<Vec<Resource>, LookFailed> {
+        self.first_answer("cluster-resources", |out| {
+            facts::pvesh::parse_cluster_resources(out)
+                .map(|r| r.resources.iter().map(from_fact).collect())
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// The LRM state of `node` as `ha-manager status` of the first node that answers says it.
     async fn lrm_state(&self, node: &str) -> Result<Option<String>, LookFailed> {
-        let cmd = self
-            .templates
-            .render("ha-manager-status", &json!({}))
-            .map_err(|e| LookFailed::retry(e.to_string()))?;
-        let mut last = LookFailed::retry("no node to ask");
-        for (pve, _) in &self.nodes {
-            match self.run_on(pve, &cmd).await {
-                Ok((Some(0), out, _)) => match facts::ha_manager_status::parse(&out) {
-                    Ok(ha) => {
-                        return Ok(ha
-                            .lrms
-                            .into_iter()
-                            .find(|l| l.node == node)
-                            .map(|l| l.state));
-                    }
-                    Err(e) => last = LookFailed::retry(format!("{pve}: {e}")),
-                },
-                Ok((code, _, err)) => {
-                    last = LookFailed::retry(format!("{pve}: {}: {}", exited(code), err.trim()))
-                }
-                Err(e) if e.permanent => return Err(e),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+        self.first_answer("ha-manager-status", |out| {
+            facts::ha_manager_status::parse(out)
+                .map(|ha| {
+                    ha.lrms
+                        .into_iter()
+                        .find(|l| l.node == node)
+                        .map(|l| l.state)
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
     }
 
     /// Whether the state a step must produce holds now, and what was seen.

@@ -267,23 +267,6 @@ fn changes(log: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// Every file below `dir`.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// Exit status, no panic, the one line naming node and cause, no temporary file, the journal.
 fn check(run: &Run, case: &Case, what: &str) {
     assert_eq!(run.code, Some(case.code), "{what}:\n{}", run.stderr);
@@ -296,14 +279,7 @@ fn check(run: &Run, case: &Case, what: &str) {
         case.says,
         run.stderr
     );
-    // atomic::write names its temporary files `.pveops-*.tmp`; tempfile's default is `.tmp*`.
-    let partial: Vec<_> = files(&run.dir)
-        .into_iter()
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(".pveops-") || name.starts_with(".tmp") || name.ends_with(".tmp")
-        })
-        .collect();
+    let partial = crate::support::partial_files(&run.dir);
     assert!(partial.is_empty(), "{what}: partial files {partial:?}");
     let journal = run.dir.join("journal.jsonl");
     match case.journal {
@@ -812,8 +788,9 @@ fn faults_during_the_change_stop_at_that_step_and_say_where() {
     let dir = g.sim.lab.dir.path().join("ev-dropoff");
     let changelog = g.sim.lab.dir.path().join("changelog.md");
     let before = g.sim.commands().len();
-    let child = std::process::Command::new(crate::support::bin())
-        .args([
+    let child = crate::support::command(
+        g.sim.lab.home(),
+        &[
             "-I",
             inv.to_str().unwrap(),
             "drain",
@@ -829,16 +806,10 @@ fn faults_during_the_change_stop_at_that_step_and_say_where() {
             "2",
             "--migrate-timeout",
             "10",
-        ])
-        .env_clear()
-        .env("HOME", g.sim.lab.home())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PVEOPS_LOG", "warn,russh=error")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let migrating = poll_until(30, || {
         g.sim
             .state()

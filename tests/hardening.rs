@@ -8,22 +8,13 @@ use crate::support::{pveops, sshd::keygen, stderr};
 
 /// Every file below `dir`, as text (lossy), with its path.
 fn all_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.clone(),
-                    String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned(),
-                ));
-            }
-        }
-    }
-    out
+    crate::support::files_below(dir)
+        .into_iter()
+        .map(|p| {
+            let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned();
+            (p, text)
+        })
+        .collect()
 }
 
 #[test]
@@ -181,13 +172,7 @@ fn exec_with_fault(
     args.extend(opts.iter().map(|s| s.to_string()));
     args.extend(["--json".into(), "--".into(), format!("{marker}; echo done")]);
     let start = std::time::Instant::now();
-    let child = std::process::Command::new(crate::support::bin())
-        .args(&args)
-        .env("HOME", home)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::command(home, &args).spawn().unwrap();
     let running = crate::support::poll_until(10, || {
         let ps = std::process::Command::new("pgrep")
             .args(["-c", "-f", &format!("^{marker}")])
@@ -288,22 +273,25 @@ fn a_node_back_from_reboot_with_another_host_key_stops_the_reboot_at_once() {
     let dir = sim.lab.dir.path().join("evidence");
     let changelog = sim.lab.dir.path().join("changelog.md");
     let start = std::time::Instant::now();
-    let child = std::process::Command::new(crate::support::bin())
-        .args([
+    let child = crate::support::command(
+        sim.lab.home(),
+        &[
             "-I",
             inv.to_str().unwrap(),
             "reboot",
             "pve2",
             "pve3",
             "--yes",
-        ])
-        .args(["--reboot-timeout", "120", "--out", dir.to_str().unwrap()])
-        .args(["--changelog", changelog.to_str().unwrap()])
-        .env("HOME", sim.lab.home())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--reboot-timeout",
+            "120",
+            "--out",
+            dir.to_str().unwrap(),
+            "--changelog",
+            changelog.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .unwrap();
     let rebooted = crate::support::poll_until(60, || {
         sim.commands()
             .iter()
@@ -343,14 +331,8 @@ fn a_node_back_from_reboot_with_another_host_key_stops_the_reboot_at_once() {
         !known.contains(&sim.node("pve2").host_key),
         "the new key was not learnt"
     );
-    assert!(
-        all_files(&dir).iter().all(|(p, _)| !p
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".tmp")),
-        "no temporary file left"
-    );
+    let partial = crate::support::partial_files(&dir);
+    assert!(partial.is_empty(), "temporary files left: {partial:?}");
 }
 
 /// `pveops exec --json` on `targets` with the lab's key; (exit code, records, wall time).
@@ -470,21 +452,25 @@ fn assess_of_two_hundred_nodes_at_parallel_64_completes_in_bounded_memory() {
     // whole catalog of all 200 with at most 64 connections at once.
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::sshd::free_port().to_string();
-    let mut lab = std::process::Command::new(crate::support::bin())
-        .args(["lab", "--nodes", "200", "--listen", "127.0.42.1"])
-        .args([
+    let mut lab = crate::support::command(
+        dir.path(),
+        &[
+            "lab",
+            "--nodes",
+            "200",
+            "--listen",
+            "127.0.42.1",
             "--ssh-port",
             &port,
             "--state-dir",
             dir.path().to_str().unwrap(),
-        ])
-        .env("HOME", dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        // A file, not a pipe nobody reads: a full pipe would stall the lab's server.
-        .stderr(std::fs::File::create(dir.path().join("lab.log")).unwrap())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    // A file, not a pipe nobody reads: a full pipe would stall the lab's server.
+    .stderr(std::fs::File::create(dir.path().join("lab.log")).unwrap())
+    .spawn()
+    .unwrap();
     let inv = dir.path().join("inventory.toml");
     let up = crate::support::poll_until(30, || {
         inv.exists()

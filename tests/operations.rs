@@ -372,8 +372,9 @@ fn interrupted_drain(sim: &SimCluster, signal: &str) -> (Option<i32>, std::path:
     let inv = sim.inventory();
     let dir = sim.lab.dir.path().join(format!("drain-{signal}"));
     let changelog = sim.lab.dir.path().join("changelog.md");
-    let mut child = std::process::Command::new(crate::support::bin())
-        .args([
+    let mut child = crate::support::command(
+        sim.lab.home(),
+        &[
             "-I",
             inv.to_str().unwrap(),
             "drain",
@@ -383,13 +384,12 @@ fn interrupted_drain(sim: &SimCluster, signal: &str) -> (Option<i32>, std::path:
             dir.to_str().unwrap(),
             "--changelog",
             changelog.to_str().unwrap(),
-        ])
-        .env("HOME", sim.lab.home())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let journal = dir.join("journal.jsonl");
     let started = crate::support::poll_until(30, || {
         std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"phase\":\"start\""))

@@ -188,12 +188,9 @@ fn ts() -> jiff::Timestamp {
 fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<Reply, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let node = env.node.as_str();
-    let mut state = Some(cluster);
-    let mut read = || -> Result<Cluster, String> {
-        let mut c = match state.take() {
-            Some(c) => c,
-            None => super::store::read(&env.state)?,
-        };
+    // Each arm reads the state at most once: the read of this call, events due applied.
+    let read = move || -> Result<Cluster, String> {
+        let mut c = cluster;
         c.advance(now());
         Ok(c)
     };

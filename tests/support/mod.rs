@@ -15,19 +15,27 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pveops"))
 }
 
-/// Runs `pveops` with a clean environment: `HOME` is `home` (so no user ssh config, keys or
-/// known_hosts leak in), no ssh-agent unless `env` sets one.
-pub fn pveops(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `pveops ARGS` with a clean environment: `HOME` is `home` (so no user ssh config, keys or
+/// known_hosts leak in), no ssh-agent, no standard input; stdout and stderr piped.
+pub fn command<S: AsRef<std::ffi::OsStr>>(home: &Path, args: &[S]) -> std::process::Command {
     let mut cmd = std::process::Command::new(bin());
     cmd.args(args)
         .env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PVEOPS_LOG", "warn,russh=error");
+        .env("PVEOPS_LOG", "warn,russh=error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Runs `pveops` as `command` does, with `env` added (an ssh-agent, a passphrase).
+pub fn pveops(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command(home, args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(std::process::Stdio::null());
     cmd.output().expect("run pveops")
 }
 
@@ -39,6 +47,35 @@ pub fn stdout(o: &Output) -> String {
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file below `dir` (directories walked, not listed).
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Temporary files left below `dir`: `atomic::write` names its own `.pveops-*.tmp`, tempfile's
+/// default is `.tmp*`.
+pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(".pveops-") || name.starts_with(".tmp") || name.ends_with(".tmp")
+        })
+        .collect()
 }
 
 /// Polls `cond` every few milliseconds until it holds or `secs` pass; returns whether it held.
