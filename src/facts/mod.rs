@@ -20,11 +20,16 @@ use serde::Serialize;
 mod common;
 pub mod stderr;
 
+pub mod apt_get;
+pub mod apt_lists;
+pub mod apt_policy;
 pub mod backup_list;
 pub mod corosync_cfgtool;
+pub mod dpkg_audit;
 pub mod guest_config;
 pub mod guest_status;
 pub mod ha_manager_status;
+pub mod lslocks;
 pub mod pct_config;
 pub mod pct_list;
 pub mod pct_status;
@@ -176,6 +181,26 @@ pub const KINDS: &[(&str, &str)] = &[
         stderr::KIND,
         "STDERR of any PVE command: known errors as codes and sentences",
     ),
+    (
+        apt_get::KIND,
+        "apt-get -s dist-upgrade: packages to install, upgrade, remove, keep back; new kernels",
+    ),
+    (
+        apt_lists::KIND,
+        "date +%s; stat -c '%Y %n' of apt's lists and cache: when the lists were refreshed",
+    ),
+    (
+        apt_policy::KIND,
+        "apt-cache policy: the package indexes in use, Proxmox channels named",
+    ),
+    (
+        dpkg_audit::KIND,
+        "dpkg --audit: packages left half installed or half configured",
+    ),
+    (
+        lslocks::KIND,
+        "lslocks --json --output COMMAND,PID,PATH: lock holders, apt's and dpkg's picked out",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -230,6 +255,11 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "zpool-status" => to_json(zpool_status::KIND, zpool_status::parse(text)),
         "backup-list" => to_json(backup_list::KIND, backup_list::parse(text)),
         "pve-stderr" => to_json(stderr::KIND, stderr::parse(text)),
+        "apt-simulate" => to_json(apt_get::KIND, apt_get::parse(text)),
+        "apt-lists-stamp" => to_json(apt_lists::KIND, apt_lists::parse(text)),
+        "apt-policy" => to_json(apt_policy::KIND, apt_policy::parse(text)),
+        "dpkg-audit" => to_json(dpkg_audit::KIND, dpkg_audit::parse(text)),
+        "lslocks" => to_json(lslocks::KIND, lslocks::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -287,6 +317,11 @@ mod tests {
         ("pvesh-get-cluster-ha-status.json", "pvesh-ha-status"),
         ("systemctl-is-active.", "systemctl-is-active"),
         ("zpool-status-x.", "zpool-status"),
+        ("apt-get-s-dist-upgrade.", "apt-simulate"),
+        ("apt-lists-stamp.", "apt-lists-stamp"),
+        ("apt-cache-policy.", "apt-policy"),
+        ("dpkg-audit.", "dpkg-audit"),
+        ("lslocks.", "lslocks"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {

@@ -103,7 +103,7 @@ static RUNNING_VERSION: LazyRegex =
 
 /// The `uname -r` release of a kernel package, if it is one: `proxmox-kernel-<rel>-signed`
 /// and `pve-kernel-<rel>` where `<rel>` ends in `-pve` (FORMATS.md §9: renamed in PVE 8.1).
-fn kernel_release(pkg: &str) -> Option<Option<String>> {
+pub(crate) fn kernel_release(pkg: &str) -> Option<Option<String>> {
     let rest = pkg
         .strip_prefix("proxmox-kernel-")
         .or_else(|| pkg.strip_prefix("pve-kernel-"))?;
