@@ -4,6 +4,7 @@
 //! keeps the shared state file, `server` serves nodes over SSH (`pveops lab`), `scenario`
 //! holds the built-in clusters. The lab shares no code with the parsers in `facts`.
 
+pub mod apt;
 pub mod render;
 pub mod scenario;
 pub mod server;
@@ -196,7 +197,7 @@ fn key(path: &Path) -> Result<PrivateKey, crate::Error> {
 
 /// Tools a lab node must never run for real: stand-ins that refuse.
 const STANDINS: &[&str] = &[
-    "shutdown", "poweroff", "halt", "init", "telinit", "apt", "apt-get", "ceph", "pveceph",
+    "shutdown", "poweroff", "halt", "init", "telinit", "apt", "ceph", "pveceph",
 ];
 
 fn install_standins(dir: &Path) -> Result<(), crate::Error> {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::state::{
-    Backup, Cluster, ClusterInfo, Guest, GuestKind, Ha, Node, Storage, StorageOnNode, Timing,
+    Apt, AptPackage, Backup, Cluster, ClusterInfo, Guest, GuestKind, Ha, Node, Storage,
+    StorageOnNode, Timing,
 };
 
 /// The names of the built-in scenarios.
@@ -15,6 +16,7 @@ pub const NAMES: &[&str] = &[
     "noquorum-3node",
     "ha-5node",
     "fleet-50",
+    "updates-4node",
 ];
 
 const GIB: u64 = 1 << 30;
@@ -27,6 +29,7 @@ pub fn builtin(name: &str) -> Option<Cluster> {
         "noquorum-3node" => noquorum(),
         "ha-5node" => ha(5),
         "fleet-50" => healthy(50),
+        "updates-4node" => updates(),
         _ => return None,
     })
 }
@@ -99,6 +102,7 @@ fn node(i: u32) -> Node {
         lrm_timestamp: None,
         stats: BTreeMap::new(),
         apt_stderr: Vec::new(),
+        apt: Default::default(),
     }
 }
 
@@ -321,6 +325,65 @@ pub fn noquorum() -> Cluster {
 }
 
 /// `n` nodes with every running VM and container managed by HA, the CRM master on pve1.
+fn offer(package: &str, version: &str, arch: &str) -> AptPackage {
+    AptPackage {
+        package: package.into(),
+        version: version.into(),
+        release: None,
+        arch: arch.into(),
+    }
+}
+
+/// Four healthy nodes with package updates in their lists: a new kernel and pve-manager on
+/// pve1 and pve2 (pve1 also has a kept-back package and an update its lists do not know yet),
+/// Debian and library updates only on pve3 (whose lists are 9 days old), nothing on pve4.
+pub fn updates() -> Cluster {
+    let mut c = healthy(4);
+    let kernel = |extra: Vec<AptPackage>| {
+        let mut v = vec![
+            offer("proxmox-kernel-6.17", "6.17.4-1", "all"),
+            offer("proxmox-kernel-6.17.4-1-pve-signed", "6.17.4-1", "amd64"),
+            offer("pve-manager", "9.1.2", "all"),
+            offer("qemu-server", "9.1.3", "amd64"),
+        ];
+        v.extend(extra);
+        v
+    };
+    let libc = || {
+        vec![
+            offer("libc-bin", "2.41-12+deb13u1", "amd64"),
+            offer("libc6", "2.41-12+deb13u1", "amd64"),
+            offer("libpve-common-perl", "9.0.16", "all"),
+        ]
+    };
+    let debian_libc = || {
+        BTreeMap::from([
+            ("libc-bin".to_string(), "2.41-12".to_string()),
+            ("libc6".to_string(), "2.41-12".to_string()),
+        ])
+    };
+    for n in c.nodes.iter_mut() {
+        n.apt = Apt {
+            installed: debian_libc(),
+            ..Default::default()
+        };
+        match n.name.as_str() {
+            "pve1" => {
+                n.apt.available = kernel(vec![offer("zfsutils-linux", "2.3.5-pve1", "amd64")]);
+                n.apt.kept_back = vec!["zfsutils-linux".into()];
+                n.apt.published = vec![offer("pve-qemu-kvm", "10.1.2-5", "amd64")];
+            }
+            "pve2" => n.apt.available = kernel(Vec::new()),
+            "pve3" => {
+                n.apt.available = libc();
+                n.apt.lists_time = Some(-9 * 86400);
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
 pub fn ha(n: u32) -> Cluster {
     let mut c = healthy(n);
     for g in c.guests.iter_mut().filter(|g| g.status == "running") {
@@ -337,6 +400,12 @@ pub fn ha(n: u32) -> Cluster {
 
 /// Fixes relative backup times (`-20h`, `-3d`) against `now`, as the lab starts.
 pub fn resolve_times(c: &mut Cluster, now: jiff::Timestamp) {
+    // A negative lists time is relative to now (seconds ago).
+    for n in c.nodes.iter_mut() {
+        if let Some(t) = n.apt.lists_time.filter(|t| *t < 0) {
+            n.apt.lists_time = Some(now.as_second() + t);
+        }
+    }
     for b in c.guests.iter_mut().flat_map(|g| g.backups.iter_mut()) {
         if let Some(rel) = b.time.strip_prefix('-') {
             let span = rel

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::apt::{self, APT_ERROR};
 use super::render::{self, Reply};
 use super::state::{Cluster, Event, EventKind, GuestKind};
 use super::store::{Locked, now};
@@ -29,6 +30,11 @@ pub const TOOLS: &[&str] = &[
     "reboot",
     "cat",
     "hostname",
+    "apt-get",
+    "apt-cache",
+    "dpkg",
+    "lslocks",
+    "stat",
 ];
 
 /// Where a simulated node finds its state, name and log.
@@ -61,6 +67,16 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
         let err = std::process::Command::new("/bin/cat").args(args).status();
         return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
     }
+    if tool == "stat"
+        && !args
+            .iter()
+            .any(|a| super::apt::STAT_PATHS.contains(&a.as_str()))
+    {
+        let err = std::process::Command::new("/usr/bin/stat")
+            .args(args)
+            .status();
+        return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
+    }
     log(&env, tool, args);
     let reply = match run(&env, tool, args) {
         Ok(r) => r,
@@ -79,7 +95,9 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
 }
 
 fn is_simulated_file(path: &str) -> bool {
-    path == "/proc/sys/kernel/random/boot_id" || path == "/etc/pve/priv/known_hosts"
+    path == "/proc/sys/kernel/random/boot_id"
+        || path == "/etc/pve/priv/known_hosts"
+        || path == "/run/reboot-required"
 }
 
 fn log(env: &Env, tool: &str, args: &[String]) {
@@ -253,7 +271,99 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
             ha_migrate(env, sid, target)?
         }
         ("reboot", _) => reboot(env)?,
+        ("apt-get", a) => apt_get(env, a, read()?)?,
+        ("apt-cache", ["policy"]) => with_node(&read()?, node, apt::policy),
+        ("dpkg", ["--audit" | "-C"]) => with_node(&read()?, node, apt::dpkg_audit),
+        ("dpkg", _) => fail(2, "simulated dpkg: only --audit is available on a lab node"),
+        ("lslocks", _) => with_node(&read()?, node, apt::lslocks),
+        ("stat", a) => {
+            let paths: Vec<&str> = a
+                .iter()
+                .skip_while(|x| **x != "-c")
+                .skip(2)
+                .copied()
+                .collect();
+            let now = jiff::Timestamp::now().as_second();
+            with_node(&read()?, node, |n| apt::stat(n, now, &paths))
+        }
+        ("apt-cache", _) => fail(
+            APT_ERROR,
+            "E: simulated apt-cache: only `policy` is available",
+        ),
         _ => unknown(tool, args),
+    })
+}
+
+fn with_node(c: &Cluster, node: &str, f: impl Fn(&super::state::Node) -> Reply) -> Reply {
+    match c.node(node) {
+        Some(n) => f(n),
+        None => fail(255, format!("lab: no node `{node}` in the state")),
+    }
+}
+
+/// `apt-get update`, `apt-get -s dist-upgrade` and `apt-get -y dist-upgrade` (options before or
+/// after the operation, as apt's command line parser allows).
+fn apt_get(env: &Env, args: &[&str], c: Cluster) -> Result<Reply, String> {
+    let simulate = args.iter().any(|a| {
+        matches!(
+            *a,
+            "-s" | "--simulate" | "--dry-run" | "--just-print" | "--no-act"
+        )
+    });
+    let op = args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.contains("::"))
+        .copied();
+    let Some(n) = c.node(&env.node) else {
+        return Ok(fail(
+            255,
+            format!("lab: no node `{}` in the state", env.node),
+        ));
+    };
+    Ok(match op {
+        Some("update") => {
+            let mut s = Locked::open(&env.state)?;
+            let Some(n) = s.cluster.node_mut(&env.node) else {
+                return Ok(fail(255, "lab: node vanished"));
+            };
+            let fetched = !n.apt.published.is_empty();
+            let published = std::mem::take(&mut n.apt.published);
+            for p in published {
+                n.apt.available.retain(|a| a.package != p.package);
+                n.apt.available.push(p);
+            }
+            n.apt.lists_time = Some(jiff::Timestamp::now().as_second());
+            let out = apt::update_output(n, fetched);
+            s.save()?;
+            ok(out)
+        }
+        Some("dist-upgrade" | "full-upgrade" | "upgrade") if simulate => apt::simulate(n),
+        Some("dist-upgrade" | "full-upgrade") => {
+            if !args
+                .iter()
+                .any(|a| matches!(*a, "-y" | "--yes" | "--assume-yes"))
+            {
+                // Without a terminal and without -y apt asks and reads EOF: "Abort."
+                return Ok(fail(1, "Abort."));
+            }
+            if let Some(r) = apt::lock_error(n) {
+                return Ok(r);
+            }
+            let ups = apt::upgrades(n);
+            // dpkg takes node-local time; the lock is held meanwhile.
+            std::thread::sleep(Duration::from_secs_f64(c.timing.upgrade_secs.max(0.0)));
+            let mut s = Locked::open(&env.state)?;
+            let Some(n) = s.cluster.node_mut(&env.node) else {
+                return Ok(fail(255, "lab: node vanished"));
+            };
+            let failing = n.apt.fail_package.clone();
+            let reply = apt::upgrade_output(n, &ups, failing.as_deref());
+            apt::apply(n, &ups, failing.as_deref());
+            s.save()?;
+            reply
+        }
+        Some(other) => fail(APT_ERROR, format!("E: Invalid operation {other}")),
+        None => fail(APT_ERROR, "E: No operation given (simulated apt-get)"),
     })
 }
 
@@ -269,6 +379,15 @@ fn cat(c: &Cluster, node: &str, files: &[&str]) -> Reply {
             "/proc/sys/kernel/random/boot_id" => {
                 out.push_str(&c.node(node).map(|n| n.boot_id.clone()).unwrap_or_default());
                 out.push('\n');
+            }
+            // Debian's marker that a package wants a reboot (written by update-notifier-common's
+            // and the kernel's postinst hooks), on tmpfs: gone after a reboot.
+            "/run/reboot-required" => {
+                if c.node(node).is_some_and(|n| n.apt.reboot_required) {
+                    out.push_str("*** System restart required ***\n");
+                } else {
+                    return fail(1, "cat: /run/reboot-required: No such file or directory");
+                }
             }
             "/etc/pve/priv/known_hosts" => {
                 for l in &c.known_hosts {

@@ -71,6 +71,8 @@ pub struct Timing {
     pub reboot_secs: f64,
     pub ha_delay_secs: f64,
     pub shutdown_secs: f64,
+    /// Node-local time of `apt-get -y dist-upgrade` (unpacking and configuring).
+    pub upgrade_secs: f64,
 }
 
 impl Default for Timing {
@@ -80,6 +82,7 @@ impl Default for Timing {
             reboot_secs: 3.0,
             ha_delay_secs: 1.0,
             shutdown_secs: 0.5,
+            upgrade_secs: 0.5,
         }
     }
 }
@@ -139,6 +142,63 @@ pub struct Node {
     /// Lines libapt writes to stderr for tools reading the apt cache (`pveversion`, `pve8to9`).
     #[serde(default)]
     pub apt_stderr: Vec<String>,
+    /// The node's package manager: what its lists offer, locks, broken packages.
+    #[serde(default, skip_serializing_if = "Apt::is_default")]
+    pub apt: Apt,
+}
+
+/// A package version a repository offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptPackage {
+    pub package: String,
+    pub version: String,
+    /// apt's `RelStr` of the origin (`Proxmox:9.1/stable`); derived from the package when absent.
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default = "amd64")]
+    pub arch: String,
+}
+
+/// The node's apt state. Upgrades are read from `available` against the installed versions
+/// (`packages`, `manager_version`, `kernels_installed`); `apt-get update` moves `published`
+/// into `available`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Apt {
+    /// Versions in the node's package lists.
+    pub available: Vec<AptPackage>,
+    /// Versions the repositories publish that the node's lists do not have yet.
+    pub published: Vec<AptPackage>,
+    /// Packages apt keeps back (a dependency it will not resolve on its own).
+    pub kept_back: Vec<String>,
+    /// Unix time of the last `apt-get update`; `None` is an hour before the lab starts.
+    pub lists_time: Option<i64>,
+    /// `pve-no-subscription` (default), `pve-enterprise` or `pvetest`.
+    pub channel: Option<String>,
+    /// A process holding the dpkg frontend lock.
+    pub lock: Option<AptLock>,
+    /// Packages dpkg left half configured.
+    pub broken: Vec<String>,
+    /// The package whose postinst fails during `dist-upgrade` (dpkg error, exit 100).
+    pub fail_package: Option<String>,
+    /// `/run/reboot-required` exists.
+    pub reboot_required: bool,
+    /// Installed versions of packages `pveversion -v` does not list (Debian's own).
+    pub installed: BTreeMap<String, String>,
+}
+
+impl Apt {
+    fn is_default(&self) -> bool {
+        *self == Apt::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptLock {
+    pub pid: u32,
+    pub command: String,
 }
 
 /// Fault knobs of one node.
@@ -302,6 +362,10 @@ pub enum EventKind {
     HaMove { vmid: u32, target: String },
 }
 
+fn amd64() -> String {
+    "amd64".into()
+}
+
 fn one() -> u64 {
     1
 }
@@ -445,6 +509,7 @@ impl Cluster {
                     if let Some(n) = self.node_mut(&node) {
                         n.online = true;
                         n.boot_id = new_boot_id(now, n.nodeid);
+                        n.apt.reboot_required = false;
                         if let Some(newest) = newest_kernel(&n.kernels_installed) {
                             n.kernel_running = newest;
                         }
