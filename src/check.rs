@@ -66,6 +66,7 @@ pub struct Params {
     pub exclude_nodes: Vec<String>,
     pub exclude_storages: Vec<String>,
     pub exclude_guests: Vec<u64>,
+    pub max_age_days: Option<f64>,
 }
 
 /// The built-in rules a check may name.
@@ -82,6 +83,8 @@ pub const RULES: &[&str] = &[
     "services-active",
     "reboot-not-pending",
     "backup-recent",
+    "updates-pending",
+    "lists-fresh",
 ];
 
 /// The checks in force: embedded ones, then `dir`'s files (same id replaces, new id adds).
@@ -505,6 +508,90 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
             }
         }
         "backup-recent" => out.extend(backup_findings(c, snap, now)),
+        "updates-pending" => {
+            for n in reachable(snap) {
+                let Some(u) = &n.updates else { continue };
+                if u.installs.is_empty() && u.removals.is_empty() {
+                    continue;
+                }
+                let counts = u
+                    .counts
+                    .as_ref()
+                    .map(|c| {
+                        format!(
+                            "{} upgraded, {} newly installed, {} to remove, {} kept back",
+                            c.upgraded, c.newly_installed, c.removed, c.not_upgraded
+                        )
+                    })
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{} to install, {} to remove",
+                            u.installs.len(),
+                            u.removals.len()
+                        )
+                    });
+                let mut notes = Vec::new();
+                if !u.new_kernels.is_empty() {
+                    notes.push(format!(
+                        "new kernel {} (a reboot will follow)",
+                        u.new_kernels.join(", ")
+                    ));
+                }
+                let pve: Vec<String> = u
+                    .installs
+                    .iter()
+                    .filter(|i| u.pve_packages.contains(&i.package) && i.kernel_release.is_none())
+                    .filter(|i| {
+                        !i.package.starts_with("proxmox-kernel-")
+                            && !i.package.starts_with("pve-kernel-")
+                    })
+                    .map(|i| {
+                        format!(
+                            "{} {} → {}",
+                            i.package,
+                            i.old_version.as_deref().unwrap_or("new"),
+                            i.new_version
+                        )
+                    })
+                    .collect();
+                if !pve.is_empty() {
+                    notes.push(format!("PVE packages: {}", pve.join(", ")));
+                }
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", notes.join("; "))
+                };
+                out.push(finding(
+                    c,
+                    sev,
+                    Some(&n.name),
+                    Some("packages".into()),
+                    format!("node {} has pending updates: {counts}{notes} (`pveops update {}` applies them)", n.name, n.name),
+                ));
+            }
+        }
+        "lists-fresh" => {
+            let days = c.params.max_age_days.unwrap_or(7.0);
+            for n in reachable(snap) {
+                let Some(age) = n.apt_lists_age_seconds else {
+                    continue;
+                };
+                if age as f64 > days * 86400.0 {
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        Some("apt-lists".into()),
+                        format!(
+                            "the package lists of {} are {:.0} days old (older than {days} days): pending updates may be unknown; `apt-get update` refreshes them",
+                            n.name,
+                            age as f64 / 86400.0
+                        ),
+                    ));
+                }
+            }
+        }
         _ => {}
     }
     out

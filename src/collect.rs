@@ -39,6 +39,8 @@ const CATALOG: &[&str] = &[
     "pveversion-v",
     "boot-id",
     "hostname",
+    "apt-simulate",
+    "apt-lists-stamp",
     "systemctl-is-active",
     "cluster-resources",
     "backup-list",
@@ -63,7 +65,12 @@ pub struct Collector {
     pub only: Vec<String>,
     /// Also run the node's upgrade checker (`pve8to9 --full` / `pve7to8 --full`).
     pub upgrade_checklist: bool,
+    /// Also read what gates a package upgrade (`PACKAGE_STATE`), for `pveops update`.
+    pub package_state: bool,
 }
+
+/// The reads of [`crate::health::PackageState`].
+pub const PACKAGE_STATE: &[&str] = &["dpkg-audit", "apt-locks", "apt-policy", "reboot-required"];
 
 /// The per-node read-only catalog, plus the commands of command checks.
 pub fn node_catalog(
@@ -72,7 +79,7 @@ pub fn node_catalog(
     only: &[String],
 ) -> Result<Vec<Command>, crate::Error> {
     let mut wanted: Vec<(&str, serde_json::Value)> =
-        CATALOG.iter().take(8).map(|n| (*n, json!({}))).collect();
+        CATALOG.iter().take(10).map(|n| (*n, json!({}))).collect();
     wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command
@@ -99,6 +106,11 @@ impl Collector {
         let mut catalog = node_catalog(&self.templates, checks, &self.only)?;
         if self.upgrade_checklist {
             catalog.push(self.templates.render("upgrade-checklist", &json!({}))?);
+        }
+        if self.package_state {
+            for name in PACKAGE_STATE {
+                catalog.push(self.templates.render(name, &json!({}))?);
+            }
         }
         let cluster_wide = self.only.is_empty();
         let resources = self.templates.render("cluster-resources", &json!({}))?;
@@ -293,6 +305,21 @@ fn node_snapshot(
     n
 }
 
+fn exit_word(code: Option<u32>) -> String {
+    code.map(|c| format!("exited {c}"))
+        .unwrap_or_else(|| "ended without an exit status".into())
+}
+
+/// apt's own error: its first `E:` line (apt-pkg/contrib/error.cc prints `E: ` before each).
+fn apt_failure(code: Option<u32>, stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("E: "))
+        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no message");
+    format!("apt {}: {}", exit_word(code), line.trim())
+}
+
 /// Parses one output into the node's health; the error is the parser's one sentence.
 fn absorb(
     n: &mut NodeSnapshot,
@@ -305,7 +332,7 @@ fn absorb(
     let stderr = out.stderr_text();
     // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
     if out.exit_code() == Some(127) && stdout.trim().is_empty() {
-        if !CATALOG.contains(&cmd.name.as_str()) {
+        if !CATALOG.contains(&cmd.name.as_str()) && !PACKAGE_STATE.contains(&cmd.name.as_str()) {
             n.probes.insert(
                 cmd.name.clone(),
                 Probe {
@@ -381,6 +408,58 @@ fn absorb(
         "backup-list" => {
             let parsed = facts::backup_list::parse(&stdout).map_err(e)?;
             backups.extend(parsed.backups.iter().map(from_fact));
+        }
+        "apt-simulate" => {
+            // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.
+            if out.exit_code() != Some(0) {
+                return Err(apt_failure(out.exit_code(), &stderr));
+            }
+            n.updates = Some(from_fact(&facts::apt_get::parse(&stdout).map_err(e)?));
+        }
+        "apt-lists-stamp" => {
+            // `stat` exits 1 when one of the paths is missing (the binary cache after
+            // `apt-get clean`); the others are still printed.
+            n.apt_lists_age_seconds = facts::apt_lists::parse(&stdout).map_err(e)?.age_seconds;
+        }
+        "dpkg-audit" => {
+            let a = facts::dpkg_audit::parse(&stdout).map_err(e)?;
+            n.packages.broken_packages = Some(a.packages);
+        }
+        "apt-locks" => {
+            let l = facts::lslocks::parse(&stdout).map_err(e)?;
+            n.packages.apt_locks = Some(l.apt.iter().map(from_fact).collect());
+        }
+        "apt-policy" => {
+            if out.exit_code() != Some(0) {
+                return Err(apt_failure(out.exit_code(), &stderr));
+            }
+            let p = facts::apt_policy::parse(&stdout).map_err(e)?;
+            let mut keys: Vec<String> = p.repositories.iter().map(|r| r.key()).collect();
+            keys.sort();
+            keys.dedup();
+            let mut channels: Vec<String> = p
+                .repositories
+                .iter()
+                .filter_map(|r| r.proxmox_channel.clone())
+                .collect();
+            channels.sort();
+            channels.dedup();
+            n.packages.repositories = Some(keys);
+            n.packages.proxmox_channels = Some(channels);
+        }
+        // `cat /run/reboot-required`: the file exists or cat says it does not.
+        "reboot-required" => {
+            n.packages.reboot_required = Some(match out.exit_code() {
+                Some(0) => true,
+                _ if stderr.contains("No such file") => false,
+                code => {
+                    return Err(format!(
+                        "cat /run/reboot-required {}: {}",
+                        exit_word(code),
+                        stderr.trim()
+                    ));
+                }
+            })
         }
         // Any other command serves a command check: its output is kept for the check's regex.
         _ => {

@@ -130,6 +130,78 @@ pub struct Version {
     pub reboot_required: Option<bool>,
 }
 
+impl PackageState {
+    /// Nothing was read (an assess does not read these; `update` does).
+    pub fn is_unread(&self) -> bool {
+        *self == PackageState::default()
+    }
+}
+
+/// Pending package updates (kind `apt-simulate`): what `apt-get -s dist-upgrade` would do.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Updates {
+    pub installs: Vec<PackageChange>,
+    pub removals: Vec<PackageRemoval>,
+    pub kept_back: Vec<String>,
+    pub counts: Option<UpdateCounts>,
+    /// Kernels (`uname -r` form) the upgrade installs: a reboot will be due.
+    pub new_kernels: Vec<String>,
+    /// Proxmox's own packages among the installs.
+    pub pve_packages: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageChange {
+    pub package: String,
+    pub old_version: Option<String>,
+    pub new_version: String,
+    pub release: Option<String>,
+    pub kernel_release: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageRemoval {
+    pub package: String,
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateCounts {
+    pub upgraded: u64,
+    pub newly_installed: u64,
+    pub removed: u64,
+    pub not_upgraded: u64,
+}
+
+/// The package manager's state that gates an upgrade (read by `pveops update` only):
+/// `dpkg --audit`, `lslocks`, `apt-cache policy`, `/run/reboot-required`. Null: not read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageState {
+    /// Packages dpkg left broken.
+    pub broken_packages: Option<Vec<String>>,
+    /// Holders of apt's and dpkg's locks.
+    pub apt_locks: Option<Vec<AptLock>>,
+    /// The repositories apt uses, channel-independent (`proxmox pve`, `URI SUITE ARCH`).
+    pub repositories: Option<Vec<String>>,
+    /// Proxmox channels in use (`enterprise`, `no-subscription`, `test`).
+    pub proxmox_channels: Option<Vec<String>>,
+    /// `/run/reboot-required` exists.
+    pub reboot_required: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AptLock {
+    pub command: Option<String>,
+    pub pid: Option<u64>,
+    pub path: Option<String>,
+}
+
 /// One guest of `/cluster/resources` (cluster-wide: locks, HA state, placement).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

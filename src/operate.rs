@@ -36,6 +36,7 @@ pub async fn run(
         parallel: global.parallel as usize,
         only: Vec::new(),
         upgrade_checklist: false,
+        package_state: false,
     };
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
     let (mut before, raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;

@@ -52,6 +52,13 @@ pub struct NodeSnapshot {
     pub boot_id: Option<String>,
     /// The upgrade checker's results (`--upgrade-checklist`); null when it was not run.
     pub upgrade_checklist: Option<Vec<health::ChecklistResult>>,
+    /// Pending package updates (`apt-get -s dist-upgrade`); null when not read.
+    pub updates: Option<health::Updates>,
+    /// Age of the package lists (seconds since the last `apt-get update`, by the node's clock).
+    pub apt_lists_age_seconds: Option<i64>,
+    /// What gates an upgrade (dpkg locks and audit, repositories); read by `pveops update`.
+    #[serde(default, skip_serializing_if = "health::PackageState::is_unread")]
+    pub packages: health::PackageState,
     /// Outputs of the command checks (`zpool status -x`, `ceph health`), by template name.
     pub probes: BTreeMap<String, Probe>,
     pub commands: Vec<CommandRecord>,

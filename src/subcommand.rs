@@ -352,6 +352,7 @@ async fn take_snapshot(
         parallel: global.parallel as usize,
         only,
         upgrade_checklist,
+        package_state: false,
     };
     let progress = Arc::new(crate::progress::Progress::new("snapshot", nodes.len()));
     let p = progress.clone();

@@ -20,6 +20,8 @@ const READ_ONLY: &[&str] = &[
     "hostname",
     "zpool status -x",
     "pvesh get /cluster/resources --output-format json",
+    "apt-get -s dist-upgrade",
+    "stat -c %Y %n /var/lib/apt/lists /var/cache/apt/pkgcache.bin",
 ];
 
 struct Run {

@@ -239,6 +239,7 @@ fn ten_snapshot_rounds_in_one_process_do_not_grow() {
             parallel: 32,
             only: Vec::new(),
             upgrade_checklist: false,
+            package_state: false,
         };
         let (snap, _) = rt
             .block_on(collector.collect(nodes.clone(), &checks, |_| {}))
