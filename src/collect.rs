@@ -310,14 +310,18 @@ fn exit_word(code: Option<u32>) -> String {
         .unwrap_or_else(|| "ended without an exit status".into())
 }
 
-/// apt's own error: its first `E:` line (apt-pkg/contrib/error.cc prints `E: ` before each).
+/// apt's own error: its first `E:` line, else its first line.
 fn apt_failure(code: Option<u32>, stderr: &str) -> String {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("E: "))
-        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()))
-        .unwrap_or("no message");
-    format!("apt {}: {}", exit_word(code), line.trim())
+    let line = facts::apt_log::first_error(stderr)
+        .map(|e| format!("E: {e}"))
+        .or_else(|| {
+            stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "no message".into());
+    format!("apt {}: {line}", exit_word(code))
 }
 
 /// Parses one output into the node's health; the error is the parser's one sentence.

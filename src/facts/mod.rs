@@ -22,6 +22,7 @@ pub mod stderr;
 
 pub mod apt_get;
 pub mod apt_lists;
+pub mod apt_log;
 pub mod apt_policy;
 pub mod backup_list;
 pub mod corosync_cfgtool;
@@ -190,6 +191,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "date +%s; stat -c '%Y %n' of apt's lists and cache: when the lists were refreshed",
     ),
     (
+        apt_log::KIND,
+        "apt-get -y dist-upgrade's log: packages unpacked and set up, dpkg's and apt's errors",
+    ),
+    (
         apt_policy::KIND,
         "apt-cache policy: the package indexes in use, Proxmox channels named",
     ),
@@ -258,6 +263,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "apt-simulate" => to_json(apt_get::KIND, apt_get::parse(text)),
         "apt-lists-stamp" => to_json(apt_lists::KIND, apt_lists::parse(text)),
         "apt-policy" => to_json(apt_policy::KIND, apt_policy::parse(text)),
+        "apt-upgrade-log" => to_json(apt_log::KIND, apt_log::parse(text)),
         "dpkg-audit" => to_json(dpkg_audit::KIND, dpkg_audit::parse(text)),
         "lslocks" => to_json(lslocks::KIND, lslocks::parse(text)),
         other => Err(ParseError::new(
@@ -320,6 +326,7 @@ mod tests {
         ("apt-get-s-dist-upgrade.", "apt-simulate"),
         ("apt-lists-stamp.", "apt-lists-stamp"),
         ("apt-cache-policy.", "apt-policy"),
+        ("apt-get-y-dist-upgrade.", "apt-upgrade-log"),
         ("dpkg-audit.", "dpkg-audit"),
         ("lslocks.", "lslocks"),
     ];

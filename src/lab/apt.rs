@@ -354,7 +354,8 @@ pub fn upgrade_output(n: &Node, ups: &[Upgrade], fail: Option<&str>) -> Reply {
     let failed = fail.is_some_and(|f| ups.iter().any(|u| u.package == f));
     if failed {
         let f = fail.unwrap_or_default();
-        let _ = writeln!(o, "Errors were encountered while processing:\n {f}");
+        // dpkg src/main/errors.c reportbroken_retexitstatus writes this to stderr.
+        let _ = writeln!(stderr, "Errors were encountered while processing:\n {f}");
         stderr.push_str("E: Sub-process /usr/bin/dpkg returned an error code (1)\n");
     }
     Reply {
