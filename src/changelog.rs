@@ -19,6 +19,10 @@ pub struct Entry {
     /// The evidence bundle's directory.
     pub evidence: String,
     pub followups: Vec<String>,
+    /// Per node what the operation did there (`update`: `pve1: updated …; reboot: …`);
+    /// an extra field, absent for the other operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// Appends `e` to `path` (markdown) and `path.jsonl`, each with one write and an fsync.
@@ -34,6 +38,12 @@ pub fn append(path: &Path, e: &Entry) -> Result<(), crate::Error> {
         esc(&e.outcome),
         esc(&e.evidence)
     );
+    if !e.nodes.is_empty() {
+        md.push_str("- per node:\n");
+        for n in &e.nodes {
+            md.push_str(&format!("  - {}\n", esc(n)));
+        }
+    }
     if e.followups.is_empty() {
         md.push_str("- follow-ups: none\n");
     } else {

@@ -95,6 +95,30 @@ stops after the plan. Exit status: 0 every step verified, 1 a new warning appear
 refused or a step failed or something regressed, 64 usage, 130 interrupted (the journal says
 what was done; a migration already started goes on on the node).";
 
+const UPDATE_HELP: &str = "\
+First `apt-get update` runs on every node (a change to the package lists only, journaled; skip
+it with --no-refresh), then the cluster is assessed and the plan shows, per node, every package
+and version apt will change and whether a reboot follows (yes: a new kernel, or one already due;
+if-needed: decided after the upgrade by /run/reboot-required or a kernel newer than the running
+one). A node with nothing to install is skipped. Besides the gates of `reboot`: no process holds
+dpkg's lock, `dpkg --audit` is clean, every node uses the same repositories (a mix of Proxmox
+channels is a warning).
+
+Per node: drain, `apt-get -y dist-upgrade` run detached (a dropped SSH session does not kill
+dpkg; its exit status and log are kept on the node and copied to raw/), the reboot when needed
+(verified by boot id), then pveversion -v must show the new versions, nothing may be left to
+install, the node quorate with its services active; then its guests come back. A failed upgrade
+stops the rollout there: that node stays drained, the nodes after it are untouched. There is no
+automatic downgrade; the runbook lists the previous versions.
+
+Exit status as for every operation: 0 every step verified, 1 a new warning, 2 refused or failed,
+64 usage, 130 interrupted.
+
+Examples:
+  pveops update -I cluster.toml pve1 pve2 pve3 --dry-run
+  pveops update -I cluster.toml pve1 pve2 pve3 --yes --window \"2026-12-06 22:00/3h\"
+  pveops plan update -I cluster.toml pve2";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshot every target (read-only), run the health checks, write the evidence bundle
@@ -192,6 +216,9 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// Rolling reboot: per node drain, reboot, wait until really back, bring its guests back
     #[command(after_help = OPS_HELP)]
     Reboot(RebootArgs),
+    /// Rolling package update: per node apt-get update, drain, dist-upgrade, reboot when needed, verify, guests back
+    #[command(after_help = UPDATE_HELP)]
+    Update(UpdateArgs),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
     #[command(after_help = OPS_HELP)]
     Restore(RestoreArgs),
@@ -459,6 +486,21 @@ pub struct RebootArgs {
     pub op: OpArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The nodes to update, one after the other (target names or PVE node names)
+    #[arg(required = true, value_name = "NODES")]
+    pub nodes: Vec<String>,
+    /// Do not run `apt-get update` first: plan on the package lists as they are
+    #[arg(long)]
+    pub no_refresh: bool,
+    /// Seconds `apt-get -y dist-upgrade` may take on one node until it is verified
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub upgrade_timeout: u64,
+    #[command(flatten)]
+    pub op: OpArgs,
+}
+
 /// `pveops plan OPERATION …`: the same arguments as the operation itself.
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
@@ -470,4 +512,6 @@ pub enum PlanCommand {
     Maintenance(MaintenanceArgs),
     /// Plan a rolling reboot
     Reboot(RebootArgs),
+    /// Plan a rolling package update (runs `apt-get update` first, a change to the lists only)
+    Update(UpdateArgs),
 }

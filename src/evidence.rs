@@ -74,6 +74,26 @@ impl Bundle {
         crate::atomic::write_batched(&self.dir.join(name), bytes, Some(0o644))
     }
 
+    /// Writes one text an operation kept from a node (the log of a detached `apt-get -y
+    /// dist-upgrade`, the output of `apt-get update`) as `raw/<node>/<name>`, listed with the
+    /// raw outputs in the report.
+    pub fn write_node_text(
+        &mut self,
+        node: &str,
+        name: &str,
+        command: &str,
+        exit_code: Option<u32>,
+        text: &str,
+    ) -> Result<(), crate::Error> {
+        let dir = self.dir.join("raw").join(safe(node));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::Error::io(&dir, "create the evidence directory", e))?;
+        let rel = format!("raw/{}/{}", safe(node), safe(name));
+        self.write(&rel, text.as_bytes())?;
+        self.raw_files.push((rel, command.to_string(), exit_code));
+        Ok(())
+    }
+
     /// Writes every raw output; a name used twice on a node gets `-2`, `-3`. The files are
     /// written by a few threads at once: creating a file is the costly part on some
     /// filesystems (0.7 ms each on the ext4 this was measured on), and a 50-node assess

@@ -3,6 +3,7 @@
 //! wait). Migrations run detached on the node, so a dropped connection or Ctrl-C never kills
 //! them; Ctrl-C journals the step in flight as aborted and stops.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::facts;
 use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
 use crate::journal::{Entry, Journal, now};
-use crate::operation::{Plan, Step, Verify};
+use crate::operation::{Condition, Plan, Step, Verify};
 use crate::session::Connector;
 
 /// How a plan's execution ended.
@@ -39,6 +40,18 @@ pub struct Done {
     pub outcome: String,
     pub verified: bool,
     pub message: String,
+    /// What a detached command left on the node (exit status and log), for the evidence.
+    #[serde(skip)]
+    pub log: Option<DetachedLog>,
+}
+
+/// The state of a detached command on its node.
+#[derive(Clone, Debug)]
+pub struct DetachedLog {
+    /// Its exit status once it has ended (`None`: still running, or ended with the node).
+    pub rc: Option<i32>,
+    /// Its output so far.
+    pub log: String,
 }
 
 /// A look at the cluster that failed. `permanent` ones (see `Cause::is_permanent`) end the
@@ -243,39 +256,17 @@ impl Runner {
                         format!("{node} has not rebooted yet (boot id {now})"),
                     ));
                 }
-                let status = self
-                    .templates
-                    .render("pvecm-status", &json!({}))
-                    .map_err(|e| LookFailed::retry(e.to_string()))?;
-                let quorate = match self.run_on(node, &status).await {
-                    Ok((_, out, err)) => facts::pvecm_status::parse_output(&out, &err)
-                        .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
-                        .unwrap_or(false),
-                    Err(_) => false,
-                };
-                if !quorate {
-                    return Ok((false, format!("{node} rebooted but is not quorate yet")));
-                }
-                let units = ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd"];
-                let sys = self
-                    .templates
-                    .render("systemctl-is-active", &json!({ "units": units }))
-                    .map_err(|e| LookFailed::retry(e.to_string()))?;
-                let active = match self.run_on(node, &sys).await {
-                    Ok((_, out, _)) => facts::systemctl_is_active::parse_with_units(&units, &out)
-                        .map(|s| s.all_active)
-                        .unwrap_or(false),
-                    Err(_) => false,
-                };
+                let (ok, seen) = self.node_healthy(node).await?;
                 Ok((
-                    active,
-                    if active {
-                        format!("{node} is back: boot id {now}, quorate, services active")
+                    ok,
+                    if ok {
+                        format!("{node} is back: boot id {now}, {seen}")
                     } else {
-                        format!("{node} rebooted, services not all active yet")
+                        format!("{node} rebooted, {seen}")
                     },
                 ))
             }
+            Verify::Upgraded { node, packages } => self.upgraded(node, packages).await,
             Verify::GuestUnlocked { vmid } => {
                 let res = self.resources().await?;
                 let g = res
@@ -315,18 +306,232 @@ impl Runner {
         }
     }
 
-    /// Runs the plan's steps in order, writing the journal; stops at the first failure.
+    /// Renders a template that takes no values.
+    fn plain(&self, name: &str) -> Result<Command, LookFailed> {
+        self.templates
+            .render(name, &json!({}))
+            .map_err(|e| LookFailed::retry(e.to_string()))
+    }
+
+    /// Whether `node` is quorate (or a single node without a cluster) and its PVE services
+    /// are active, with what was seen.
+    async fn node_healthy(&self, node: &str) -> Result<(bool, String), LookFailed> {
+        let status = self.plain("pvecm-status")?;
+        let quorate = match self.run_on(node, &status).await {
+            Ok((_, out, err)) => facts::pvecm_status::parse_output(&out, &err)
+                .map(|s| s.quorate == Some(true) || s.state == "no-cluster")
+                .unwrap_or(false),
+            Err(e) if e.permanent => return Err(e),
+            Err(_) => false,
+        };
+        if !quorate {
+            return Ok((false, "not quorate yet".into()));
+        }
+        let units = ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd"];
+        let sys = self
+            .templates
+            .render("systemctl-is-active", &json!({ "units": units }))
+            .map_err(|e| LookFailed::retry(e.to_string()))?;
+        let active = match self.run_on(node, &sys).await {
+            Ok((_, out, _)) => facts::systemctl_is_active::parse_with_units(&units, &out)
+                .map(|s| s.all_active)
+                .unwrap_or(false),
+            Err(e) if e.permanent => return Err(e),
+            Err(_) => false,
+        };
+        Ok(if active {
+            (true, "quorate, services active".into())
+        } else {
+            (false, "quorate, services not all active yet".into())
+        })
+    }
+
+    /// After `apt-get -y dist-upgrade`: `pveversion -v` lists every package it knows at its new
+    /// version, `apt-get -s dist-upgrade` has nothing left to install (this covers the
+    /// packages `pveversion -v` does not list), and the node is healthy.
+    async fn upgraded(
+        &self,
+        node: &str,
+        packages: &BTreeMap<String, String>,
+    ) -> Result<(bool, String), LookFailed> {
+        let v = match self.run_on(node, &self.plain("pveversion-v")?).await {
+            Ok((Some(0), out, _)) => match facts::pveversion::parse_v(&out) {
+                Ok(v) => v,
+                Err(e) => return Ok((false, format!("pveversion -v on {node} unreadable: {e}"))),
+            },
+            Ok((code, _, err)) => {
+                return Ok((
+                    false,
+                    format!("pveversion -v on {node}: {}: {}", exited(code), err.trim()),
+                ));
+            }
+            Err(e) if e.permanent => return Err(e),
+            Err(e) => return Ok((false, format!("{node} does not answer: {e}"))),
+        };
+        let listed = |pkg: &str| -> Option<Option<String>> {
+            if pkg == "pve-manager" && v.manager_version.is_some() {
+                return Some(v.manager_version.clone());
+            }
+            v.packages.get(pkg).cloned()
+        };
+        let behind: Vec<String> = packages
+            .iter()
+            .filter_map(|(pkg, new)| match listed(pkg) {
+                Some(now) if now.as_deref() != Some(new.as_str()) => Some(format!(
+                    "{pkg} is {} (not {new})",
+                    now.as_deref().unwrap_or("not installed")
+                )),
+                _ => None,
+            })
+            .collect();
+        if !behind.is_empty() {
+            return Ok((
+                false,
+                format!("pveversion -v on {node}: {}", behind.join(", ")),
+            ));
+        }
+        let left = match self.run_on(node, &self.plain("apt-simulate")?).await {
+            Ok((Some(0), out, _)) => match facts::apt_get::parse(&out) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Ok((
+                        false,
+                        format!("apt-get -s dist-upgrade on {node} unreadable: {e}"),
+                    ));
+                }
+            },
+            Ok((code, _, err)) => {
+                return Ok((
+                    false,
+                    format!(
+                        "apt-get -s dist-upgrade on {node}: {}: {}",
+                        exited(code),
+                        err.trim()
+                    ),
+                ));
+            }
+            Err(e) if e.permanent => return Err(e),
+            Err(e) => return Ok((false, format!("{node} does not answer: {e}"))),
+        };
+        if !left.nothing_to_do() {
+            let names: Vec<&str> = left.installs.iter().map(|i| i.package.as_str()).collect();
+            return Ok((
+                false,
+                format!(
+                    "{node} still has {} package(s) to install: {}",
+                    left.installs.len() + left.removals.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        let (ok, seen) = self.node_healthy(node).await?;
+        let listed_count = packages.keys().filter(|p| listed(p).is_some()).count();
+        Ok((
+            ok,
+            format!(
+                "{node}: {listed_count} package(s) at their new version in pveversion -v, nothing left to install, {seen}"
+            ),
+        ))
+    }
+
+    /// Whether `node` asks for a reboot now: `/run/reboot-required` exists, or `pveversion -v`
+    /// says the running kernel is not the newest installed. When neither can be read the
+    /// answer is yes: a needless reboot of a drained node costs minutes, a missed one leaves
+    /// it on the old kernel.
+    async fn reboot_needed(&self, node: &str) -> (bool, String) {
+        if let Ok(cmd) = self.plain("reboot-required")
+            && let Ok((code, _, _)) = self.run_on(node, &cmd).await
+            && code == Some(0)
+        {
+            return (true, "/run/reboot-required exists".into());
+        }
+        let v = match self.plain("pveversion-v") {
+            Ok(cmd) => self.run_on(node, &cmd).await,
+            Err(e) => Err(e),
+        };
+        match v.map(|(code, out, _)| (code, facts::pveversion::parse_v(&out))) {
+            Ok((Some(0), Ok(v))) => match v.reboot_required {
+                Some(true) => (
+                    true,
+                    format!(
+                        "the running kernel {} is not the newest installed ({})",
+                        v.running_kernel.as_deref().unwrap_or("?"),
+                        v.newest_kernel.as_deref().unwrap_or("?")
+                    ),
+                ),
+                Some(false) => (
+                    false,
+                    format!(
+                        "{node} needs no reboot: no /run/reboot-required, and it runs the newest installed kernel ({})",
+                        v.running_kernel.as_deref().unwrap_or("?")
+                    ),
+                ),
+                None => (
+                    true,
+                    format!(
+                        "could not tell whether {node} runs its newest kernel; rebooting to be safe"
+                    ),
+                ),
+            },
+            _ => (
+                true,
+                format!("could not read whether {node} needs a reboot; rebooting to be safe"),
+            ),
+        }
+    }
+
+    /// The exit status and log of a detached command, as `detached-status` prints them
+    /// (first line the status or `running`). `None` when the node cannot be asked (it may be
+    /// rebooting).
+    async fn detached_state(&self, node: &str, log: &str) -> Option<DetachedLog> {
+        let cmd = self
+            .templates
+            .render(
+                "detached-status",
+                &json!({ "rcfile": format!("{log}.rc"), "logfile": log }),
+            )
+            .ok()?;
+        let (code, text, _) = self.run_on(node, &cmd).await.ok()?;
+        if code != Some(0) {
+            return None;
+        }
+        let (first, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+        let rc = match first.trim() {
+            "running" => None,
+            n => Some(n.parse::<i32>().ok()?),
+        };
+        Some(DetachedLog {
+            rc,
+            log: rest.to_string(),
+        })
+    }
+
+    /// Runs the plan's steps in order, writing the journal; stops at the first failure. A step
+    /// with a condition (`only_if`) runs only when it holds at that moment; the condition is
+    /// decided once per node and the skipped steps are journaled with why.
     pub async fn execute(
         &self,
         plan: &Plan,
         journal: &mut Journal,
     ) -> Result<(Outcome, Vec<Done>), crate::Error> {
         let mut done = Vec::new();
+        let mut decided: BTreeMap<String, (bool, String)> = BTreeMap::new();
         for step in &plan.steps {
+            if let Some(Condition::RebootNeeded { node }) = &step.only_if {
+                if !decided.contains_key(node) {
+                    let d = self.reboot_needed(node).await;
+                    eprintln!("  {node}: {}", d.1);
+                    decided.insert(node.clone(), d);
+                }
+                if let Some((false, why)) = decided.get(node) {
+                    done.push(self.skip(step, journal, why.clone())?);
+                    continue;
+                }
+            }
             let result = tokio::select! {
                 r = self.step(step, journal) => r?,
                 _ = tokio::signal::ctrl_c() => {
-                    journal.write(&end(step, "aborted", None, false, "interrupted (Ctrl-C); a migration already started goes on running on the node".into()))?;
+                    journal.write(&end(step, "aborted", None, false, "interrupted (Ctrl-C); a migration or upgrade already started goes on running on the node".into()))?;
                     return Ok((Outcome::Aborted { seq: step.seq }, done));
                 }
             };
@@ -344,6 +549,42 @@ impl Runner {
             }
         }
         Ok((Outcome::Success, done))
+    }
+
+    /// Journals a step that does not run, with why.
+    fn skip(&self, step: &Step, journal: &mut Journal, why: String) -> Result<Done, crate::Error> {
+        eprintln!("  step {}: {} (skipped: {why})", step.seq, step.title);
+        let started = now();
+        journal.write(&Entry {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: step.command.as_ref().map(|c| c.script.clone()),
+            phase: "start".into(),
+            time: started.clone(),
+            outcome: None,
+            exit_code: None,
+            verified: None,
+            message: None,
+            undo: None,
+            detail: Some(step.detail.clone()),
+        })?;
+        journal.write(&end(step, "skipped", None, true, why.clone()))?;
+        Ok(Done {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: step
+                .command
+                .as_ref()
+                .map(|c| c.script.clone())
+                .unwrap_or_default(),
+            started,
+            duration_ms: 0,
+            exit_code: None,
+            outcome: "skipped".into(),
+            verified: true,
+            message: why,
+            log: None,
+        })
     }
 
     async fn step(&self, step: &Step, journal: &mut Journal) -> Result<Done, crate::Error> {
@@ -370,30 +611,32 @@ impl Runner {
             undo: None,
             detail: Some(step.detail.clone()),
         })?;
-        let mk = |outcome: &str, exit_code, verified, message: String| Done {
-            seq: step.seq,
-            step: step.title.clone(),
-            command: line.clone().unwrap_or_default(),
-            started: started.clone(),
-            duration_ms: start.elapsed().as_millis() as u64,
-            exit_code,
-            outcome: outcome.into(),
-            verified,
-            message,
-        };
+        let mk =
+            |outcome: &str, exit_code, verified, message: String, log: Option<DetachedLog>| Done {
+                seq: step.seq,
+                step: step.title.clone(),
+                command: line.clone().unwrap_or_default(),
+                started: started.clone(),
+                duration_ms: start.elapsed().as_millis() as u64,
+                exit_code,
+                outcome: outcome.into(),
+                verified,
+                message,
+                log,
+            };
         let Some(cmd) = &step.command else {
             if let Some(v) = &step.verify {
-                let (verified, seen) = match self.poll(v, step.timeout, None).await {
-                    Ok(r) => r,
+                let (verified, seen) = match self.poll(step, v, None).await {
+                    Ok(r) => (r.0, r.1),
                     Err(e) => (false, format!("cannot verify: {e}")),
                 };
                 let outcome = if verified { "ok" } else { "failed" };
                 journal.write(&end(step, outcome, None, verified, seen.clone()))?;
-                return Ok(mk(outcome, None, verified, seen));
+                return Ok(mk(outcome, None, verified, seen, None));
             }
             let why = step.noop.clone().unwrap_or_else(|| "nothing to do".into());
             journal.write(&end(step, "skipped", None, true, why.clone()))?;
-            return Ok(mk("skipped", None, true, why));
+            return Ok(mk("skipped", None, true, why, None));
         };
         let log = step
             .detached
@@ -406,7 +649,7 @@ impl Runner {
             Ok(r) => r,
             Err(e) => {
                 journal.write(&end(step, "failed", None, false, e.message.clone()))?;
-                return Ok(mk("failed", None, false, e.message));
+                return Ok(mk("failed", None, false, e.message, None));
             }
         };
         if exit != Some(0) {
@@ -424,21 +667,20 @@ impl Runner {
                 text.lines().last().unwrap_or("")
             );
             journal.write(&end(step, "failed", exit, false, msg.clone()))?;
-            return Ok(mk("failed", exit, false, msg));
+            return Ok(mk("failed", exit, false, msg, None));
         }
-        let polled = match &step.verify {
-            None => Ok((true, "no verification needed".to_string())),
-            Some(v) => {
-                self.poll(
-                    v,
-                    step.timeout,
-                    log.as_deref().map(|l| (step.on.as_str(), l)),
-                )
-                .await
-            }
+        let (polled, kept) = match &step.verify {
+            None => (Ok((true, "no verification needed".to_string())), None),
+            Some(v) => match self.poll(step, v, log.as_deref()).await {
+                Ok((ok, seen, kept)) => (Ok((ok, seen)), kept),
+                Err(e) => (Err(e), None),
+            },
         };
         let (verified, outcome, msg) = match polled {
             Ok((true, seen)) => (true, "ok", format!("verified: {seen}")),
+            Ok((false, seen)) if seen.starts_with("failed on the node: ") => {
+                (false, "failed", seen)
+            }
             Ok((false, seen)) => (
                 false,
                 "failed",
@@ -448,61 +690,68 @@ impl Runner {
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
         eprintln!("    {outcome}: {msg}");
-        Ok(mk(outcome, exit, verified, msg))
+        Ok(mk(outcome, exit, verified, msg, kept))
     }
 
-    /// Polls until the state holds or `timeout` passes; returns the last thing seen. A detached
-    /// command's log on the node (`log`) is read too, so a migration that failed is reported at
-    /// once instead of after the whole timeout; a permanent failure to look ends it at once.
+    /// Polls until the state holds or the step's timeout passes; returns the last thing seen
+    /// and the detached command's log. A detached command's exit status on the node is read
+    /// each round: a non-zero one ends the step at once (the message starts with `failed on
+    /// the node: `), and an upgrade is not looked at while apt still runs. A permanent failure
+    /// to look ends it at once.
     async fn poll(
         &self,
+        step: &Step,
         v: &Verify,
-        timeout: Duration,
-        log: Option<(&str, &str)>,
-    ) -> Result<(bool, String), LookFailed> {
-        let deadline = Instant::now() + timeout;
+        log: Option<&str>,
+    ) -> Result<(bool, String, Option<DetachedLog>), LookFailed> {
+        let deadline = Instant::now() + step.timeout;
+        let mut kept = None;
         loop {
-            let seen = match self.holds(v).await {
-                Ok((true, s)) => return Ok((true, s)),
-                Ok((false, s)) => s,
-                Err(e) if e.permanent => return Err(e),
-                Err(e) => format!("could not read the state: {e}"),
+            let state = match log {
+                Some(path) => self.detached_state(&step.on, path).await,
+                None => None,
             };
-            if let Some((node, path)) = log
-                && let Some(failure) = self.task_failure(node, path).await
-            {
-                return Ok((false, format!("the task failed: {failure}")));
+            if let Some(st) = &state {
+                kept = Some(st.clone());
+                if let Some(rc) = st.rc
+                    && let Some(why) = detached_failure(v, rc, &st.log)
+                {
+                    return Ok((
+                        false,
+                        format!(
+                            "failed on the node: {why} (exit {rc}; log {} on {})",
+                            log.unwrap_or(""),
+                            step.on
+                        ),
+                        kept,
+                    ));
+                }
             }
+            let running = matches!(v, Verify::Upgraded { .. })
+                && state.as_ref().is_none_or(|s| s.rc.is_none());
+            let seen = if running {
+                match &state {
+                    Some(st) => format!(
+                        "apt-get is still running on {} ({} lines of output so far; log {})",
+                        step.on,
+                        st.log.lines().count(),
+                        log.unwrap_or("")
+                    ),
+                    None => format!("the state of apt-get on {} could not be read", step.on),
+                }
+            } else {
+                match self.holds(v).await {
+                    Ok((true, s)) => return Ok((true, s, kept)),
+                    Ok((false, s)) => s,
+                    Err(e) if e.permanent => return Err(e),
+                    Err(e) => format!("could not read the state: {e}"),
+                }
+            };
             if Instant::now() + self.poll_every > deadline {
-                return Ok((false, seen));
+                return Ok((false, seen, kept));
             }
             tokio::time::sleep(self.poll_every).await;
         }
-    }
-
-    /// The error line of a detached task's log, when the task failed (PVE task logs mark errors
-    /// with `ERROR:` and end a failed migration with `migration aborted`, FORMATS.md §3.5).
-    async fn task_failure(&self, node: &str, path: &str) -> Option<String> {
-        let cmd = self
-            .templates
-            .render("read-file", &json!({ "path": path }))
-            .ok()?;
-        let (_, text, _) = self.run_on(node, &cmd).await.ok()?;
-        let failed = text
-            .lines()
-            .any(|l| l.contains("migration aborted") || l.contains("TASK ERROR"))
-            || (!text.contains("migration finished successfully")
-                && text.lines().any(|l| l.contains("ERROR:"))
-                && !text.trim().is_empty()
-                && text.lines().last().is_some_and(|l| l.contains("ERROR")));
-        failed.then(|| {
-            text.lines()
-                .rev()
-                .find(|l| l.contains("ERROR") || l.contains("aborted"))
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
     }
 
     /// The command wrapped to run detached on the node, its output kept in a log there.
@@ -544,5 +793,38 @@ fn end(
             None
         },
         detail: Some(step.detail.clone()),
+    }
+}
+
+/// Why a detached command that ended with `rc` failed, read from its log with the parser of
+/// what it ran; `None` when `rc` is no failure. A reboot killed by the shutdown it started
+/// (a signal, `rc` ≥ 128) is no failure: whether the node came back decides.
+fn detached_failure(v: &Verify, rc: i32, log: &str) -> Option<String> {
+    if rc == 0 {
+        return None;
+    }
+    let last = || {
+        log.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("it printed nothing")
+            .to_string()
+    };
+    match v {
+        Verify::NodeBack { .. } if rc >= 128 => None,
+        Verify::NodeBack { .. } => Some(format!("reboot failed: {}", last())),
+        Verify::Upgraded { .. } => Some(
+            facts::apt_log::parse(log)
+                .ok()
+                .and_then(|l| l.failure())
+                .unwrap_or_else(last),
+        ),
+        _ => Some(
+            facts::task_log::parse(log)
+                .ok()
+                .and_then(|t| t.error)
+                .unwrap_or_else(last),
+        ),
     }
 }

@@ -36,10 +36,27 @@ pub async fn run(
         parallel: global.parallel as usize,
         only: Vec::new(),
         upgrade_checklist: false,
-        package_state: false,
+        package_state: matches!(op, Operation::Update { .. }),
     };
+    let subject = match &op {
+        Operation::Migrate { vmid, .. } => vmid.to_string(),
+        Operation::Drain { node, .. } | Operation::Maintenance { node, .. } => node.clone(),
+        Operation::Restore { .. } => "journal".into(),
+        Operation::Reboot { nodes } | Operation::Update { nodes, .. } => nodes.join("-"),
+    };
+    let name = match &op {
+        Operation::Migrate { .. } => "migrate",
+        Operation::Drain { .. } => "drain",
+        Operation::Maintenance { .. } => "maintenance",
+        Operation::Restore { .. } => "restore",
+        Operation::Reboot { .. } => "reboot",
+        Operation::Update { .. } => "update",
+    };
+    let restoring = matches!(op, Operation::Restore { .. });
+    let mut bundle =
+        crate::evidence::Bundle::create(args.out.as_deref(), name, Some(&subject), started)?;
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
-    let (mut before, raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
+    let (mut before, mut raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
     crate::subcommand::evaluate(&mut before, &checks);
     // A node that did not answer is said at once, with its cause: the gates may not need it
     // (a migration target is reached by PVE, not by pveops), but the operator must not learn
@@ -71,6 +88,25 @@ pub async fn run(
         command_timeout: Duration::from_secs(global.command_timeout),
         poll_every: Duration::from_millis(500),
     };
+    // `update`: fresh package lists first (a change to the lists only, journaled), then the
+    // assessment again, so the plan shows what apt will really install.
+    let mut journal: Option<crate::journal::Journal> = None;
+    let mut refresh_failures = BTreeMap::new();
+    if let Operation::Update {
+        nodes: wanted,
+        refresh: true,
+        ..
+    } = &op
+    {
+        let j = journal.insert(crate::journal::Journal::create(
+            &bundle.dir.join("journal.jsonl"),
+        )?);
+        refresh_failures = refresh(&runner, &before, wanted, &templates, j, &mut bundle).await?;
+        let (again, raws) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
+        before = again;
+        raws_before = raws;
+        crate::subcommand::evaluate(&mut before, &checks);
+    }
     let preflight = preflight(&runner, &op, &before, &templates).await;
     let opts = crate::operation::Options {
         backup_gate: !args.no_backup_gate,
@@ -87,31 +123,26 @@ pub async fn run(
             .transpose()
             .map_err(crate::Error::Usage)?,
         force_window: args.force_window,
+        upgrade_timeout: Duration::from_secs(match &op {
+            Operation::Update {
+                upgrade_timeout_secs,
+                ..
+            } => *upgrade_timeout_secs,
+            _ => 1800,
+        }),
+        refresh_failures,
     };
     let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
-    let subject = match &op {
-        Operation::Migrate { vmid, .. } => vmid.to_string(),
-        Operation::Drain { node, .. } | Operation::Maintenance { node, .. } => node.clone(),
-        Operation::Restore { .. } => "journal".into(),
-        Operation::Reboot { nodes } => nodes.join("-"),
-    };
-    let name = match &op {
-        Operation::Migrate { .. } => "migrate",
-        Operation::Drain { .. } => "drain",
-        Operation::Maintenance { .. } => "maintenance",
-        Operation::Restore { .. } => "restore",
-        Operation::Reboot { .. } => "reboot",
-    };
-    let restoring = matches!(op, Operation::Restore { .. });
-    let mut bundle =
-        crate::evidence::Bundle::create(args.out.as_deref(), name, Some(&subject), started)?;
     bundle.write_raw(&raws_before)?;
     bundle.write("before.json", before.to_json().as_bytes())?;
     let runbook = runbook(&plan, &before, started);
     bundle.write("runbook.md", runbook.as_bytes())?;
     eprint!("{}", plan_text(&plan));
     let evidence_dir = bundle.dir.display().to_string();
-    let record = |outcome: &str, followups: Vec<String>| -> Result<(), crate::Error> {
+    let record = |outcome: &str,
+                  followups: Vec<String>,
+                  per_node: Vec<String>|
+     -> Result<(), crate::Error> {
         crate::changelog::append(
             &args.changelog,
             &crate::changelog::Entry {
@@ -125,6 +156,7 @@ pub async fn run(
                 outcome: outcome.into(),
                 evidence: evidence_dir.clone(),
                 followups,
+                nodes: per_node,
             },
         )
     };
@@ -137,6 +169,7 @@ pub async fn run(
             record(
                 "failed",
                 vec![format!("gate {} refused: {}", g.name, g.message)],
+                Vec::new(),
             )?;
         }
         write_report(
@@ -145,6 +178,7 @@ pub async fn run(
             &plan,
             &before,
             None,
+            &[],
             &[],
             "refused by a gate (nothing changed)",
             2,
@@ -164,8 +198,30 @@ pub async fn run(
         eprintln!("{}: not confirmed, nothing changed", plan.operation);
         return Ok(64);
     }
-    let mut journal = crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?;
+    let mut journal = match journal {
+        Some(j) => j,
+        None => crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?,
+    };
     let (outcome, done) = runner.execute(&plan, &mut journal).await?;
+    for d in &done {
+        let Some(log) = &d.log else { continue };
+        let Some(step) = plan.steps.iter().find(|s| s.seq == d.seq) else {
+            continue;
+        };
+        let target = runner
+            .nodes
+            .iter()
+            .find(|(pve, _)| *pve == step.on)
+            .map(|(_, n)| n.name.clone())
+            .unwrap_or_else(|| step.on.clone());
+        let name = match step.detail["kind"].as_str() {
+            Some("upgrade") => "apt-dist-upgrade.log".to_string(),
+            Some(kind) => format!("step-{}-{kind}.log", d.seq),
+            None => format!("step-{}.log", d.seq),
+        };
+        let rc = log.rc.and_then(|c| u32::try_from(c).ok());
+        bundle.write_node_text(&target, &name, &d.command, rc, &log.log)?;
+    }
     for d in done.iter().filter(|d| d.outcome != "ok") {
         eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
     }
@@ -176,6 +232,7 @@ pub async fn run(
                 "interrupted at step {seq}; see {}",
                 journal.path().display()
             )],
+            Vec::new(),
         )?;
         eprintln!(
             "{}: interrupted at step {seq}; the journal is {}",
@@ -212,31 +269,43 @@ pub async fn run(
             )
         }
     };
-    let followups: Vec<String> = after
-        .findings
+    let rollout = crate::report::rollout_rows(&plan, &done, &diffs, &after);
+    let restore = format!("pveops restore --journal {}", journal.path().display());
+    let followups: Vec<String> = rollout
         .iter()
-        .filter(|f| {
-            matches!(
-                f.severity,
-                crate::finding::Severity::Warning | crate::finding::Severity::Critical
-            )
-        })
-        .map(|f| {
-            format!(
-                "{} {}: {}",
-                f.severity.word().to_uppercase(),
-                f.check,
-                f.message
-            )
-        })
+        .filter(|r| r.outcome.starts_with("FAILED") || r.reboot.starts_with("FAILED"))
+        .map(|r| r.line())
+        .chain(
+            after
+                .findings
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        f.severity,
+                        crate::finding::Severity::Warning | crate::finding::Severity::Critical
+                    )
+                })
+                .map(|f| {
+                    format!(
+                        "{} {}: {}",
+                        f.severity.word().to_uppercase(),
+                        f.check,
+                        f.message
+                    )
+                }),
+        )
         .chain(match &outcome {
-            Outcome::Failed { seq, message } => Some(format!(
-                "step {seq} failed: {message}; `pveops restore` undoes the steps that succeeded"
-            )),
+            Outcome::Failed { seq, message } => {
+                Some(failed_followup(&plan, *seq, message, &restore))
+            }
             _ => None,
         })
         .collect();
-    record(outcome_word, followups)?;
+    record(
+        outcome_word,
+        followups,
+        rollout.iter().map(|r| r.line()).collect(),
+    )?;
     write_report(
         global,
         &bundle,
@@ -244,6 +313,7 @@ pub async fn run(
         &after,
         Some(&done),
         &diffs,
+        &rollout,
         &summary,
         code,
         started,
@@ -254,6 +324,97 @@ pub async fn run(
         bundle.dir.join("report.md").display()
     );
     Ok(code)
+}
+
+/// What to do after a failed step, in one sentence.
+fn failed_followup(plan: &Plan, seq: u32, message: &str, restore: &str) -> String {
+    let step = plan.steps.iter().find(|s| s.seq == seq);
+    match step.map(|s| (s.detail["kind"].as_str(), s.on.as_str())) {
+        Some((Some("upgrade"), node)) => format!(
+            "step {seq} failed: {message}; {node} stays drained (its guests run elsewhere) and the nodes after it were not touched: repair the packages on {node} (`dpkg --configure -a`, then `apt-get -f install`, the log is in raw/), then `{restore}` brings its guests back"
+        ),
+        _ => format!("step {seq} failed: {message}; `{restore}` undoes the steps that succeeded"),
+    }
+}
+
+/// `apt-get update` on every node to update, each journaled (seq 0: before the plan's steps),
+/// its output kept in `raw/`; returns the nodes where it failed, with why.
+async fn refresh(
+    runner: &Runner,
+    before: &Snapshot,
+    wanted: &[String],
+    templates: &Templates,
+    journal: &mut crate::journal::Journal,
+    bundle: &mut crate::evidence::Bundle,
+) -> Result<BTreeMap<String, String>, crate::Error> {
+    let cmd = templates.render("apt-update", &json!({}))?;
+    let mut failures = BTreeMap::new();
+    for node in wanted {
+        let pve = crate::operation::pve_name(before, node);
+        // A node that does not answer is refused by the node-reachable gate.
+        let Some(target) = runner
+            .nodes
+            .iter()
+            .find(|(p, _)| *p == pve)
+            .map(|(_, n)| n.name.clone())
+        else {
+            continue;
+        };
+        eprintln!(
+            "  refresh the package lists of {pve}\n      $ {}",
+            cmd.script
+        );
+        let entry = |phase: &str| crate::journal::Entry {
+            seq: 0,
+            step: format!("refresh the package lists of {pve} (apt-get update)"),
+            command: Some(cmd.script.clone()),
+            phase: phase.into(),
+            time: crate::journal::now(),
+            outcome: None,
+            exit_code: None,
+            verified: None,
+            message: None,
+            undo: None,
+            detail: Some(json!({"kind": "apt-update", "node": pve})),
+        };
+        journal.write(&entry("start"))?;
+        let (outcome, code, message) = match runner.run_on(&pve, &cmd).await {
+            Ok((code, out, err)) => {
+                let text = format!("{out}{err}");
+                bundle.write_node_text(&target, "apt-get-update.txt", &cmd.script, code, &text)?;
+                // A repository that could not be fetched shows as apt's `E:` lines
+                // (apt-private/private-update.cc `DoUpdate`), their text the reason.
+                let log = crate::facts::apt_log::parse(&text).unwrap_or_default();
+                match (code, log.failure()) {
+                    (Some(0), None) => ("ok", code, "package lists refreshed".to_string()),
+                    (_, Some(why)) => ("failed", code, why),
+                    (c, None) => (
+                        "failed",
+                        c,
+                        format!(
+                            "exited {}: {}",
+                            c.map(|c| c.to_string())
+                                .unwrap_or_else(|| "without status".into()),
+                            text.lines().last().unwrap_or("").trim()
+                        ),
+                    ),
+                }
+            }
+            Err(e) => ("failed", None, e.message),
+        };
+        if outcome == "failed" {
+            eprintln!("    failed: {message}");
+            failures.insert(pve.clone(), message.clone());
+        }
+        journal.write(&crate::journal::Entry {
+            outcome: Some(outcome.into()),
+            exit_code: code,
+            verified: Some(outcome == "ok"),
+            message: Some(message),
+            ..entry("end")
+        })?;
+    }
+    Ok(failures)
 }
 
 /// The severities of findings in `after` that were not in `before`.
@@ -304,7 +465,7 @@ async fn preflight(
                 r.node.as_deref() == Some(crate::operation::pve_name(snap, node).as_str())
                     && r.status.as_deref() == Some("running")
             }
-            Operation::Reboot { nodes } => {
+            Operation::Reboot { nodes } | Operation::Update { nodes, .. } => {
                 nodes.iter().any(|n| {
                     r.node.as_deref() == Some(crate::operation::pve_name(snap, n).as_str())
                 }) && r.status.as_deref() == Some("running")
@@ -379,11 +540,28 @@ pub fn plan_text(plan: &Plan) -> String {
             g.message
         ));
     }
+    for u in &plan.updates {
+        s.push_str(&format!(
+            "  update {}: {} to install, {} to remove; reboot: {} ({})\n",
+            u.node,
+            u.installs.len(),
+            u.removals.len(),
+            u.reboot,
+            u.reboot_reason
+        ));
+        for line in package_lines(u) {
+            s.push_str(&format!("      {line}\n"));
+        }
+    }
     for st in &plan.steps {
         match &st.command {
             Some(c) => s.push_str(&format!(
-                "  step {} on {}: {}\n      $ {}\n",
-                st.seq, st.on, st.title, c.script
+                "  step {} on {}: {}{}\n      $ {}\n",
+                st.seq,
+                st.on,
+                st.title,
+                condition(st),
+                c.script
             )),
             None => s.push_str(&format!(
                 "  step {} (no-op): {}\n",
@@ -413,6 +591,45 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
             esc(&g.message)
         ));
     }
+    if !plan.updates.is_empty() {
+        s.push_str("\n## Updates\n");
+        for u in &plan.updates {
+            s.push_str(&format!(
+                "\n### {}: {} to install, {} to remove; reboot: {}\n\n{}\n\n",
+                esc(&u.node),
+                u.installs.len(),
+                u.removals.len(),
+                esc(&u.reboot),
+                esc(&u.reboot_reason)
+            ));
+            if u.installs.is_empty() && u.removals.is_empty() {
+                s.push_str("Nothing to install: the node is skipped.\n");
+            } else {
+                s.push_str("| Package | Installed | New |\n| --- | --- | --- |\n");
+            }
+            for i in &u.installs {
+                s.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    esc(&i.package),
+                    esc(i.old_version.as_deref().unwrap_or("(new)")),
+                    esc(&i.new_version)
+                ));
+            }
+            for r in &u.removals {
+                s.push_str(&format!(
+                    "| {} | {} | (removed) |\n",
+                    esc(&r.package),
+                    esc(r.version.as_deref().unwrap_or(""))
+                ));
+            }
+            if !u.kept_back.is_empty() {
+                s.push_str(&format!(
+                    "\nKept back by apt (not installed): {}\n",
+                    esc(&u.kept_back.join(", "))
+                ));
+            }
+        }
+    }
     s.push_str("\n## Affected guests\n\n| VMID | Kind | Name | Node | Status | HA | Target | Newest backup |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for a in &plan.affected {
         s.push_str(&format!(
@@ -433,9 +650,10 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
     for st in &plan.steps {
         match &st.command {
             Some(c) => s.push_str(&format!(
-                "{}. {} (on {}, timeout {} s)\n\n   ```sh\n   {}\n   ```\n\n   Undo: `{}`\n\n",
+                "{}. {}{} (on {}, timeout {} s)\n\n   ```sh\n   {}\n   ```\n\n   Undo: `{}`\n\n",
                 st.seq,
                 esc(&st.title),
+                esc(&condition(st)),
                 esc(&st.on),
                 st.timeout_secs,
                 c.script,
@@ -465,6 +683,42 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
     s
 }
 
+/// ` (only if …)` for a step that runs only when its condition holds at the time.
+fn condition(st: &crate::operation::Step) -> String {
+    match &st.only_if {
+        Some(crate::operation::Condition::RebootNeeded { node }) => format!(
+            " (only if {node} then asks for a reboot: /run/reboot-required, or a kernel newer than the running one)"
+        ),
+        None => String::new(),
+    }
+}
+
+/// `pve-manager 9.1.1 → 9.1.2` per package of one node's update, removals and kept-back ones.
+fn package_lines(u: &crate::operation::NodeUpdate) -> Vec<String> {
+    u.installs
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {} → {}",
+                i.package,
+                i.old_version.as_deref().unwrap_or("(new)"),
+                i.new_version
+            )
+        })
+        .chain(u.removals.iter().map(|r| {
+            format!(
+                "{} {} → (removed)",
+                r.package,
+                r.version.as_deref().unwrap_or("")
+            )
+        }))
+        .chain(
+            (!u.kept_back.is_empty())
+                .then(|| format!("kept back by apt: {}", u.kept_back.join(", "))),
+        )
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_report(
     global: &Global,
@@ -473,6 +727,7 @@ fn write_report(
     snap: &Snapshot,
     done: Option<&[crate::execute::Done]>,
     diffs: &[crate::diff::Difference],
+    rollout: &[crate::report::RolloutRow],
     outcome: &str,
     code: i32,
     started: jiff::Timestamp,
@@ -516,6 +771,7 @@ fn write_report(
         snap,
         diffs,
         &changes,
+        rollout,
         &bundle.raw_files,
     )?;
     bundle.write("report.md", report.as_bytes())?;

@@ -25,6 +25,17 @@ pub enum Operation {
     /// Rolling reboot: per node, drain, reboot, wait until it is really back, bring its guests
     /// back, then the next node.
     Reboot { nodes: Vec<String> },
+    /// Rolling package update: per node with something to install, drain, `apt-get -y
+    /// dist-upgrade` (detached), reboot when a new kernel or the node asks for it, verify the new
+    /// versions, bring its guests back, then the next node.
+    Update {
+        nodes: Vec<String>,
+        /// Run `apt-get update` on every node before the plan (else the plan stands on the
+        /// lists as they are).
+        refresh: bool,
+        /// Seconds `apt-get -y dist-upgrade` may take on one node.
+        upgrade_timeout_secs: u64,
+    },
     /// Undo what a journal recorded (waiting for steps still in flight).
     Restore {
         journal: Vec<crate::journal::Entry>,
@@ -41,6 +52,7 @@ impl Operation {
             Operation::Maintenance { node, enter: false } => format!("maintenance exit {node}"),
             Operation::Restore { source, .. } => format!("restore {source}"),
             Operation::Reboot { nodes } => format!("reboot {}", nodes.join(" ")),
+            Operation::Update { nodes, .. } => format!("update {}", nodes.join(" ")),
         }
     }
 }
@@ -59,6 +71,11 @@ pub struct Options {
     /// The maintenance window (start, end) in Unix seconds; none means any time.
     pub window: Option<(i64, i64)>,
     pub force_window: bool,
+    /// Seconds `apt-get -y dist-upgrade` may take on one node until it is verified.
+    pub upgrade_timeout: Duration,
+    /// Nodes whose `apt-get update` failed before the plan (node → why): the plan would stand
+    /// on old lists, so the `lists-refreshed` gate refuses.
+    pub refresh_failures: BTreeMap<String, String>,
 }
 
 /// A gate: a named condition checked before any change.
@@ -86,6 +103,22 @@ pub enum Verify {
     /// The node booted again (its boot id changed), answers SSH, is quorate and its PVE
     /// services are active.
     NodeBack { node: String, boot_id: String },
+    /// The detached `apt-get -y dist-upgrade` exited 0, `pveversion -v` shows every listed
+    /// package at its new version, `apt-get -s dist-upgrade` has nothing left to install, the
+    /// node is quorate and its PVE services are active.
+    Upgraded {
+        node: String,
+        packages: BTreeMap<String, String>,
+    },
+}
+
+/// A condition decided on the node when its step is reached, not when the plan is made.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Condition {
+    /// The node asks for a reboot: `/run/reboot-required` exists (Debian's marker, written by
+    /// a package's postinst), or the running kernel is not the newest installed one.
+    RebootNeeded { node: String },
 }
 
 /// One step of a plan.
@@ -106,6 +139,9 @@ pub struct Step {
     pub undo: Option<Command>,
     /// Why the step has nothing to do.
     pub noop: Option<String>,
+    /// Run only when this holds at the time (else journaled as skipped, with why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<Condition>,
     /// Facts for `restore`: guest, from, to, node.
     pub detail: serde_json::Value,
 }
@@ -133,6 +169,22 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub success_criteria: Vec<String>,
     pub rollback: Vec<String>,
+    /// `update`: per node, what apt will change and whether a reboot follows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<NodeUpdate>,
+}
+
+/// What `update` will do on one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeUpdate {
+    pub node: String,
+    pub installs: Vec<crate::health::PackageChange>,
+    pub removals: Vec<crate::health::PackageRemoval>,
+    pub kept_back: Vec<String>,
+    /// `yes`, `if-needed` (decided after the upgrade) or `no` (nothing to install).
+    pub reboot: String,
+    /// Why (the new kernel, the marker, the running kernel).
+    pub reboot_reason: String,
 }
 
 impl Plan {
@@ -487,7 +539,9 @@ pub fn plan(
         steps: Vec::new(),
         success_criteria: Vec::new(),
         rollback: Vec::new(),
+        updates: Vec::new(),
     };
+    let mut keep_rollback = Vec::new();
     match op {
         Operation::Migrate { vmid, to } => {
             let to = pve_name(snap, to);
@@ -515,6 +569,14 @@ pub fn plan(
             for node in nodes {
                 add_reboot(&mut p, snap, node, preflight, templates, o)?;
             }
+        }
+        Operation::Update { nodes, .. } => {
+            let nodes: Vec<String> = nodes.iter().map(|n| pve_name(snap, n)).collect();
+            p.gates.push(repositories_gate(snap, &nodes));
+            for node in &nodes {
+                add_update(&mut p, snap, node, preflight, templates, o)?;
+            }
+            keep_rollback = update_rollback(&p.updates);
         }
         Operation::Restore { journal, .. } => {
             p.gates.extend(quorum_gates(snap, None));
@@ -625,6 +687,7 @@ pub fn plan(
                 .map(|u| format!("{} (on {}): {}", s.title, s.on, u.script))
         })
         .collect();
+    p.rollback.extend(keep_rollback);
     Ok(p)
 }
 
@@ -725,6 +788,7 @@ fn noop(seq: u32, on: &str, why: String) -> Step {
         timeout_secs: 0,
         undo: None,
         noop: Some(why),
+        only_if: None,
         detail: json!({"kind": "noop"}),
     }
 }
@@ -868,6 +932,7 @@ fn add_moves(
             timeout_secs: o.migrate_timeout.as_secs(),
             undo: Some(templates.render(tool, &back)?),
             noop: None,
+            only_if: None,
             detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to, "ha": g.hastate.is_some()}),
         });
         p.success_criteria
@@ -992,6 +1057,7 @@ fn plan_restore(
                 timeout_secs: o.migrate_timeout.as_secs(),
                 undo: None,
                 noop: None,
+                only_if: None,
                 detail: json!({"kind": "wait", "vmid": vmid}),
             });
         }
@@ -1056,6 +1122,7 @@ fn plan_restore(
                     timeout_secs: o.migrate_timeout.as_secs(),
                     undo: None,
                     noop: None,
+                    only_if: None,
                     detail: json!({"kind": "migrate", "vmid": vmid, "from": now_on, "to": from}),
                 });
             }
@@ -1216,6 +1283,27 @@ fn add_reboot(
     o: &Options,
 ) -> Result<(), crate::Error> {
     let node = pve_name(snap, node);
+    add_cycle(p, snap, &node, None, None, preflight, templates, o)?;
+    p.success_criteria.push(format!(
+        "{node} rebooted (new boot id), quorate, services active, its guests back"
+    ));
+    Ok(())
+}
+
+/// Drain `node`, run `work` there (an upgrade), reboot it (only when `reboot_if` holds then,
+/// if given), wait until it is back, move its guests back.
+#[allow(clippy::too_many_arguments)]
+fn add_cycle(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    work: Option<Step>,
+    reboot_if: Option<Condition>,
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = node.to_string();
     let boot_id = snap
         .node(&node)
         .and_then(|n| n.boot_id.clone())
@@ -1227,6 +1315,10 @@ fn add_reboot(
         .filter(|s| s.command.is_some())
         .cloned()
         .collect();
+    if let Some(mut w) = work {
+        w.seq = p.steps.len() as u32 + 1;
+        p.steps.push(w);
+    }
     // On Ceph, keep the cluster from rebalancing while the node's OSDs are down; the noout
     // warning this raises is expected (PRODUCT.md "Operations").
     let ceph = snap.node(&node).is_some_and(|n| {
@@ -1247,6 +1339,7 @@ fn add_reboot(
             timeout_secs: 60,
             undo: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
             noop: None,
+            only_if: reboot_if.clone(),
             detail: json!({"kind": "ceph-noout", "set": true}),
         });
     }
@@ -1267,6 +1360,7 @@ fn add_reboot(
         timeout_secs: o.reboot_timeout.as_secs(),
         undo: None,
         noop: None,
+        only_if: reboot_if.clone(),
         detail: json!({"kind": "reboot", "node": node}),
     });
     if ceph {
@@ -1282,6 +1376,7 @@ fn add_reboot(
             timeout_secs: 60,
             undo: None,
             noop: None,
+            only_if: reboot_if.clone(),
             detail: json!({"kind": "ceph-noout", "set": false}),
         });
     }
@@ -1314,6 +1409,7 @@ fn add_reboot(
                     timeout_secs: o.migrate_timeout.as_secs(),
                     undo: None,
                     noop: None,
+                    only_if: None,
                     detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
                 }
             }
@@ -1331,16 +1427,356 @@ fn add_reboot(
                 timeout_secs: o.migrate_timeout.as_secs(),
                 undo: None,
                 noop: None,
+                only_if: None,
                 detail: json!({"kind": "maintenance", "node": node, "enter": false}),
             },
             _ => continue,
         };
         p.steps.push(back);
     }
-    p.success_criteria.push(format!(
-        "{node} rebooted (new boot id), quorate, services active, its guests back"
-    ));
     Ok(())
+}
+
+/// One node of a rolling update: with nothing to install a no-op that says so; else the
+/// package gates, then drain, `apt-get -y dist-upgrade` (detached, its exit status and log
+/// kept on the node), the reboot when due, the guests back.
+fn add_update(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    preflight: &BTreeMap<u64, Preflight>,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let seq = p.steps.len() as u32 + 1;
+    let Some(n) = snap.node(node).filter(|n| n.reachable) else {
+        let why = snap
+            .node(node)
+            .and_then(|n| n.error.clone())
+            .unwrap_or_else(|| format!("{node} is not among the targets"));
+        p.gates.push(gate(
+            "node-reachable",
+            false,
+            format!("{node} is to be updated but did not answer: {why}"),
+        ));
+        return Ok(());
+    };
+    if let Some(why) = o.refresh_failures.get(node) {
+        p.gates.push(gate(
+            "lists-refreshed",
+            false,
+            format!("`apt-get update` on {node} failed: {why}; the plan would stand on old package lists (fix the repositories, or pass --no-refresh)"),
+        ));
+    }
+    let Some(up) = n.updates.as_ref().filter(|_| read_ok(n, "apt-simulate")) else {
+        p.gates.push(gate(
+            "updates-read",
+            false,
+            format!(
+                "what {node} would install could not be read: {}",
+                unread_on(snap, Some(node), "apt-simulate")
+            ),
+        ));
+        return Ok(());
+    };
+    let version = n.version.as_ref();
+    let due = if n.packages.reboot_required == Some(true) {
+        Some("/run/reboot-required exists already".to_string())
+    } else if version.and_then(|v| v.reboot_required) == Some(true) {
+        Some(format!(
+            "the running kernel {} is not the newest installed ({})",
+            version
+                .and_then(|v| v.running_kernel.as_deref())
+                .unwrap_or("?"),
+            version
+                .and_then(|v| v.newest_kernel.as_deref())
+                .unwrap_or("?")
+        ))
+    } else {
+        None
+    };
+    let kept = if up.kept_back.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} kept back: {})",
+            up.kept_back.len(),
+            up.kept_back.join(", ")
+        )
+    };
+    let mut entry = NodeUpdate {
+        node: node.to_string(),
+        installs: up.installs.clone(),
+        removals: up.removals.clone(),
+        kept_back: up.kept_back.clone(),
+        reboot: String::new(),
+        reboot_reason: String::new(),
+    };
+    if up.installs.is_empty() && up.removals.is_empty() {
+        entry.reboot = "no".into();
+        entry.reboot_reason = match &due {
+            Some(why) => {
+                format!("nothing to install, but a reboot is due ({why}): `pveops reboot {node}`")
+            }
+            None => "nothing to install".into(),
+        };
+        p.updates.push(entry);
+        p.steps.push(noop(
+            seq,
+            node,
+            format!("{node} has nothing to install{kept}: skipped"),
+        ));
+        return Ok(());
+    }
+    let (reboot_if, reboot, reason) = if !up.new_kernels.is_empty() {
+        (
+            None,
+            "yes",
+            format!("new kernel {}", up.new_kernels.join(", ")),
+        )
+    } else if let Some(why) = due {
+        (None, "yes", why)
+    } else {
+        (
+            Some(Condition::RebootNeeded {
+                node: node.to_string(),
+            }),
+            "if-needed",
+            "only if the upgrade asks for it (/run/reboot-required, or a kernel newer than the running one)".to_string(),
+        )
+    };
+    entry.reboot = reboot.into();
+    entry.reboot_reason = reason.clone();
+    p.updates.push(entry);
+    p.gates.push(match &n.packages.apt_locks {
+        None => gate(
+            "dpkg-lock-free",
+            false,
+            format!(
+                "the package locks of {node} could not be read: {}",
+                unread_on(snap, Some(node), "apt-locks")
+            ),
+        ),
+        Some(locks) if locks.is_empty() => gate(
+            "dpkg-lock-free",
+            true,
+            format!("no process holds apt's or dpkg's locks on {node}"),
+        ),
+        Some(locks) => {
+            let held: Vec<String> = locks
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} holds {}",
+                        match (&l.command, l.pid) {
+                            (Some(c), Some(pid)) => format!("{c} (pid {pid})"),
+                            (None, Some(pid)) => format!("pid {pid}"),
+                            (Some(c), None) => c.clone(),
+                            (None, None) => "a process".into(),
+                        },
+                        l.path.as_deref().unwrap_or("a package lock")
+                    )
+                })
+                .collect();
+            gate(
+                "dpkg-lock-free",
+                false,
+                format!(
+                    "on {node} {}: wait until it ends (unattended-upgrades, another admin's apt) and run again",
+                    held.join(", ")
+                ),
+            )
+        }
+    });
+    p.gates.push(match &n.packages.broken_packages {
+        None => gate(
+            "dpkg-audit-clean",
+            false,
+            format!(
+                "dpkg's state on {node} could not be read: {}",
+                unread_on(snap, Some(node), "dpkg-audit")
+            ),
+        ),
+        Some(b) if b.is_empty() => gate(
+            "dpkg-audit-clean",
+            true,
+            format!("`dpkg --audit` on {node} reports nothing"),
+        ),
+        Some(b) => gate(
+            "dpkg-audit-clean",
+            false,
+            format!(
+                "dpkg on {node} left {} package(s) half installed or unconfigured: {}; repair that first (`dpkg --configure -a`, then `apt-get -f install`)",
+                b.len(),
+                b.join(", ")
+            ),
+        ),
+    });
+    let packages: BTreeMap<String, String> = up
+        .installs
+        .iter()
+        .map(|i| (i.package.clone(), i.new_version.clone()))
+        .collect();
+    let count = up.installs.len() + up.removals.len();
+    let work = Step {
+        seq: 0,
+        title: format!(
+            "upgrade {node}: {count} package(s){} (apt-get -y dist-upgrade, detached)",
+            if up.new_kernels.is_empty() {
+                String::new()
+            } else {
+                format!(", kernel {}", up.new_kernels.join(", "))
+            }
+        ),
+        on: node.to_string(),
+        command: Some(templates.render("apt-dist-upgrade", &json!({}))?),
+        detached: true,
+        verify: Some(Verify::Upgraded {
+            node: node.to_string(),
+            packages,
+        }),
+        timeout: o.upgrade_timeout,
+        timeout_secs: o.upgrade_timeout.as_secs(),
+        undo: None,
+        noop: None,
+        only_if: None,
+        detail: json!({"kind": "upgrade", "node": node, "packages": count}),
+    };
+    add_cycle(
+        p,
+        snap,
+        node,
+        Some(work),
+        reboot_if,
+        preflight,
+        templates,
+        o,
+    )?;
+    p.success_criteria.push(format!(
+        "{node} runs the new versions (pveversion -v), has nothing left to install, is quorate with its services active, rebooted {} (new boot id), its guests back",
+        if reboot == "yes" { "".to_string() } else { "only if it asked for it".to_string() }
+    ).replace("rebooted  (", "rebooted ("));
+    Ok(())
+}
+
+/// The same repositories on every node that reported them (a node on other repositories ends
+/// up on other versions); a mix of Proxmox channels (enterprise, no-subscription) passes with
+/// a warning, as it is a common, deliberate setup.
+fn repositories_gate(snap: &Snapshot, nodes: &[String]) -> Gate {
+    let mut unread = Vec::new();
+    let mut sets: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    let mut channels: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in snap.nodes.iter().filter(|n| n.reachable) {
+        let name = n.pve_node.clone().unwrap_or_else(|| n.name.clone());
+        match &n.packages.repositories {
+            Some(r) => {
+                let mut r = r.clone();
+                r.sort();
+                r.dedup();
+                sets.entry(r).or_default().push(name.clone());
+            }
+            None if nodes.contains(&name) => {
+                unread.push(unread_on(snap, Some(&name), "apt-policy"))
+            }
+            None => {}
+        }
+        for c in n.packages.proxmox_channels.iter().flatten() {
+            channels.entry(c.clone()).or_default().push(name.clone());
+        }
+    }
+    if !unread.is_empty() {
+        return gate(
+            "repositories-consistent",
+            false,
+            format!("the repositories could not be read: {}", unread.join("; ")),
+        );
+    }
+    if sets.len() > 1 {
+        let common: Vec<&String> = sets
+            .keys()
+            .next()
+            .into_iter()
+            .flatten()
+            .filter(|r| sets.keys().all(|s| s.contains(r)))
+            .collect();
+        let groups: Vec<String> = sets
+            .iter()
+            .map(|(repos, names)| {
+                let own: Vec<&str> = repos
+                    .iter()
+                    .filter(|r| !common.contains(r))
+                    .map(String::as_str)
+                    .collect();
+                if own.is_empty() {
+                    format!("{} only the common ones", names.join(", "))
+                } else {
+                    format!("{} also {}", names.join(", "), own.join(", "))
+                }
+            })
+            .collect();
+        return gate(
+            "repositories-consistent",
+            false,
+            format!(
+                "the nodes use different repositories ({}): align /etc/apt/sources.list.d first, or the nodes end up on different versions",
+                groups.join("; ")
+            ),
+        );
+    }
+    if channels.len() > 1 {
+        let mix: Vec<String> = channels
+            .iter()
+            .map(|(c, names)| format!("{c} on {}", names.join(", ")))
+            .collect();
+        return gate(
+            "repositories-consistent",
+            true,
+            format!(
+                "warning: the nodes mix Proxmox channels ({}); they may get different versions",
+                mix.join("; ")
+            ),
+        );
+    }
+    gate(
+        "repositories-consistent",
+        true,
+        "every node uses the same repositories".into(),
+    )
+}
+
+/// The rollback section of an update: apt has no safe downgrade, so the previous versions
+/// are listed for a repair by hand.
+fn update_rollback(updates: &[NodeUpdate]) -> Vec<String> {
+    let mut out = vec!["No automatic downgrade: apt cannot downgrade safely (maintainer scripts only run forward). Repair forward on the node (`dpkg --configure -a`, `apt-get -f install`); pin one package back by hand with `apt-get install PACKAGE=OLD_VERSION`; a new kernel that does not boot: choose the previous one in the boot menu, then `proxmox-boot-tool kernel pin OLD`.".to_string()];
+    for u in updates
+        .iter()
+        .filter(|u| !u.installs.is_empty() || !u.removals.is_empty())
+    {
+        let before: Vec<String> = u
+            .installs
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.package,
+                    i.old_version.as_deref().unwrap_or("(not installed)")
+                )
+            })
+            .chain(u.removals.iter().map(|r| {
+                format!(
+                    "{} {} (removed by the upgrade)",
+                    r.package,
+                    r.version.as_deref().unwrap_or("")
+                )
+            }))
+            .collect();
+        out.push(format!(
+            "{} before the update: {}",
+            u.node,
+            before.join(", ")
+        ));
+    }
+    out
 }
 
 /// Parses a maintenance window `YYYY-MM-DD HH:MM/DURATION` (local time of the jump host;
@@ -1421,6 +1857,7 @@ fn maintenance_step(
         timeout_secs: o.migrate_timeout.as_secs(),
         undo: if undoable { Some(cmd(!enter)?) } else { None },
         noop: None,
+        only_if: None,
         detail: json!({"kind": "maintenance", "node": node, "enter": enter}),
     })
 }

@@ -50,6 +50,135 @@ pub struct Summary {
     pub pveops_version: String,
 }
 
+/// One node of a rolling update, as the report's Updates section and the change log show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutRow {
+    pub node: String,
+    /// `updated`, `FAILED: …`, `skipped: nothing to install`, `not reached: …`.
+    pub outcome: String,
+    /// `pve-manager 9.1.1 → 9.1.2, kernel 6.17.2-1-pve → 6.17.4-1-pve`, from the diff.
+    pub versions: String,
+    /// `rebooted (new boot id)`, `not needed: …`, `no`.
+    pub reboot: String,
+}
+
+impl RolloutRow {
+    /// The row as one change-log line.
+    pub fn line(&self) -> String {
+        let mut s = format!("{}: {}", self.node, self.outcome);
+        if !self.versions.is_empty() {
+            s.push_str(&format!("; {}", self.versions));
+        }
+        s.push_str(&format!("; reboot: {}", self.reboot));
+        s
+    }
+}
+
+/// The rows of a rolling update: per node what the plan meant to do, what the executed steps
+/// did, and what the before/after diff shows (versions, kernel, boot id).
+pub fn rollout_rows(
+    plan: &crate::operation::Plan,
+    done: &[crate::execute::Done],
+    differences: &[crate::diff::Difference],
+    snap: &Snapshot,
+) -> Vec<RolloutRow> {
+    let target_of = |pve: &str| {
+        snap.nodes
+            .iter()
+            .find(|n| n.pve_node.as_deref() == Some(pve) || n.name == pve)
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| pve.to_string())
+    };
+    let step_of = |kind: &str, node: &str| {
+        plan.steps
+            .iter()
+            .find(|s| s.detail["kind"] == kind && s.detail["node"] == node)
+            .map(|s| (s, done.iter().find(|d| d.seq == s.seq)))
+    };
+    plan.updates
+        .iter()
+        .map(|u| {
+            let target = target_of(&u.node);
+            let mine = |d: &&crate::diff::Difference| {
+                d.node.as_deref() == Some(target.as_str()) || d.node.as_deref() == Some(&u.node)
+            };
+            let mut versions: Vec<String> = differences
+                .iter()
+                .filter(mine)
+                .filter(|d| d.kind == "package")
+                .map(|d| {
+                    format!(
+                        "{} {} → {}",
+                        d.subject.as_deref().unwrap_or("?"),
+                        d.before.as_deref().unwrap_or("(none)"),
+                        d.after.as_deref().unwrap_or("(none)")
+                    )
+                })
+                .collect();
+            if let Some(k) = differences.iter().filter(mine).find(|d| d.kind == "kernel") {
+                versions.push(format!(
+                    "running kernel {} → {}",
+                    k.before.as_deref().unwrap_or("?"),
+                    k.after.as_deref().unwrap_or("?")
+                ));
+            }
+            let rebooted = differences
+                .iter()
+                .filter(mine)
+                .any(|d| d.kind == "node-rebooted");
+            let (outcome, reboot) = match step_of("upgrade", &u.node) {
+                None => (
+                    "skipped: nothing to install".to_string(),
+                    if u.reboot_reason.contains("reboot is due") {
+                        format!("no ({})", u.reboot_reason)
+                    } else {
+                        "no".to_string()
+                    },
+                ),
+                Some((_, None)) => (
+                    "not reached: the rollout stopped before this node".to_string(),
+                    "no".to_string(),
+                ),
+                Some((_, Some(d))) if d.outcome != "ok" => (
+                    format!("FAILED: {}", d.message),
+                    "no (the upgrade failed first)".to_string(),
+                ),
+                Some((_, Some(_))) => {
+                    let reboot = match step_of("reboot", &u.node) {
+                        Some((_, Some(r))) if r.outcome == "ok" => {
+                            "rebooted (new boot id)".to_string()
+                        }
+                        Some((_, Some(r))) if r.outcome == "skipped" => {
+                            format!("not needed ({})", r.message)
+                        }
+                        Some((_, Some(r))) => format!("FAILED: {}", r.message),
+                        Some((_, None)) => "not reached".to_string(),
+                        None => "no".to_string(),
+                    };
+                    (
+                        format!(
+                            "updated ({} package(s))",
+                            u.installs.len() + u.removals.len()
+                        ),
+                        reboot,
+                    )
+                }
+            };
+            let reboot = if rebooted && !reboot.starts_with("rebooted") {
+                format!("{reboot}; the node rebooted (its boot id changed)")
+            } else {
+                reboot
+            };
+            RolloutRow {
+                node: u.node.clone(),
+                outcome,
+                versions: versions.join(", "),
+                reboot,
+            }
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct Context<'a> {
     summary: &'a Summary,
@@ -60,6 +189,7 @@ struct Context<'a> {
     storages: Vec<StorageRow>,
     guests: Vec<GuestRow>,
     changes: Vec<serde_json::Value>,
+    rollout: Vec<RolloutRow>,
     differences: Vec<serde_json::Value>,
     evidence: Vec<EvidenceRow>,
 }
@@ -157,7 +287,7 @@ pub fn render(
     differences: &[crate::diff::Difference],
     evidence: &[(String, String, Option<u32>)],
 ) -> Result<String, crate::Error> {
-    render_with_changes(hb, summary, snap, differences, &[], evidence)
+    render_with_changes(hb, summary, snap, differences, &[], &[], evidence)
 }
 
 /// Renders `report.md` with the Changes section of an operation (one object per step:
@@ -168,6 +298,7 @@ pub fn render_with_changes(
     snap: &Snapshot,
     differences: &[crate::diff::Difference],
     changes: &[serde_json::Value],
+    rollout: &[RolloutRow],
     evidence: &[(String, String, Option<u32>)],
 ) -> Result<String, crate::Error> {
     let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
@@ -318,6 +449,7 @@ pub fn render_with_changes(
         storages,
         guests,
         changes: changes.to_vec(),
+        rollout: rollout.to_vec(),
         differences,
         evidence,
     };

@@ -76,6 +76,15 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     a.op,
                     true,
                 ),
+                PlanCommand::Update(a) => (
+                    Operation::Update {
+                        nodes: a.nodes.clone(),
+                        refresh: !a.no_refresh,
+                        upgrade_timeout_secs: a.upgrade_timeout,
+                    },
+                    a.op,
+                    true,
+                ),
             };
             args.dry_run = true;
             runtime()?.block_on(crate::operate::run(&cli.global, op, &args, ha))
@@ -84,6 +93,16 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &cli.global,
             crate::operation::Operation::Reboot {
                 nodes: args.nodes.clone(),
+            },
+            &args.op,
+            true,
+        )),
+        Command::Update(args) => runtime()?.block_on(crate::operate::run(
+            &cli.global,
+            crate::operation::Operation::Update {
+                nodes: args.nodes.clone(),
+                refresh: !args.no_refresh,
+                upgrade_timeout_secs: args.upgrade_timeout,
             },
             &args.op,
             true,

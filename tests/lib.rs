@@ -25,3 +25,5 @@ mod parse;
 mod verify;
 // Shell quoting: arbitrary values survive template → sh -c → argv.
 mod quoting;
+// `pveops update`: rolling package updates against the lab's apt behind sshd.
+mod update;

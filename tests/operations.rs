@@ -187,8 +187,9 @@ fn a_failed_migration_stops_the_drain_at_that_step() {
     );
     let end_msg = end["message"].as_str().unwrap();
     assert!(
-        end_msg.contains("migration aborted"),
-        "the failure is read from the task log, not waited out: {end_msg}"
+        end_msg.contains("failed on the node: online migrate failure")
+            && end_msg.contains("exit 255"),
+        "the failure is read from the exit status and the task log, not waited out: {end_msg}"
     );
 }
 

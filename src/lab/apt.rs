@@ -391,7 +391,7 @@ pub fn apply(n: &mut Node, ups: &[Upgrade], fail: Option<&str>) {
 }
 
 /// A stable 16-hex-digit git-like repoid for a pve-manager version.
-fn repoid(version: &str) -> String {
+pub(crate) fn repoid(version: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in version.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

@@ -334,11 +334,20 @@ fn offer(package: &str, version: &str, arch: &str) -> AptPackage {
     }
 }
 
-/// Four healthy nodes with package updates in their lists: a new kernel and pve-manager on
-/// pve1 and pve2 (pve1 also has a kept-back package and an update its lists do not know yet),
-/// Debian and library updates only on pve3 (whose lists are 9 days old), nothing on pve4.
+/// Four healthy nodes midway through an update cycle: pve1 and pve2 are behind (a new kernel,
+/// pve-manager 9.1.1 → 9.1.2, qemu-server; pve1 also has a kept-back package and an update its
+/// lists do not know yet), pve3 runs the new PVE packages and kernel but has Debian's libc and
+/// libpve-common-perl pending (its lists are 9 days old), pve4 is fully current. So the
+/// cluster starts with differing pve-manager versions and ends with one.
 pub fn updates() -> Cluster {
     let mut c = healthy(4);
+    let current = |n: &mut Node| {
+        n.manager_version = "9.1.2".into();
+        n.repoid = super::apt::repoid("9.1.2");
+        n.packages.insert("qemu-server".into(), "9.1.3".into());
+        n.kernel_running = "6.17.4-1-pve".into();
+        n.kernels_installed.insert(0, "6.17.4-1-pve".into());
+    };
     let kernel = |extra: Vec<AptPackage>| {
         let mut v = vec![
             offer("proxmox-kernel-6.17", "6.17.4-1", "all"),
@@ -374,11 +383,23 @@ pub fn updates() -> Cluster {
                 n.apt.published = vec![offer("pve-qemu-kvm", "10.1.2-5", "amd64")];
             }
             "pve2" => n.apt.available = kernel(Vec::new()),
+            // Updated a week ago (new pve-manager, qemu-server, kernel) and since then only
+            // Debian's libc and libpve-common-perl were published; its lists are 9 days old.
             "pve3" => {
+                current(n);
                 n.apt.available = libc();
                 n.apt.lists_time = Some(-9 * 86400);
             }
-            _ => {}
+            // Fully current: nothing to install.
+            _ => {
+                current(n);
+                n.apt.installed = BTreeMap::from([
+                    ("libc-bin".to_string(), "2.41-12+deb13u1".to_string()),
+                    ("libc6".to_string(), "2.41-12+deb13u1".to_string()),
+                ]);
+                n.packages
+                    .insert("libpve-common-perl".into(), "9.0.16".into());
+            }
         }
     }
     c
