@@ -107,6 +107,12 @@ pub async fn run(
         raws_before = raws;
         crate::subcommand::evaluate(&mut before, &checks);
     }
+    let space = match &op {
+        Operation::Update { nodes: wanted, .. } => {
+            read_space(&runner, &before, wanted, &templates, &mut bundle).await?
+        }
+        _ => BTreeMap::new(),
+    };
     let preflight = preflight(&runner, &op, &before, &templates).await;
     let opts = crate::operation::Options {
         backup_gate: !args.no_backup_gate,
@@ -131,6 +137,7 @@ pub async fn run(
             _ => 1800,
         }),
         refresh_failures,
+        space,
     };
     let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
     bundle.write_raw(&raws_before)?;
@@ -335,6 +342,81 @@ fn failed_followup(plan: &Plan, seq: u32, message: &str, restore: &str) -> Strin
         ),
         _ => format!("step {seq} failed: {message}; `{restore}` undoes the steps that succeeded"),
     }
+}
+
+/// Per node with something to install: the sizes of the versions apt replaces and installs
+/// (`apt-cache show PKG=VERSION…`) and the free space where it writes (`df`), both read-only,
+/// their output kept in `raw/`.
+async fn read_space(
+    runner: &Runner,
+    before: &Snapshot,
+    wanted: &[String],
+    templates: &Templates,
+    bundle: &mut crate::evidence::Bundle,
+) -> Result<BTreeMap<String, crate::operation::NodeSpace>, crate::Error> {
+    let mut out = BTreeMap::new();
+    for node in wanted {
+        let pve = crate::operation::pve_name(before, node);
+        let Some(n) = before.node(&pve) else { continue };
+        let Some(up) = n.updates.as_ref().filter(|u| !u.installs.is_empty()) else {
+            continue;
+        };
+        let Some(target) = runner
+            .nodes
+            .iter()
+            .find(|(p, _)| *p == pve)
+            .map(|(_, n)| n.name.clone())
+        else {
+            continue;
+        };
+        let specs: Vec<String> = up
+            .installs
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(format!("{}={}", i.package, i.new_version)).chain(
+                    i.old_version
+                        .iter()
+                        .map(|old| format!("{}={old}", i.package)),
+                )
+            })
+            .collect();
+        let sizes_cmd = templates.render("apt-package-sizes", &json!({ "specs": specs }))?;
+        let df_cmd = templates.render("disk-free", &json!({}))?;
+        let mut read =
+            async |cmd: &crate::command::Command, file: &str| -> Result<String, String> {
+                match runner.run_on(&pve, cmd).await {
+                    Ok((code, out, err)) => {
+                        let _ = bundle.write_node_text(
+                            &target,
+                            file,
+                            &cmd.script,
+                            code,
+                            &format!("{out}{err}"),
+                        );
+                        if code == Some(0) {
+                            Ok(out)
+                        } else {
+                            Err(format!(
+                                "`{}` exited {}: {}",
+                                cmd.script,
+                                code.map(|c| c.to_string())
+                                    .unwrap_or_else(|| "without status".into()),
+                                err.lines().last().unwrap_or("").trim()
+                            ))
+                        }
+                    }
+                    Err(e) => Err(e.message),
+                }
+            };
+        let sizes = read(&sizes_cmd, "apt-package-sizes.txt")
+            .await
+            .and_then(|t| crate::facts::apt_cache_show::parse(&t).map_err(|e| e.to_string()));
+        let free = read(&df_cmd, "disk-free.txt")
+            .await
+            .and_then(|t| crate::facts::df::parse(&t).map_err(|e| e.to_string()));
+        out.insert(pve, crate::operation::NodeSpace { sizes, free });
+    }
+    Ok(out)
 }
 
 /// `apt-get update` on every node to update, each journaled (seq 0: before the plan's steps),

@@ -76,7 +76,23 @@ pub struct Options {
     /// Nodes whose `apt-get update` failed before the plan (node → why): the plan would stand
     /// on old lists, so the `lists-refreshed` gate refuses.
     pub refresh_failures: BTreeMap<String, String>,
+    /// `update`: per node the sizes of the versions apt replaces and installs and the free
+    /// space where it writes (read after the snapshot; absent: not read).
+    pub space: BTreeMap<String, NodeSpace>,
 }
+
+/// What the disk-space gate of `update` stands on, for one node.
+#[derive(Clone, Debug)]
+pub struct NodeSpace {
+    /// `apt-cache show PKG=OLD PKG=NEW…` (template `apt-package-sizes`), or why it failed.
+    pub sizes: Result<crate::facts::apt_cache_show::Records, String>,
+    /// `df -B1 --output=avail,target / /boot /var/cache/apt/archives` (template `disk-free`).
+    pub free: Result<crate::facts::df::DiskFree, String>,
+}
+
+/// Room a new kernel takes in /boot: vmlinuz (~15 MiB) and its initramfs (~70–100 MiB on PVE
+/// 8/9 kernels), which no package field states; an estimate with headroom.
+const BOOT_BYTES_PER_KERNEL: u64 = 128 << 20;
 
 /// A gate: a named condition checked before any change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1612,6 +1628,7 @@ fn add_update(
             ),
         ),
     });
+    p.gates.push(space_gate(node, up, o.space.get(node)));
     let packages: BTreeMap<String, String> = up
         .installs
         .iter()
@@ -1657,6 +1674,133 @@ fn add_update(
         if reboot == "yes" { "".to_string() } else { "only if it asked for it".to_string() }
     ).replace("rebooted  (", "rebooted ("));
     Ok(())
+}
+
+/// Enough free space on the node for what apt downloads (to /var/cache/apt/archives) and
+/// unpacks (the growth of Installed-Size, on /), and for each new kernel's image and initramfs
+/// in /boot. apt itself checks only the download (apt-private/private-install.cc
+/// `InstallPackages`: "You don't have enough free space in %s"), and only once it is running.
+fn space_gate(node: &str, up: &crate::health::Updates, space: Option<&NodeSpace>) -> Gate {
+    let refuse = |why: String| gate("disk-space", false, why);
+    let Some(space) = space else {
+        return refuse(format!("the free space on {node} was not read"));
+    };
+    let records = match &space.sizes {
+        Ok(r) => &r.records,
+        Err(e) => {
+            return refuse(format!(
+                "the package sizes on {node} could not be read: {e}"
+            ));
+        }
+    };
+    let free = match &space.free {
+        Ok(f) if f.mounts.len() == 3 => f,
+        Ok(f) => {
+            return refuse(format!(
+                "df on {node} named {} of the 3 paths (/, /boot, /var/cache/apt/archives)",
+                f.mounts.len()
+            ));
+        }
+        Err(e) => return refuse(format!("the free space on {node} could not be read: {e}")),
+    };
+    let find = |pkg: &str, ver: &str| {
+        records
+            .iter()
+            .find(|r| r.package == pkg && r.version == ver)
+    };
+    let (mut download, mut growth_kib, mut unknown) = (0u64, 0i64, Vec::new());
+    for i in &up.installs {
+        match find(&i.package, &i.new_version) {
+            Some(r) => {
+                download += r.size.unwrap_or(0);
+                growth_kib += r.installed_size_kib.unwrap_or(0) as i64;
+            }
+            None => unknown.push(format!("{} {}", i.package, i.new_version)),
+        }
+        if let Some(old) = &i.old_version
+            && let Some(r) = find(&i.package, old)
+        {
+            growth_kib -= r.installed_size_kib.unwrap_or(0) as i64;
+        }
+    }
+    if !unknown.is_empty() {
+        return refuse(format!(
+            "apt-cache on {node} has no record of {}: run `apt-get update` (or drop --no-refresh)",
+            unknown.join(", ")
+        ));
+    }
+    let (root, boot, cache) = (&free.mounts[0], &free.mounts[1], &free.mounts[2]);
+    let mut need: BTreeMap<&str, (u64, u64, Vec<String>)> = BTreeMap::new();
+    for m in [root, boot, cache] {
+        need.entry(m.target.as_str())
+            .or_insert((m.avail_bytes, 0, Vec::new()));
+    }
+    let mut add = |target: &str, bytes: u64, what: String| {
+        if bytes == 0 {
+            return;
+        }
+        if let Some(e) = need.get_mut(target) {
+            e.1 += bytes;
+            e.2.push(what);
+        }
+    };
+    add(
+        &cache.target,
+        download,
+        format!("{} to download", human(download)),
+    );
+    let unpack = (growth_kib.max(0) as u64) * 1024;
+    add(&root.target, unpack, format!("{} to unpack", human(unpack)));
+    let kernels = up.new_kernels.len() as u64 * BOOT_BYTES_PER_KERNEL;
+    add(
+        &boot.target,
+        kernels,
+        format!(
+            "{} for {} new kernel(s)",
+            human(kernels),
+            up.new_kernels.len()
+        ),
+    );
+    let short: Vec<String> = need
+        .iter()
+        .filter(|(_, (avail, want, _))| want > avail)
+        .map(|(t, (avail, want, what))| {
+            format!(
+                "{t} needs {} ({}) but has {} free",
+                human(*want),
+                what.join(", "),
+                human(*avail)
+            )
+        })
+        .collect();
+    if !short.is_empty() {
+        return refuse(format!(
+            "not enough disk space on {node}: {}; free some (`apt-get clean`, `apt-get autoremove` of old kernels) and run again",
+            short.join("; ")
+        ));
+    }
+    let ok: Vec<String> = need
+        .iter()
+        .filter(|(_, (_, want, _))| *want > 0)
+        .map(|(t, (avail, want, _))| format!("{t} {} of {} free", human(*want), human(*avail)))
+        .collect();
+    gate(
+        "disk-space",
+        true,
+        format!(
+            "{node} has room: {}",
+            if ok.is_empty() {
+                "nothing to write".to_string()
+            } else {
+                ok.join(", ")
+            }
+        ),
+    )
+}
+
+/// `1.5 GiB`, `105.0 MiB`.
+fn human(bytes: u64) -> String {
+    crate::check::human_bytes(bytes)
 }
 
 /// The same repositories on every node that reported them (a node on other repositories ends

@@ -266,6 +266,13 @@ fn the_dry_run_shows_packages_and_reboots_and_installs_nothing() {
     }
     assert!(upgraded_nodes(&sim).is_empty(), "{:?}", apt_lines(&sim));
     assert!(sim.nodes_that_ran("reboot").is_empty());
+    assert!(
+        r.stderr.lines().any(|l| l.contains("gate disk-space")
+            && l.contains("ok")
+            && l.contains("pve1 has room: /")),
+        "{}",
+        r.stderr
+    );
     let after = sim.state();
     assert_eq!(guests(&after), guests(&before));
     for n in &before.nodes {
@@ -378,4 +385,36 @@ fn a_held_dpkg_lock_refuses_before_any_change() {
     );
     assert!(upgraded_nodes(&sim).is_empty());
     assert_eq!(guests(&sim.state()), guests(&before), "no guest moved");
+}
+
+#[test]
+fn too_little_room_in_boot_for_the_new_kernel_refuses_before_any_change() {
+    let mut c = fast(scenario::updates());
+    c.node_mut("pve2")
+        .unwrap()
+        .apt
+        .disk_avail
+        .insert("/boot".into(), 40 << 20);
+    let sim = SimCluster::start(c);
+    let before = sim.state();
+    let r = update(&sim, "space", &["pve1", "pve2", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let refusal = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("refused by gate disk-space"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(
+        refusal.contains("pve2")
+            && refusal.contains("/boot needs 128.0 MiB")
+            && refusal.contains("40.0 MiB free"),
+        "{refusal}"
+    );
+    assert!(upgraded_nodes(&sim).is_empty());
+    assert_eq!(guests(&sim.state()), guests(&before), "no guest moved");
+    let sizes = std::fs::read_to_string(r.dir.join("raw/pve2/apt-package-sizes.txt")).unwrap();
+    assert!(
+        sizes.contains("Package: proxmox-kernel-6.17.4-1-pve-signed"),
+        "{sizes}"
+    );
 }

@@ -20,12 +20,14 @@ use serde::Serialize;
 mod common;
 pub mod stderr;
 
+pub mod apt_cache_show;
 pub mod apt_get;
 pub mod apt_lists;
 pub mod apt_log;
 pub mod apt_policy;
 pub mod backup_list;
 pub mod corosync_cfgtool;
+pub mod df;
 pub mod dpkg_audit;
 pub mod guest_config;
 pub mod guest_status;
@@ -206,6 +208,14 @@ pub const KINDS: &[(&str, &str)] = &[
         lslocks::KIND,
         "lslocks --json --output COMMAND,PID,PATH: lock holders, apt's and dpkg's picked out",
     ),
+    (
+        apt_cache_show::KIND,
+        "apt-cache show PKG=VERSION...: each version's record, Size (bytes) and Installed-Size (KiB)",
+    ),
+    (
+        df::KIND,
+        "df -B1 --output=avail,target PATH...: free bytes on the mount holding each path",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -266,6 +276,8 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "apt-upgrade-log" => to_json(apt_log::KIND, apt_log::parse(text)),
         "dpkg-audit" => to_json(dpkg_audit::KIND, dpkg_audit::parse(text)),
         "lslocks" => to_json(lslocks::KIND, lslocks::parse(text)),
+        "apt-cache-show" => to_json(apt_cache_show::KIND, apt_cache_show::parse(text)),
+        "df" => to_json(df::KIND, df::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -329,6 +341,8 @@ mod tests {
         ("apt-get-y-dist-upgrade.", "apt-upgrade-log"),
         ("dpkg-audit.", "dpkg-audit"),
         ("lslocks.", "lslocks"),
+        ("apt-cache-show.", "apt-cache-show"),
+        ("df.", "df"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {

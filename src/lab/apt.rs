@@ -501,3 +501,129 @@ pub fn stat(n: &Node, now: i64, paths: &[&str]) -> Reply {
     }
     r
 }
+
+/// The `Size:` (bytes) and `Installed-Size:` (KiB) of a package version: the state's own, or
+/// sizes of the order real Proxmox packages have (a signed 6.17 kernel is a ~100 MB .deb that
+/// unpacks to ~570 MiB of modules; pve-manager ~0.6 MB / 3.4 MiB).
+fn sizes(package: &str, given: Option<&AptPackage>) -> (u64, u64) {
+    let default = if kernel_of(package).is_some() {
+        (104_857_600, 590_000)
+    } else if package.starts_with("proxmox-kernel-") || package.starts_with("pve-kernel-") {
+        (10_240, 40)
+    } else if package == "pve-qemu-kvm" {
+        (31_457_280, 131_072)
+    } else {
+        (614_400, 3_400)
+    };
+    (
+        given.and_then(|p| p.size).unwrap_or(default.0),
+        given
+            .and_then(|p| p.installed_size_kib)
+            .unwrap_or(default.1),
+    )
+}
+
+/// `apt-cache show PKG=VERSION…` (apt apt-private/private-show.cc `ShowPackage` with
+/// `DisplayRecordV1`, apt-cache's default layout): each selected version's record, the candidate's from the Packages index (with `Filename`, `Size`,
+/// `SHA256`), the installed one's from /var/lib/dpkg/status (with `Status:`, no `Size`), one
+/// empty line after each. A version it does not know: `E: Version 'V' for 'P' was not found`
+/// on stderr and exit 100 (apt-private/private-cacheset.cc `CacheSetHelperAPTGet`-style error),
+/// after the records it did find.
+pub fn show(n: &Node, specs: &[&str]) -> Reply {
+    let mut r = Reply::default();
+    for spec in specs {
+        let Some((package, version)) = spec.split_once('=') else {
+            let _ = writeln!(
+                r.stderr,
+                "E: simulated apt-cache show needs PACKAGE=VERSION"
+            );
+            r.exit = APT_ERROR;
+            continue;
+        };
+        let offered = n
+            .apt
+            .available
+            .iter()
+            .find(|p| p.package == package && p.version == version);
+        let is_installed = installed(n, package).as_deref() == Some(version);
+        if offered.is_none() && !is_installed {
+            let _ = writeln!(
+                r.stderr,
+                "E: Version '{version}' for '{package}' was not found"
+            );
+            r.exit = APT_ERROR;
+            continue;
+        }
+        let (size, kib) = sizes(package, offered);
+        let arch = offered
+            .map(|p| p.arch.as_str())
+            .unwrap_or(if kernel_of(package).is_some() {
+                "amd64"
+            } else {
+                "all"
+            });
+        let _ = writeln!(r.stdout, "Package: {package}");
+        if offered.is_none() {
+            let _ = writeln!(r.stdout, "Status: install ok installed");
+            let _ = writeln!(r.stdout, "Priority: optional");
+        }
+        let _ = writeln!(r.stdout, "Version: {version}");
+        let _ = writeln!(r.stdout, "Architecture: {arch}");
+        let _ = writeln!(
+            r.stdout,
+            "Maintainer: {}",
+            if is_proxmox(package) {
+                "Proxmox Support Team <support@proxmox.com>"
+            } else {
+                "GNU Libc Maintainers <debian-glibc@lists.debian.org>"
+            }
+        );
+        let _ = writeln!(r.stdout, "Installed-Size: {kib}");
+        if offered.is_some() {
+            let first = package.chars().next().unwrap_or('x');
+            let _ = writeln!(
+                r.stdout,
+                "Filename: pool/main/{first}/{package}/{package}_{version}_{arch}.deb"
+            );
+            let _ = writeln!(r.stdout, "Size: {size}");
+            let _ = writeln!(
+                r.stdout,
+                "SHA256: {:064x}",
+                size.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            );
+        }
+        let _ = writeln!(r.stdout, "Description: {package} (lab package)");
+        let _ = writeln!(
+            r.stdout,
+            " Simulated by the pveops lab; sizes as real ones have."
+        );
+        r.stdout.push('\n');
+    }
+    r
+}
+
+/// `df -B1 --output=avail,target PATH…` (GNU coreutils src/df.c with `--output`): the titles
+/// `Avail` (right-aligned) and `Mounted on`, then per PATH the mount that holds it. `/boot` is
+/// its own mount only when `disk_avail` has it; everything else is on `/`.
+pub fn df(n: &Node, paths: &[&str]) -> Reply {
+    let root = n.apt.disk_avail.get("/").copied().unwrap_or(60 << 30);
+    let rows: Vec<(u64, &str)> = paths
+        .iter()
+        .map(|p| match n.apt.disk_avail.get("/boot") {
+            Some(b) if *p == "/boot" || p.starts_with("/boot/") => (*b, "/boot"),
+            _ => (root, "/"),
+        })
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(a, _)| a.to_string().len())
+        .chain(std::iter::once("Avail".len()))
+        .max()
+        .unwrap_or(5);
+    let mut r = Reply::default();
+    let _ = writeln!(r.stdout, "{:>width$} Mounted on", "Avail");
+    for (a, t) in rows {
+        let _ = writeln!(r.stdout, "{a:>width$} {t}");
+    }
+    r
+}

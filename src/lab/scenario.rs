@@ -331,6 +331,8 @@ fn offer(package: &str, version: &str, arch: &str) -> AptPackage {
         version: version.into(),
         release: None,
         arch: arch.into(),
+        size: None,
+        installed_size_kib: None,
     }
 }
 

@@ -35,6 +35,7 @@ pub const TOOLS: &[&str] = &[
     "dpkg",
     "lslocks",
     "stat",
+    "df",
 ];
 
 /// Where a simulated node finds its state, name and log.
@@ -65,6 +66,10 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
     if tool == "cat" && !args.iter().any(|a| is_simulated_file(a)) {
         // Any other file is the real one: the simulator only owns the node's identity files.
         let err = std::process::Command::new("/bin/cat").args(args).status();
+        return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
+    }
+    if tool == "df" && !args.iter().any(|a| a == "--output=avail,target") {
+        let err = std::process::Command::new("/bin/df").args(args).status();
         return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
     }
     if tool == "stat"
@@ -286,9 +291,21 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
             let now = jiff::Timestamp::now().as_second();
             with_node(&read()?, node, |n| apt::stat(n, now, &paths))
         }
+        ("apt-cache", ["show", specs @ ..]) => {
+            let specs: Vec<&str> = specs
+                .iter()
+                .copied()
+                .filter(|s| !s.starts_with('-'))
+                .collect();
+            with_node(&read()?, node, |n| apt::show(n, &specs))
+        }
+        ("df", a) => {
+            let paths: Vec<&str> = a.iter().copied().filter(|x| !x.starts_with('-')).collect();
+            with_node(&read()?, node, |n| apt::df(n, &paths))
+        }
         ("apt-cache", _) => fail(
             APT_ERROR,
-            "E: simulated apt-cache: only `policy` is available",
+            "E: simulated apt-cache: only `policy` and `show` are available",
         ),
         _ => unknown(tool, args),
     })

@@ -158,6 +158,12 @@ pub struct AptPackage {
     pub release: Option<String>,
     #[serde(default = "amd64")]
     pub arch: String,
+    /// The .deb's size in bytes (`Size:`); derived from the package when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// `Installed-Size:` in KiB; derived from the package when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_size_kib: Option<u64>,
 }
 
 /// The node's apt state. Upgrades are read from `available` against the installed versions
@@ -186,6 +192,10 @@ pub struct Apt {
     pub reboot_required: bool,
     /// Installed versions of packages `pveversion -v` does not list (Debian's own).
     pub installed: BTreeMap<String, String>,
+    /// Free bytes per mount point for `df` (`/`, and `/boot` when it is its own mount);
+    /// absent: 60 GiB on `/`, `/boot` on the root filesystem.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub disk_avail: BTreeMap<String, u64>,
 }
 
 impl Apt {
