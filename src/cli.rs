@@ -65,8 +65,8 @@ pub struct Global {
     /// Seconds a remote command may run; past it, it is killed on the node too
     #[arg(long = "command-timeout", global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub command_timeout: u64,
-    /// Nodes worked on at once
-    #[arg(long, global = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// Nodes worked on at once (one connection each)
+    #[arg(long, global = true, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub parallel: u64,
     /// Expand the first reachable target into every member of its cluster (addresses from /cluster/status, host keys also checked against the cluster's /etc/pve/priv/known_hosts)
     #[arg(long, global = true)]

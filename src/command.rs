@@ -137,6 +137,44 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// The line that runs `commands` through the node-side runner (`batch.hbs`,
+    /// [`crate::batch`]): every command under its own `timeout` of `limit`, the runner itself
+    /// under the wrapper with room to print the outputs.
+    pub fn batch_line(
+        &self,
+        commands: &[Command],
+        limit: Duration,
+        sudo: bool,
+        boundary: &str,
+    ) -> Result<String, crate::Error> {
+        let list: Vec<Value> = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::json!({
+                    "i": i + 1,
+                    "argv": (c.name != OPERATOR).then(|| plain_argv(&c.script)).flatten(),
+                    "script": c.script,
+                })
+            })
+            .collect();
+        let data = serde_json::json!({
+            "boundary": boundary,
+            "commands": list,
+            "timeout": limit.as_secs().max(1),
+            "kill_after": KILL_AFTER_SECS,
+        });
+        let program = self.render("batch", &data)?;
+        self.remote_line(&program, batch_limit(limit), sudo)
+    }
+}
+
+/// How long the runner as a whole may take: its commands' limit and kill delay, then printing.
+pub fn batch_limit(limit: Duration) -> Duration {
+    limit + kill_after() + crate::batch::EMIT_GRACE
+}
+
 /// The name of the operator's own command (`pveops exec`).
 pub const OPERATOR: &str = "exec";
 

@@ -1,5 +1,7 @@
-//! Fan-out: one connection per node, that node's commands as parallel channels, `--parallel`
-//! nodes at once. One node's failure never stops the others.
+//! Fan-out: one connection per node, `--parallel` nodes at once. A node's commands run at once
+//! on the node through the node-side runner ([`crate::batch`], one channel); a single command
+//! (`exec`, an operation's step or poll) has its own channel. One node's failure never stops
+//! the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +110,91 @@ async fn run_node(
     limit: Duration,
 ) -> Result<Vec<CommandResult>, NodeError> {
     let session = Arc::new(connector.connect(node).await?);
+    if commands.len() > 1 {
+        let boundary = crate::batch::boundary();
+        match templates.batch_line(commands, limit, session.sudo(), &boundary) {
+            Ok(line) if line.len() <= crate::batch::MAX_PROGRAM => {
+                let out = run_batch(&session, commands, &line, &boundary, limit).await;
+                session.close().await;
+                return Ok(out);
+            }
+            Ok(_) => tracing::debug!(
+                "{}: {} commands are too long for one program; one channel each",
+                node.name,
+                commands.len()
+            ),
+            Err(e) => tracing::debug!("{}: no node-side runner: {e}", node.name),
+        }
+    }
+    per_channel(session, templates, commands, limit).await
+}
+
+/// Runs `commands` through the node-side runner on one channel.
+async fn run_batch(
+    session: &crate::session::Session,
+    commands: &[Command],
+    line: &str,
+    boundary: &str,
+    limit: Duration,
+) -> Vec<CommandResult> {
+    let started_at = jiff::Timestamp::now();
+    let results = match session.run(line, crate::command::batch_limit(limit)).await {
+        Ok(out) => {
+            if !crate::batch::is_complete(&out.stdout, boundary) {
+                tracing::debug!(
+                    "node-side runner ended early ({:?}): {}",
+                    out.exit,
+                    out.stderr_text().trim()
+                );
+            }
+            let mut r =
+                crate::batch::decode(&out.stdout, boundary, commands.len(), started_at, limit);
+            if out.exit == crate::output::Exit::Unknown
+                && !crate::batch::is_complete(&out.stdout, boundary)
+            {
+                // The channel closed with no exit status: the session itself was lost.
+                for x in r.iter_mut().filter(|x| x.is_err()) {
+                    *x = Err(Cause::Disconnected(
+                        "the connection was lost before the node-side runner's results arrived"
+                            .into(),
+                    ));
+                }
+            }
+            // The runner's own complaint (mktemp failing, a shell error) says more than
+            // "printed no results".
+            let err = out.stderr_text();
+            if let Some(first) = err.lines().find(|l| !l.trim().is_empty()) {
+                for x in r.iter_mut() {
+                    if let Err(Cause::Protocol(m)) = x
+                        && m.contains("printed no results")
+                    {
+                        *m = format!("{m}: {}", first.trim());
+                    }
+                }
+            }
+            r
+        }
+        Err(cause) => commands.iter().map(|_| Err(cause.clone())).collect(),
+    };
+    commands
+        .iter()
+        .cloned()
+        .zip(results)
+        .map(|(command, result)| CommandResult {
+            command,
+            line: line.to_string(),
+            result,
+        })
+        .collect()
+}
+
+/// Runs each command on a channel of its own, all at once.
+async fn per_channel(
+    session: Arc<crate::session::Session>,
+    templates: &Templates,
+    commands: &[Command],
+    limit: Duration,
+) -> Result<Vec<CommandResult>, NodeError> {
     let mut set = JoinSet::new();
     for (i, command) in commands.iter().cloned().enumerate() {
         let session = session.clone();

@@ -2,6 +2,7 @@
 //! over nothing but SSH. See ARCHITECTURE.md for the map of the code.
 
 pub mod atomic;
+pub mod batch;
 pub mod changelog;
 pub mod check;
 pub mod cli;

@@ -194,6 +194,7 @@ pub async fn run(
         return Ok(2);
     }
     if args.dry_run {
+        bundle.sync()?;
         eprintln!(
             "{}: dry run, nothing changed; runbook: {}",
             plan.operation,
@@ -201,6 +202,8 @@ pub async fn run(
         );
         return Ok(0);
     }
+    // The plan and the before-snapshot are on disk before the first change.
+    bundle.sync()?;
     if !confirm(args)? {
         eprintln!("{}: not confirmed, nothing changed", plan.operation);
         return Ok(64);
@@ -857,5 +860,5 @@ fn write_report(
         &bundle.raw_files,
     )?;
     bundle.write("report.md", report.as_bytes())?;
-    Ok(())
+    bundle.sync()
 }

@@ -491,6 +491,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
     };
     let report = crate::report::render(&hb, &summary, &snap, &[], &bundle.raw_files)?;
     let report_path = bundle.write("report.md", report.as_bytes())?;
+    bundle.sync()?;
     if args.json {
         println!("{}", snap.to_json());
     }
@@ -778,6 +779,7 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
     };
     let report = crate::report::render(&hb, &summary, &after, &diffs, &bundle.raw_files)?;
     let report_path = bundle.write("report.md", report.as_bytes())?;
+    bundle.sync()?;
     if args.json {
         let doc = serde_json::json!({ "differences": diffs, "snapshot": after });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());

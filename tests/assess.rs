@@ -29,6 +29,7 @@ struct Run {
     snapshot: serde_json::Value,
     report: String,
     stderr: String,
+    dir: std::path::PathBuf,
 }
 
 fn assess(sim: &SimCluster, extra: &[&str]) -> Run {
@@ -58,6 +59,7 @@ fn assess(sim: &SimCluster, extra: &[&str]) -> Run {
         snapshot: serde_json::from_str(&snapshot).unwrap(),
         report: std::fs::read_to_string(out_dir.join("report.md")).unwrap(),
         stderr: stderr(&out),
+        dir: out_dir,
     }
 }
 
@@ -118,6 +120,32 @@ fn healthy_cluster_passes_and_only_reads() {
         .filter(|(_, l)| l.starts_with("pvesh get /cluster/resources"))
         .count();
     assert_eq!(resources, 1);
+    // The evidence layout of PRODUCT.md: `<name>.stdout`, `<name>.stderr` only when not
+    // empty, one `meta.json` per node.
+    for node in ["pve1", "pve2", "pve3"] {
+        let dir = run.dir.join("raw").join(node);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        let pvecm = &meta["pvecm-status"];
+        assert_eq!(pvecm["command"], "pvecm status", "{meta}");
+        assert_eq!(pvecm["exit_code"], 0);
+        assert!(pvecm["started_at"].is_string() && pvecm["duration_ms"].is_u64());
+        assert_eq!(pvecm["truncated"], false);
+        assert!(pvecm["error"].is_null());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(!name.ends_with(".meta.json"), "{name}");
+            if name.ends_with(".stderr") {
+                assert!(std::fs::metadata(&path).unwrap().len() > 0, "empty {name}");
+            }
+            if let Some(stem) = name.strip_suffix(".stdout") {
+                assert!(meta.get(stem).is_some(), "{stem} missing from meta.json");
+            }
+        }
+        let stdout = std::fs::read_to_string(dir.join("pvecm-status.stdout")).unwrap();
+        assert!(stdout.contains("Quorate:          Yes"), "{stdout}");
+    }
 }
 
 #[test]

@@ -27,3 +27,5 @@ mod verify;
 mod quoting;
 // `pveops update`: rolling package updates against the lab's apt behind sshd.
 mod update;
+// The node-side runner: outputs, statuses and durations as the node produced them.
+mod runner;

@@ -115,6 +115,17 @@ fn drain_moves_every_running_guest_with_exactly_the_planned_commands() {
         "ha-manager crm-command node-maintenance enable pve1"
     );
     // The runbook names the same commands, in the same order.
+    // The before- and after-snapshot's outputs both stay: the second gets `-2`.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.dir.join("raw/pve1/meta.json")).unwrap())
+            .unwrap();
+    assert!(
+        meta.get("qm-list").is_some() && meta.get("qm-list-2").is_some(),
+        "{meta}"
+    );
+    let before = std::fs::read_to_string(r.dir.join("raw/pve1/qm-list.stdout")).unwrap();
+    let after = std::fs::read_to_string(r.dir.join("raw/pve1/qm-list-2.stdout")).unwrap();
+    assert_ne!(before, after, "the drained node's qm list changed");
     let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
     let planned: Vec<&str> = runbook
         .lines()

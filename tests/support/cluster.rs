@@ -33,9 +33,18 @@ fn node_options(lab: &Lab, name: &str, listen: Option<(String, u16)>) -> SshdOpt
                 "PVEOPS_LAB_LOG".into(),
                 dir.join("commands.jsonl").display().to_string(),
             ),
+            // Each node's own temporary directory, so a test can see what a run left there.
+            ("TMPDIR".into(), node_tmp(lab, name).display().to_string()),
         ],
         ..Default::default()
     }
+}
+
+/// The node's `$TMPDIR`.
+pub fn node_tmp(lab: &Lab, name: &str) -> PathBuf {
+    let d = lab.dir.path().join("tmp").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 impl SimCluster {

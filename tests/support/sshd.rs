@@ -378,8 +378,9 @@ fn write_namespace_users(dir: &Path) {
 
 fn start_in_namespace(lab: &Path, config: &Path, log: &Path, netns: Option<&str>) -> Child {
     let etc = lab.join("etc");
-    let mut script =
-        String::from("set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/sshd; ");
+    let mut script = String::from(
+        "set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/sshd; mount -t proc proc /proc; ",
+    );
     for f in ["passwd", "group", "shadow"] {
         script.push_str(&format!(
             "mount --bind {} /etc/{f}; ",
