@@ -43,28 +43,34 @@ fn probes(dir: &Path, extra: &[(&str, &str)]) -> (PathBuf, PathBuf) {
 }
 
 fn assess(sim: &SimCluster, extra: &[(&str, &str)]) -> (Option<i32>, PathBuf, String) {
+    assess_as(sim, extra, &[])
+}
+
+fn assess_as(
+    sim: &SimCluster,
+    extra: &[(&str, &str)],
+    login: &[&str],
+) -> (Option<i32>, PathBuf, String) {
     let dir = sim.lab.dir.path();
     let (templates, checks) = probes(dir, extra);
     let out = dir.join("evidence");
     let inv = sim.inventory();
-    let o = pveops(
-        sim.lab.home(),
-        &[
-            "assess",
-            "-I",
-            inv.to_str().unwrap(),
-            "lab",
-            "--out",
-            out.to_str().unwrap(),
-            "--templates",
-            templates.to_str().unwrap(),
-            "--checks",
-            checks.to_str().unwrap(),
-            "--command-timeout",
-            "3",
-        ],
-        &[],
-    );
+    let mut args = vec![
+        "assess",
+        "-I",
+        inv.to_str().unwrap(),
+        "lab",
+        "--out",
+        out.to_str().unwrap(),
+        "--templates",
+        templates.to_str().unwrap(),
+        "--checks",
+        checks.to_str().unwrap(),
+        "--command-timeout",
+        "3",
+    ];
+    args.extend_from_slice(login);
+    let o = pveops(sim.lab.home(), &args, &[]);
     (o.status.code(), out, stderr(&o))
 }
 
@@ -172,4 +178,22 @@ fn a_session_cut_mid_run_fails_its_commands_and_leaves_nothing_on_the_node() {
         Vec::<String>::new(),
         "the runner's trap removed its directory"
     );
+}
+
+#[test]
+fn the_runner_works_through_sudo_for_a_non_root_login() {
+    let sim = SimCluster::start(scenario::healthy(1));
+    let id = ("probe-id", "id -u");
+    let (code, out, err) = assess_as(
+        &sim,
+        &[id],
+        &["-l", crate::support::sshd::TEST_USER, "--sudo"],
+    );
+    assert!(code.is_some(), "{err}");
+    assert_eq!(raw(&out, "pve1", "probe-id.stdout"), b"0\n", "{err}");
+    assert_eq!(
+        raw(&out, "pve1", "probe-nul.stdout"),
+        b"a\0b\nno newline at the end"
+    );
+    assert_eq!(meta(&out, "pve1")["pvecm-status"]["exit_code"], 0);
 }

@@ -330,7 +330,8 @@ pub fn sim_bin() -> PathBuf {
 }
 
 /// passwd/group/shadow/sudoers for the namespaces: the host's own plus `pveops-test`, who
-/// may `sudo` without a password. Bind-mounted over /etc inside each node's namespace, so
+/// may `sudo` without a password (keeping the variables that tell the simulated tools which
+/// lab node they are on, as a real node needs none). Bind-mounted over /etc inside each node's namespace, so
 /// the host's files are never changed.
 fn write_namespace_users(dir: &Path) {
     let etc = dir.join("etc");
@@ -358,7 +359,7 @@ fn write_namespace_users(dir: &Path) {
         (
             "sudoers",
             format!(
-                "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n{TEST_USER} ALL=(ALL) NOPASSWD: ALL\n"
+                "Defaults env_reset\nDefaults env_keep += \"PVEOPS_LAB_STATE PVEOPS_LAB_NODE PVEOPS_LAB_LOG PVEOPS_TEST_NODE\"\nroot ALL=(ALL:ALL) ALL\n{TEST_USER} ALL=(ALL) NOPASSWD: ALL\n"
             ),
         ),
     ];
