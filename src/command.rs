@@ -132,6 +132,8 @@ impl Templates {
             "timeout": limit.as_secs().max(1),
             "kill_after": KILL_AFTER_SECS,
             "sudo": sudo,
+            // The node-side runner is POSIX sh: dash on PVE, lighter to fork than bash.
+            "posix": command.name == BATCH,
         });
         Ok(self.render("wrap", &data)?.script)
     }
@@ -165,7 +167,7 @@ impl Templates {
             "timeout": limit.as_secs().max(1),
             "kill_after": KILL_AFTER_SECS,
         });
-        let program = self.render("batch", &data)?;
+        let program = self.render(BATCH, &data)?;
         self.remote_line(&program, batch_limit(limit), sudo)
     }
 }
@@ -174,6 +176,9 @@ impl Templates {
 pub fn batch_limit(limit: Duration) -> Duration {
     limit + kill_after() + crate::batch::EMIT_GRACE
 }
+
+/// The node-side runner's template (`batch.hbs`).
+pub const BATCH: &str = "batch";
 
 /// The name of the operator's own command (`pveops exec`).
 pub const OPERATOR: &str = "exec";

@@ -116,10 +116,15 @@ async fn run(
     let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", shared.sim_dir.display());
     let home = shared.home.join(node);
     let _ = std::fs::create_dir_all(&home);
-    let child = tokio::process::Command::new("/bin/sh")
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.env_clear();
+    // Node-local tool time (`sim::tool_latency`), when the lab was started with it.
+    if let Some(v) = std::env::var_os("PVEOPS_LAB_TOOL_LATENCY") {
+        command.env("PVEOPS_LAB_TOOL_LATENCY", v);
+    }
+    let child = command
         .arg("-c")
         .arg(line)
-        .env_clear()
         .env("PATH", path)
         .env("HOME", &home)
         .env("SHELL", "/bin/sh")

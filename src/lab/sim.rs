@@ -57,30 +57,34 @@ impl Env {
 
 /// Runs `tool args…` as the simulated node; prints and returns the exit status.
 pub fn main(tool: &str, args: &[String]) -> i32 {
-    let Some(env) = Env::from_env() else {
-        eprintln!(
-            "pveops: called as `{tool}` outside a lab (PVEOPS_LAB_STATE and PVEOPS_LAB_NODE are not set)"
-        );
-        return 127;
-    };
+    // Any other file is the real one: the simulator only owns the node's identity files (and
+    // apt's stamps and free space), so these work outside a lab too (under `sudo`, say).
     if tool == "cat" && !args.iter().any(|a| is_simulated_file(a)) {
-        // Any other file is the real one: the simulator only owns the node's identity files.
-        let err = std::process::Command::new("/bin/cat").args(args).status();
-        return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
+        return real("/bin/cat", args);
     }
     if tool == "df" && !args.iter().any(|a| a == "--output=avail,target") {
-        let err = std::process::Command::new("/bin/df").args(args).status();
-        return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
+        return real("/bin/df", args);
     }
     if tool == "stat"
         && !args
             .iter()
             .any(|a| super::apt::STAT_PATHS.contains(&a.as_str()))
     {
-        let err = std::process::Command::new("/usr/bin/stat")
-            .args(args)
-            .status();
-        return err.map(|s| s.code().unwrap_or(1)).unwrap_or(127);
+        return real("/usr/bin/stat", args);
+    }
+    let Some(env) = Env::from_env() else {
+        eprintln!(
+            "pveops: called as `{tool}` outside a lab (PVEOPS_LAB_STATE and PVEOPS_LAB_NODE are not set)"
+        );
+        return 127;
+    };
+    if PERL_TOOLS.contains(&tool)
+        && let Some(latency) = tool_latency()
+    {
+        // Node-local time: a real PVE tool spends 0.3-1 s loading its Perl modules before it
+        // prints anything, on the node's own cores (a sleep, so simulated nodes sharing this
+        // machine do not compete for its cores as real nodes would not).
+        std::thread::sleep(latency);
     }
     log(&env, tool, args);
     let reply = match run(&env, tool, args) {
@@ -97,6 +101,31 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(reply.stderr.as_bytes());
     reply.exit
+}
+
+/// The PVE tools that are Perl programs, each paying its start-up on the node.
+const PERL_TOOLS: &[&str] = &[
+    "pvecm",
+    "pvesm",
+    "qm",
+    "pct",
+    "ha-manager",
+    "pveversion",
+    "pvesh",
+    "pve8to9",
+];
+
+/// `PVEOPS_LAB_TOOL_LATENCY`: seconds each PVE tool run takes before it answers.
+fn tool_latency() -> Option<std::time::Duration> {
+    let v = std::env::var("PVEOPS_LAB_TOOL_LATENCY").ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs > 0.0 && secs < 600.0)
+        .then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+fn real(path: &str, args: &[String]) -> i32 {
+    let status = std::process::Command::new(path).args(args).status();
+    status.map(|s| s.code().unwrap_or(1)).unwrap_or(127)
 }
 
 fn is_simulated_file(path: &str) -> bool {
