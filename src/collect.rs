@@ -1,6 +1,7 @@
 //! Collect: take a snapshot of the targets. One connection per node runs the read-only command
-//! catalog as parallel channels; cluster-wide facts (`/cluster/resources`, backups) are read once,
-//! from the first target (or the first that answered). Outputs are parsed into health and kept
+//! catalog (through the node-side runner, `crate::batch`); cluster-wide facts
+//! (`/cluster/resources`, backups) are read once, from the first target (or the first that
+//! answered), the backup listings as soon as that target's resources are in. Outputs are parsed into health and kept
 //! raw for the evidence bundle. Only read-only templates are ever run here.
 
 use std::sync::Arc;
@@ -125,17 +126,40 @@ impl Collector {
                 (n.clone(), cmds)
             })
             .collect();
+        // The backup listings need the backup storages, which `/cluster/resources` names: they
+        // start on the first target as soon as its answer is in, while the others still answer.
+        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<String>>();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let first = nodes.first().map(|n| n.name.clone());
         let on_done = Arc::new(on_done);
         let od = on_done.clone();
-        let results = fleet::run_each(
+        let catalog_run = fleet::run_each(
             self.connector.clone(),
             self.templates.clone(),
             work,
             self.command_timeout,
             self.parallel,
-            move |r| od(r),
-        )
-        .await;
+            move |r| {
+                if cluster_wide
+                    && first.as_deref() == Some(r.node.name.as_str())
+                    && let Some(ids) = storages_of(r)
+                    && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
+                {
+                    let _ = tx.send(ids);
+                }
+                od(r)
+            },
+        );
+        let backups_run = async {
+            let ids = rx.await.ok()?;
+            let first = nodes.first()?;
+            let cmds = self.backup_commands(&ids).ok()?;
+            if cmds.is_empty() {
+                return Some(None);
+            }
+            Some(Some(self.run_on(first, cmds).await))
+        };
+        let (results, early_backups) = tokio::join!(catalog_run, backups_run);
         let mut snap = Snapshot {
             format: crate::snapshot::FORMAT,
             taken_at: now_rfc3339(),
@@ -155,9 +179,15 @@ impl Collector {
                 &mut snap.backups,
             ));
         }
-        if cluster_wide {
-            self.second_pass(&nodes, &results, &mut snap, &mut raws)
-                .await?;
+        match early_backups {
+            // Listed already (or nothing to list): keep what the listings read.
+            Some(Some(r)) => self.absorb_alone(r, &mut snap, &mut raws),
+            Some(None) => {}
+            None if cluster_wide => {
+                self.second_pass(&nodes, &results, &mut snap, &mut raws)
+                    .await?
+            }
+            None => {}
         }
         Ok((snap, raws))
     }
@@ -188,17 +218,47 @@ impl Collector {
             self.run_alone(node, vec![cmd], snap, raws).await;
         }
         // The backup listings need the resources, read in the first pass or just now.
-        let cmds = backup_storages(&snap.resources)
-            .iter()
-            .map(|sid| {
-                self.templates
-                    .render("backup-list", &json!({ "storage": sid }))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let cmds = self.backup_commands(&backup_storages(&snap.resources))?;
         if !cmds.is_empty() {
             self.run_alone(node, cmds, snap, raws).await;
         }
         Ok(())
+    }
+
+    /// One `backup-list` command per storage.
+    fn backup_commands(&self, ids: &[String]) -> Result<Vec<Command>, crate::Error> {
+        ids.iter()
+            .map(|sid| {
+                self.templates
+                    .render("backup-list", &json!({ "storage": sid }))
+            })
+            .collect()
+    }
+
+    /// Runs `cmds` on `node` alone.
+    async fn run_on(&self, node: &Node, cmds: Vec<Command>) -> NodeResult {
+        let mut results = fleet::run_each(
+            self.connector.clone(),
+            self.templates.clone(),
+            vec![(node.clone(), cmds)],
+            self.command_timeout,
+            1,
+            |_| {},
+        )
+        .await;
+        results.pop().unwrap_or_else(|| NodeResult {
+            node: node.clone(),
+            outcome: Ok(Vec::new()),
+            duration: Duration::ZERO,
+        })
+    }
+
+    /// Adds what `r` read to the snapshot: the node's command records, resources and backups.
+    fn absorb_alone(&self, r: NodeResult, snap: &mut Snapshot, raws: &mut Vec<Raw>) {
+        let mut scratch = node_snapshot(&r, raws, &mut snap.resources, &mut snap.backups);
+        if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == r.node.name) {
+            target.commands.append(&mut scratch.commands);
+        }
     }
 
     /// Runs `cmds` on `node` alone and adds what they read to the snapshot: the node's command
@@ -210,21 +270,20 @@ impl Collector {
         snap: &mut Snapshot,
         raws: &mut Vec<Raw>,
     ) {
-        let results = fleet::run_each(
-            self.connector.clone(),
-            self.templates.clone(),
-            vec![(node.clone(), cmds)],
-            self.command_timeout,
-            1,
-            |_| {},
-        )
-        .await;
-        let Some(r) = results.first() else { return };
-        let mut scratch = node_snapshot(r, raws, &mut snap.resources, &mut snap.backups);
-        if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == node.name) {
-            target.commands.append(&mut scratch.commands);
-        }
+        let r = self.run_on(node, cmds).await;
+        self.absorb_alone(r, snap, raws);
     }
+}
+
+/// The backup storages named by a node's `/cluster/resources` answer, when it gave a usable
+/// one.
+fn storages_of(r: &NodeResult) -> Option<Vec<String>> {
+    let cmds = r.outcome.as_ref().ok()?;
+    let c = cmds.iter().find(|c| c.command.name == "cluster-resources")?;
+    let out = c.result.as_ref().ok().filter(|o| o.success())?;
+    let parsed = facts::pvesh::parse_cluster_resources(&out.stdout_text()).ok()?;
+    let resources: Vec<health::Resource> = parsed.resources.iter().map(from_fact).collect();
+    (!resources.is_empty()).then(|| backup_storages(&resources))
 }
 
 /// Shared storages that hold backups (vzdump and PBS), by id, once each.
