@@ -714,6 +714,23 @@ fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
                     ),
                 });
             }
+            if let Some(d) = &cmd.diagnosis {
+                let how = match (cmd.exit_code, &cmd.signal) {
+                    (Some(c), _) => format!("exit {c}"),
+                    (None, Some(s)) => format!("killed by SIG{s}"),
+                    _ => "no exit status".into(),
+                };
+                out.push(Finding {
+                    check: "pveops.command-failed".into(),
+                    severity: diagnosis_severity(&d.code),
+                    node: Some(n.name.clone()),
+                    subject: Some(cmd.name.clone()),
+                    message: format!(
+                        "{}: {}: `{}` failed ({how}: {})",
+                        n.name, d.message, cmd.command, d.line
+                    ),
+                });
+            }
             if let Some(e) = &cmd.error {
                 out.push(Finding {
                     check: "pveops.command-ran".into(),
@@ -726,6 +743,15 @@ fn tool_findings(snap: &Snapshot) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// How bad a failing command's diagnosis is: the cluster's own plumbing down is critical
+/// (nothing else on that node can be trusted), anything else a warning.
+fn diagnosis_severity(code: &str) -> Severity {
+    match code {
+        "pmxcfs-down" | "corosync-down" => Severity::Critical,
+        _ => Severity::Warning,
+    }
 }
 
 /// Each WARN and FAIL of the upgrade checker as an `upgrade.checklist` finding: the checker

@@ -279,7 +279,9 @@ impl Collector {
 /// one.
 fn storages_of(r: &NodeResult) -> Option<Vec<String>> {
     let cmds = r.outcome.as_ref().ok()?;
-    let c = cmds.iter().find(|c| c.command.name == "cluster-resources")?;
+    let c = cmds
+        .iter()
+        .find(|c| c.command.name == "cluster-resources")?;
     let out = c.result.as_ref().ok().filter(|o| o.success())?;
     let parsed = facts::pvesh::parse_cluster_resources(&out.stdout_text()).ok()?;
     let resources: Vec<health::Resource> = parsed.resources.iter().map(from_fact).collect();
@@ -356,12 +358,30 @@ fn node_snapshot(
         rec.signal = out.signal().map(str::to_string);
         rec.started_at = Some(out.started_at.to_string());
         rec.duration_ms = out.duration.as_millis() as u64;
-        if let Err(e) = absorb(&mut n, &c.command, out, resources, backups) {
+        let parsed = absorb(&mut n, &c.command, out, resources, backups);
+        // A command that failed says why on stderr (pmxcfs down, corosync down, a storage
+        // offline): that is the finding, not the unreadable output it left.
+        rec.diagnosis = (!out.success()).then(|| diagnose(out)).flatten();
+        if let Err(e) = parsed
+            && rec.diagnosis.is_none()
+        {
             rec.parse_error = Some(e);
         }
         n.commands.push(rec);
     }
     n
+}
+
+/// The first message of a failing command's stderr that `pve-stderr` recognises.
+fn diagnose(out: &Output) -> Option<crate::snapshot::Diagnosis> {
+    let parsed = facts::stderr::parse(&out.stderr_text()).ok()?;
+    let d = parsed.diagnostics.into_iter().next()?;
+    Some(crate::snapshot::Diagnosis {
+        code: d.code.to_string(),
+        subject: d.subject,
+        message: d.message,
+        line: d.text,
+    })
 }
 
 fn exit_word(code: Option<u32>) -> String {

@@ -87,6 +87,22 @@ pub struct CommandRecord {
     pub error: Option<String>,
     /// Its output could not be read (`kind: line N: ...`).
     pub parse_error: Option<String>,
+    /// It exited non-zero and its stderr says why (the `pve-stderr` parser's first diagnosis).
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// What a failing command's stderr says (kind `pve-stderr`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Diagnosis {
+    /// The message's stable code (`pmxcfs-down`, `corosync-down`, `storage-offline`, ...).
+    pub code: String,
+    /// What it is about (a storage, a VMID), when the message names it.
+    pub subject: Option<String>,
+    /// One sentence saying what the message means.
+    pub message: String,
+    /// The line as printed.
+    pub line: String,
 }
 
 impl Snapshot {

@@ -306,6 +306,11 @@ fn normalized(mut v: serde_json::Value) -> serde_json::Value {
     v["taken_at"] = "<time>".into();
     for n in v["nodes"].as_array_mut().unwrap() {
         n["address"] = "<address>".into();
+        // The lists were refreshed an hour before the lab started; the assess runs a moment
+        // later, which a second boundary can fall into.
+        if let Some(age) = n["apt_lists_age_seconds"].as_i64() {
+            n["apt_lists_age_seconds"] = ((age + 30) / 60 * 60).into();
+        }
         for c in n["commands"].as_array_mut().unwrap() {
             c["duration_ms"] = 0.into();
             c["started_at"] = "<time>".into();
@@ -382,4 +387,54 @@ fn garbage_output_is_an_unknown_finding_naming_the_line() {
             .contains("pvesm-status: line 1:"),
         "{f}"
     );
+}
+
+#[test]
+fn a_failing_command_is_diagnosed_from_its_stderr_not_called_unreadable() {
+    let mut c = scenario::healthy(2);
+    // What `pvesm status` prints when pmxcfs is down (PVE::IPCC, as in the captured
+    // pvecm-status.pmxcfs-down.stderr.txt), exit 255 from Perl's die.
+    c.node_mut("pve2").unwrap().faults.fail.insert(
+        "pvesm status".into(),
+        pveops::lab::state::Failure {
+            exit: 255,
+            stderr: "ipcc_send_rec[1] failed: Connection refused\nipcc_send_rec[2] failed: Connection refused\n".into(),
+        },
+    );
+    let sim = SimCluster::start(c);
+    let run = assess(&sim, &[]);
+    assert_eq!(run.code, Some(2), "{:?}", findings(&run));
+    let f = run.snapshot["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "pveops.command-failed")
+        .unwrap_or_else(|| panic!("{:?}", findings(&run)));
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["node"], "pve2");
+    assert_eq!(f["subject"], "pvesm-status");
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("pve2: the cluster filesystem (pmxcfs")
+            && m.contains("`pvesm status` failed (exit 255"),
+        "{m}"
+    );
+    assert!(
+        !has(
+            &run,
+            "pveops.output-readable",
+            Some("pve2"),
+            Some("pvesm-status")
+        ),
+        "{:?}",
+        findings(&run)
+    );
+    let cmd = run.snapshot["nodes"][1]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pvesm-status")
+        .unwrap()
+        .clone();
+    assert_eq!(cmd["diagnosis"]["code"], "pmxcfs-down", "{cmd}");
 }
