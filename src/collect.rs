@@ -375,7 +375,11 @@ fn node_snapshot(
 /// The first message of a failing command's stderr that `pve-stderr` recognises.
 fn diagnose(out: &Output) -> Option<crate::snapshot::Diagnosis> {
     let parsed = facts::stderr::parse(&out.stderr_text()).ok()?;
-    let d = parsed.diagnostics.into_iter().next()?;
+    // apt's `W:` lines and a task's warnings accompany a failure; they do not explain it.
+    let d = parsed
+        .diagnostics
+        .into_iter()
+        .find(|d| !matches!(d.code, "apt-warning" | "task-warnings"))?;
     Some(crate::snapshot::Diagnosis {
         code: d.code.to_string(),
         subject: d.subject,
