@@ -599,14 +599,6 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
 
 fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
     let max_hours = c.params.max_age_hours.unwrap_or(7.0 * 24.0);
-    let mut newest: BTreeMap<u64, i64> = BTreeMap::new();
-    for b in &snap.backups {
-        let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b)) else {
-            continue;
-        };
-        let e = newest.entry(vmid).or_insert(epoch);
-        *e = (*e).max(epoch);
-    }
     let mut out = Vec::new();
     if snap.resources.is_empty() {
         return out;
@@ -622,7 +614,7 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
         }
         let node = target_of(snap, r.node.as_deref());
         let name = r.name.as_deref().unwrap_or("unnamed");
-        match newest.get(&vmid) {
+        match snap.newest_backup(vmid).map(|b| b.epoch) {
             None => out.push(finding(
                 c,
                 c.severity,
@@ -642,21 +634,6 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
         }
     }
     out
-}
-
-fn backup_epoch(b: &crate::health::Backup) -> Option<i64> {
-    b.epoch.or_else(|| {
-        let t = b.backup_time.as_deref()?;
-        t.parse::<jiff::Timestamp>()
-            .ok()
-            .or_else(|| {
-                t.parse::<jiff::civil::DateTime>()
-                    .ok()
-                    .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-                    .map(|z| z.timestamp())
-            })
-            .map(|ts| ts.as_second())
-    })
 }
 
 fn command_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
@@ -896,6 +873,7 @@ mod tests {
             nodes,
             resources: Vec::new(),
             backups: Vec::new(),
+            newest_backups: Vec::new(),
             findings: Vec::new(),
         }
     }
@@ -1016,6 +994,7 @@ mod tests {
             backup_time: Some("2026-11-01T02:00:00".into()),
             ..Default::default()
         });
+        s.derive();
         let found = evaluate(&shipped(), &s, now);
         let b: Vec<(Option<&str>, &str)> = found
             .iter()

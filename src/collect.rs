@@ -40,6 +40,7 @@ const CATALOG: &[&str] = &[
     "pveversion-v",
     "boot-id",
     "hostname",
+    "utc-offset",
     "apt-simulate",
     "apt-lists-stamp",
     "systemctl-is-active",
@@ -80,7 +81,7 @@ pub fn node_catalog(
     only: &[String],
 ) -> Result<Vec<Command>, crate::Error> {
     let mut wanted: Vec<(&str, serde_json::Value)> =
-        CATALOG.iter().take(10).map(|n| (*n, json!({}))).collect();
+        CATALOG.iter().take(11).map(|n| (*n, json!({}))).collect();
     wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command
@@ -168,6 +169,7 @@ impl Collector {
             nodes: Vec::new(),
             resources: Vec::new(),
             backups: Vec::new(),
+            newest_backups: Vec::new(),
             findings: Vec::new(),
         };
         let mut raws = Vec::new();
@@ -189,6 +191,7 @@ impl Collector {
             }
             None => {}
         }
+        snap.derive();
         Ok((snap, raws))
     }
 
@@ -483,6 +486,9 @@ fn absorb(
                 .next()
                 .map(str::to_string)
                 .filter(|s| !s.is_empty())
+        }
+        "utc-offset" => {
+            n.utc_offset_seconds = Some(facts::utc_offset::parse(&stdout).map_err(e)?.seconds)
         }
         "cluster-resources" => {
             let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;

@@ -232,6 +232,8 @@ pub struct Backup {
     pub vmid: Option<u64>,
     pub size_bytes: Option<u64>,
     pub backup_time: Option<String>,
+    /// `local` (a vzdump name: the node's local time) or `utc` (PBS).
+    pub time_zone: Option<String>,
     pub epoch: Option<i64>,
 }
 

@@ -392,19 +392,8 @@ fn lrm_state(snap: &Snapshot, node: &str) -> Option<String> {
 }
 
 fn newest_backup_hours(snap: &Snapshot, vmid: u64, now: i64) -> Option<f64> {
-    snap.backups
-        .iter()
-        .filter(|b| b.vmid == Some(vmid))
-        .filter_map(|b| {
-            b.epoch.or_else(|| {
-                b.backup_time
-                    .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .map(|t| t.as_second())
-            })
-        })
-        .max()
-        .map(|t| (now - t) as f64 / 3600.0)
+    snap.newest_backup(vmid)
+        .map(|b| (now - b.epoch) as f64 / 3600.0)
 }
 
 /// Quorum gates: the cluster is quorate now, and stays quorate without the votes of `without`.
@@ -2044,6 +2033,7 @@ mod tests {
             nodes: vec![node("pve1", quorate), node("pve2", down)],
             resources: Vec::new(),
             backups: Vec::new(),
+            newest_backups: Vec::new(),
             findings: Vec::new(),
         };
         let g = &quorum_gates(&snap, None)[0];

@@ -535,6 +535,7 @@ mod snapshot_tests {
             nodes: vec![n1, n2],
             resources: Vec::new(),
             backups: Vec::new(),
+            newest_backups: Vec::new(),
             findings: vec![
                 Finding {
                     check: "node.reachable".into(),

@@ -27,7 +27,23 @@ pub struct Snapshot {
     /// Backups per backup storage, read once per cluster.
     #[serde(default)]
     pub backups: Vec<health::Backup>,
+    /// Each guest's newest backup, derived once from `backups` ([`Snapshot::derive`]): what
+    /// the `backup.recent` check and the operations' backup gate read.
+    #[serde(default)]
+    pub newest_backups: Vec<NewestBackup>,
     pub findings: Vec<Finding>,
+}
+
+/// A guest's newest backup, with its absolute time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewestBackup {
+    pub vmid: u64,
+    /// Unix time: a PBS snapshot's own, or a vzdump name's local time less the UTC offset of
+    /// the node that listed it.
+    pub epoch: i64,
+    pub volid: String,
+    pub storage: String,
 }
 
 /// One target's state.
@@ -42,6 +58,8 @@ pub struct NodeSnapshot {
     pub error: Option<String>,
     /// The node's own PVE name.
     pub pve_node: Option<String>,
+    /// The node's offset from UTC in seconds (`date +%z`), for vzdump's local-time names.
+    pub utc_offset_seconds: Option<i32>,
     pub cluster: Option<health::ClusterHealth>,
     pub storages: Vec<health::Storage>,
     pub vms: Vec<health::Vm>,
@@ -106,6 +124,47 @@ pub struct Diagnosis {
 }
 
 impl Snapshot {
+    /// Computes what is derived from the facts read: each guest's newest backup. vzdump names
+    /// its files in the node's local time (pve-manager `PVE/VZDump.pm`, `localtime`), so such
+    /// a name is read with the UTC offset of the node that listed the backups (else of any
+    /// node that gave one; UTC when none did); PBS snapshot names are UTC.
+    pub fn derive(&mut self) {
+        let lister = self
+            .nodes
+            .iter()
+            .find(|n| n.commands.iter().any(|c| c.name == "backup-list"))
+            .and_then(|n| n.utc_offset_seconds);
+        let offset = lister
+            .or_else(|| self.nodes.iter().find_map(|n| n.utc_offset_seconds))
+            .unwrap_or(0);
+        let mut newest: std::collections::BTreeMap<u64, NewestBackup> = Default::default();
+        for b in &self.backups {
+            let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b, offset)) else {
+                continue;
+            };
+            let e = newest.entry(vmid).or_insert_with(|| NewestBackup {
+                vmid,
+                epoch,
+                volid: b.volid.clone(),
+                storage: b.storage.clone(),
+            });
+            if epoch > e.epoch {
+                *e = NewestBackup {
+                    vmid,
+                    epoch,
+                    volid: b.volid.clone(),
+                    storage: b.storage.clone(),
+                };
+            }
+        }
+        self.newest_backups = newest.into_values().collect();
+    }
+
+    /// The newest backup of guest `vmid`, if it has one.
+    pub fn newest_backup(&self, vmid: u64) -> Option<&NewestBackup> {
+        self.newest_backups.iter().find(|b| b.vmid == vmid)
+    }
+
     /// Reads a snapshot file.
     pub fn load(path: &Path) -> Result<Snapshot, crate::Error> {
         let text = crate::input::read_to_string(path, crate::input::MAX_DOCUMENT)
@@ -121,6 +180,11 @@ impl Snapshot {
                 ),
             ));
         }
+        let mut snap = snap;
+        // A snapshot written before `newest_backups` existed: derive it as collect would.
+        if snap.newest_backups.is_empty() && !snap.backups.is_empty() {
+            snap.derive();
+        }
         Ok(snap)
     }
 
@@ -133,5 +197,111 @@ impl Snapshot {
         self.nodes
             .iter()
             .find(|n| n.name == name || n.pve_node.as_deref() == Some(name))
+    }
+}
+
+/// A backup's Unix time: its own epoch (PBS), else its name's time: with an offset when the
+/// name carries one, else as local time at `offset` seconds east of UTC.
+fn backup_epoch(b: &health::Backup, offset: i32) -> Option<i64> {
+    if let Some(e) = b.epoch {
+        return Some(e);
+    }
+    let t = b.backup_time.as_deref()?;
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Some(ts.as_second());
+    }
+    let civil = t.parse::<jiff::civil::DateTime>().ok()?;
+    let utc = civil
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp()
+        .as_second();
+    Some(utc - i64::from(offset))
+}
+
+#[cfg(test)]
+mod derive_tests {
+    use super::*;
+
+    fn empty() -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            taken_at: String::new(),
+            status: Severity::Ok,
+            pveops_version: String::new(),
+            nodes: Vec::new(),
+            resources: Vec::new(),
+            backups: Vec::new(),
+            newest_backups: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn backup(volid: &str, time: &str, epoch: Option<i64>) -> health::Backup {
+        health::Backup {
+            volid: volid.into(),
+            storage: "nas".into(),
+            vmid: Some(100),
+            backup_time: Some(time.into()),
+            time_zone: Some(if epoch.is_some() { "utc" } else { "local" }.into()),
+            epoch,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_vzdump_name_is_local_time_of_the_listing_node() {
+        let mut snap = Snapshot {
+            nodes: vec![NodeSnapshot {
+                name: "pve1".into(),
+                utc_offset_seconds: Some(3600),
+                commands: vec![CommandRecord {
+                    name: "backup-list".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            backups: vec![
+                backup(
+                    "nas:backup/vzdump-qemu-100-2026_12_02-22_00_05.vma.zst",
+                    "2026-12-02T22:00:05",
+                    None,
+                ),
+                backup(
+                    "nas:backup/vzdump-qemu-100-2026_12_01-22_00_05.vma.zst",
+                    "2026-12-01T22:00:05",
+                    None,
+                ),
+            ],
+            ..empty()
+        };
+        snap.derive();
+        let n = snap.newest_backup(100).unwrap();
+        // 22:00:05 at +01:00 is 21:00:05 UTC.
+        let expect: jiff::Timestamp = "2026-12-02T21:00:05Z".parse().unwrap();
+        assert_eq!(n.epoch, expect.as_second());
+        assert!(n.volid.contains("2026_12_02"));
+    }
+
+    #[test]
+    fn a_pbs_snapshot_keeps_its_own_time_and_the_newest_wins() {
+        let mut snap = Snapshot {
+            backups: vec![
+                backup(
+                    "pbs:backup/vm/100/2026-12-03T02:00:00Z",
+                    "2026-12-03T02:00:00Z",
+                    Some(1_796_263_200),
+                ),
+                backup(
+                    "nas:backup/vzdump-qemu-100-2026_12_02-22_00_05.vma.zst",
+                    "2026-12-02T22:00:05",
+                    None,
+                ),
+            ],
+            ..empty()
+        };
+        snap.derive();
+        assert_eq!(snap.newest_backup(100).unwrap().epoch, 1_796_263_200);
+        assert!(snap.newest_backup(101).is_none());
     }
 }

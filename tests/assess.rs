@@ -306,6 +306,10 @@ fn normalized(mut v: serde_json::Value) -> serde_json::Value {
     v["taken_at"] = "<time>".into();
     for n in v["nodes"].as_array_mut().unwrap() {
         n["address"] = "<address>".into();
+        // `date +%z` is this machine's own zone.
+        if n["utc_offset_seconds"].is_number() {
+            n["utc_offset_seconds"] = "<offset>".into();
+        }
         // The lists were refreshed an hour before the lab started; the assess runs a moment
         // later, which a second boundary can fall into.
         if let Some(age) = n["apt_lists_age_seconds"].as_i64() {
@@ -319,6 +323,10 @@ fn normalized(mut v: serde_json::Value) -> serde_json::Value {
     for b in v["backups"].as_array_mut().unwrap() {
         b["epoch"] = 0.into();
         b["backup_time"] = "<time>".into();
+        b["volid"] = "<volid>".into();
+    }
+    for b in v["newest_backups"].as_array_mut().unwrap() {
+        b["epoch"] = 0.into();
         b["volid"] = "<volid>".into();
     }
     v

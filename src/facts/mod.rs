@@ -47,6 +47,7 @@ pub mod qm_status;
 pub mod systemctl_is_active;
 pub mod task_log;
 pub mod upgrade_checklist;
+pub mod utc_offset;
 pub mod zpool_status;
 
 /// Output a parser cannot read: which kind, where, and why.
@@ -216,6 +217,10 @@ pub const KINDS: &[(&str, &str)] = &[
         df::KIND,
         "df -B1 --output=avail,target PATH...: free bytes on the mount holding each path",
     ),
+    (
+        utc_offset::KIND,
+        "date +%z: the node's UTC offset, for the local times in vzdump file names",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -278,6 +283,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "lslocks" => to_json(lslocks::KIND, lslocks::parse(text)),
         "apt-cache-show" => to_json(apt_cache_show::KIND, apt_cache_show::parse(text)),
         "df" => to_json(df::KIND, df::parse(text)),
+        "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -343,6 +349,7 @@ mod tests {
         ("lslocks.", "lslocks"),
         ("apt-cache-show.", "apt-cache-show"),
         ("df.", "df"),
+        ("date-z.", "utc-offset"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {
