@@ -18,6 +18,7 @@ const READ_ONLY: &[&str] = &[
     "systemctl is-active ",
     "cat /proc/sys/kernel/random/boot_id",
     "hostname",
+    "date +%z",
     "zpool status -x",
     "pvesh get /cluster/resources --output-format json",
     "apt-get -s dist-upgrade",

@@ -670,3 +670,52 @@ fn restore_after_a_failed_drain_undoes_the_steps_that_succeeded() {
         .guest(101)
         .is_some_and(|g| g.node == "pve1" && g.lock.is_none())));
 }
+
+/// Nodes at UTC+2 with vzdump backups on NFS, named in that local time as vzdump names them:
+/// a backup made 2 hours ago is 2 hours old in the check, the gate and the snapshot; one made
+/// 9 days ago fails the 7-day gate, naming guest and age.
+#[test]
+fn vzdump_backups_are_aged_in_the_nodes_local_time() {
+    let mut c = scenario::healthy(3);
+    for n in c.nodes.iter_mut() {
+        n.utc_offset_minutes = 120;
+    }
+    for g in c.guests.iter_mut() {
+        let age = match g.vmid {
+            101 => "-216h",
+            _ => "-2h",
+        };
+        g.backups = vec![pveops::lab::state::Backup {
+            storage: "nfs-backup".into(),
+            time: age.into(),
+            size: 1 << 30,
+        }];
+    }
+    let sim = SimCluster::start(c);
+    let state = sim.state();
+    let r = op(&sim, &["drain", "pve1", "--dry-run"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refused by gate backup-recent")
+            && r.stderr.contains("of: 101 (216 h old) (or pass"),
+        "{}",
+        r.stderr
+    );
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.dir.join("before.json")).unwrap()).unwrap();
+    let newest = before["newest_backups"].as_array().unwrap();
+    let g100 = newest.iter().find(|b| b["vmid"] == 100).unwrap();
+    let made: jiff::Timestamp = state.guests.iter().find(|g| g.vmid == 100).unwrap().backups[0]
+        .time
+        .parse()
+        .unwrap();
+    assert_eq!(g100["epoch"], made.as_second(), "{g100}");
+    // The file name carries the wall clock at UTC+2, as vzdump's localtime() gives it.
+    let local = made
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap()
+        .strftime("%Y_%m_%d-%H_%M_%S")
+        .to_string();
+    assert!(g100["volid"].as_str().unwrap().contains(&local), "{g100}");
+    assert_eq!(before["nodes"][0]["utc_offset_seconds"], 7200);
+}

@@ -471,7 +471,14 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
                     } else {
                         ("lxc", "tar.zst")
                     };
-                    let stamp = t.strftime("%Y_%m_%d-%H_%M_%S");
+                    // vzdump names the file in the node's local time (pve-manager
+                    // PVE/VZDump.pm: strftime("%Y_%m_%d-%H_%M_%S", localtime($starttime))).
+                    let offset = c.node(&g.node).map_or(0, |n| n.utc_offset_minutes);
+                    // The wall clock at that offset, formatted as a UTC time would be.
+                    let local = t
+                        .checked_add(jiff::SignedDuration::from_secs(i64::from(offset) * 60))
+                        .unwrap_or(t);
+                    let stamp = local.strftime("%Y_%m_%d-%H_%M_%S");
                     (
                         format!("{storage}:backup/vzdump-{kind}-{}-{stamp}.{ext}", g.vmid),
                         ext,
@@ -1927,3 +1934,10 @@ pub fn pve8to9(c: &Cluster, node: &str, full: bool) -> Reply {
 
 #[cfg(test)]
 mod tests;
+
+/// `date +%z` (GNU coreutils, gnulib `nstrftime` `%z`): `+hhmm`, sign always printed.
+pub fn utc_offset(n: &super::state::Node) -> String {
+    let m = n.utc_offset_minutes;
+    let sign = if m < 0 { '-' } else { '+' };
+    format!("{sign}{:02}{:02}\n", m.abs() / 60, m.abs() % 60)
+}

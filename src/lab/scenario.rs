@@ -103,6 +103,7 @@ fn node(i: u32) -> Node {
         stats: BTreeMap::new(),
         apt_stderr: Vec::new(),
         apt: Default::default(),
+        utc_offset_minutes: 0,
     }
 }
 

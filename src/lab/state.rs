@@ -145,6 +145,14 @@ pub struct Node {
     /// The node's package manager: what its lists offer, locks, broken packages.
     #[serde(default, skip_serializing_if = "Apt::is_default")]
     pub apt: Apt,
+    /// The node's offset from UTC in minutes (its `/etc/localtime`): what `date +%z` prints
+    /// and the local time vzdump names its files in.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub utc_offset_minutes: i32,
+}
+
+fn is_zero_i32(v: &i32) -> bool {
+    *v == 0
 }
 
 /// A package version a repository offers.
