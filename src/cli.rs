@@ -123,8 +123,8 @@ Examples:
 pub enum Command {
     /// Snapshot every target (read-only), run the health checks, write the evidence bundle
     #[command(after_help = "\
-Runs the read-only command catalog on every target (one SSH connection each, commands as
-parallel channels), reads cluster-wide facts once, runs the checks (`pveops checks`), prints a
+Runs the read-only command catalog on every target (one SSH connection each; on the node the
+commands run at once, each under its own timeout), reads cluster-wide facts once, runs the checks (`pveops checks`), prints a
 summary on stderr and writes the evidence bundle: report.md, snapshot.json and raw/<node>/...
 
 Examples:

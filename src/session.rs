@@ -1,5 +1,6 @@
 //! SSH sessions with russh: connect (directly or through a shared jump connection), verify the
-//! host key, authenticate, and run commands as parallel channels of one connection.
+//! host key, authenticate, and run commands on channels of one connection (a single command
+//! each, or a node's catalog as one node-side runner program, `crate::batch`).
 //!
 //! The only module that touches the network. Every phase is bounded (russh has no timeouts of
 //! its own, CRATES.md P6), every channel is drained to the end (P1, P3), and at most
