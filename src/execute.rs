@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::command::{Command, Templates};
+use crate::error::{Cause, NodeError};
 use crate::facts;
 use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
 use crate::journal::{Entry, Journal, now};
 use crate::operation::{Condition, Plan, Step, Verify};
-use crate::session::Connector;
+use crate::output::Output;
+use crate::session::{Connector, Session};
 
 /// How a plan's execution ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +95,9 @@ pub struct Runner {
     pub command_timeout: Duration,
     /// Between two looks at the state while a step is verified.
     pub poll_every: Duration,
+    /// One connection per node, kept across steps and polls (a poll is a channel, not a new
+    /// SSH login); a connection that broke (a reboot) is replaced once per command.
+    pub sessions: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Session>>>,
 }
 
 impl Runner {
@@ -118,33 +123,59 @@ impl Runner {
             .node(pve)
             .ok_or_else(|| LookFailed::retry(format!("no target reaches node {pve}")))?
             .clone();
-        let r = crate::fleet::run(
-            self.connector.clone(),
-            self.templates.clone(),
-            vec![node],
-            vec![cmd.clone()],
-            self.command_timeout,
-            1,
-            |_| {},
-        )
-        .await;
-        let r = r
-            .into_iter()
-            .next()
-            .ok_or_else(|| LookFailed::retry("no result"))?;
-        let cmds = r.outcome.map_err(|e| LookFailed::node(&e))?;
-        let c = cmds
-            .into_iter()
-            .next()
-            .ok_or_else(|| LookFailed::retry("no result"))?;
-        let o = c.result.map_err(|cause| {
-            LookFailed::node(&crate::error::NodeError {
-                node: r.node.name.clone(),
-                address: r.node.address(),
-                cause,
-            })
-        })?;
+        let o = self
+            .run_kept(&node, cmd)
+            .await
+            .map_err(|e| LookFailed::node(&e))?;
         Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
+    }
+
+    /// Runs `cmd` on the node's kept connection, opening one when there is none. When the kept
+    /// one has broken (the node rebooted, the network dropped), a fresh one is tried once: a
+    /// node that does not answer, or answers with another host key, is then the error.
+    async fn run_kept(&self, node: &Node, cmd: &Command) -> Result<Output, NodeError> {
+        let err = |cause: Cause| NodeError {
+            node: node.name.clone(),
+            address: node.address(),
+            cause,
+        };
+        for attempt in 0..2 {
+            let kept = self.sessions.lock().await.get(&node.name).cloned();
+            let fresh = kept.is_none();
+            let session = match kept {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(self.connector.connect(node).await?);
+                    self.sessions
+                        .lock()
+                        .await
+                        .insert(node.name.clone(), s.clone());
+                    s
+                }
+            };
+            let line = self
+                .templates
+                .remote_line(cmd, self.command_timeout, session.sudo())
+                .map_err(|e| err(Cause::Protocol(e.to_string())))?;
+            match session.run(&line, self.command_timeout).await {
+                Ok(o) => return Ok(o),
+                Err(cause) => {
+                    let broken = matches!(
+                        cause,
+                        Cause::Disconnected(_) | Cause::ChannelOpen(_) | Cause::Protocol(_)
+                    );
+                    if broken {
+                        self.sessions.lock().await.remove(&node.name);
+                    }
+                    if !(broken && !fresh && attempt == 0) {
+                        return Err(err(cause));
+                    }
+                }
+            }
+        }
+        Err(err(Cause::Disconnected(
+            "the connection broke twice in a row".into(),
+        )))
     }
 
     /// The first usable answer to template `name`, asking one node after the other. Output one

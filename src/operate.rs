@@ -87,6 +87,7 @@ pub async fn run(
             .collect(),
         command_timeout: Duration::from_secs(global.command_timeout),
         poll_every: Duration::from_millis(500),
+        sessions: Default::default(),
     };
     // `update`: fresh package lists first (a change to the lists only, journaled), then the
     // assessment again, so the plan shows what apt will really install.
