@@ -178,6 +178,11 @@ pub fn decode(
         .collect()
 }
 
+/// True when the runner got as far as printing its first line.
+pub fn has_begun(stdout: &[u8], boundary: &str) -> bool {
+    find_line_start(stdout, format!("{boundary} begin ").as_bytes()).is_some()
+}
+
 /// True when the stream ended with the runner's end line right after the last frame.
 pub fn is_complete(stdout: &[u8], boundary: &str) -> bool {
     stdout.ends_with(format!("\n{boundary} end\n").as_bytes())

@@ -114,9 +114,10 @@ async fn run_node(
         let boundary = crate::batch::boundary();
         match templates.batch_line(commands, limit, session.sudo(), &boundary) {
             Ok(line) if line.len() <= crate::batch::MAX_PROGRAM => {
-                let out = run_batch(&session, commands, &line, &boundary, limit).await;
-                session.close().await;
-                return Ok(out);
+                if let Some(out) = run_batch(&session, commands, &line, &boundary, limit).await {
+                    session.close().await;
+                    return Ok(out);
+                }
             }
             Ok(_) => tracing::debug!(
                 "{}: {} commands are too long for one program; one channel each",
@@ -136,9 +137,25 @@ async fn run_batch(
     line: &str,
     boundary: &str,
     limit: Duration,
-) -> Vec<CommandResult> {
+) -> Option<Vec<CommandResult>> {
     let started_at = jiff::Timestamp::now();
     let results = match session.run(line, crate::command::batch_limit(limit)).await {
+        // The runner could not start (no private directory: a full or read-only /tmp, no
+        // `mktemp`): the commands go one channel each instead, which needs no file on the node.
+        Ok(out)
+            if matches!(out.exit, crate::output::Exit::Code(125..=127))
+                && !crate::batch::has_begun(&out.stdout, boundary) =>
+        {
+            tracing::warn!(
+                "the node-side runner could not start ({}); one channel per command instead",
+                out.stderr_text()
+                    .lines()
+                    .next()
+                    .unwrap_or("no message")
+                    .trim()
+            );
+            return None;
+        }
         Ok(out) => {
             if !crate::batch::is_complete(&out.stdout, boundary) {
                 tracing::debug!(
@@ -176,16 +193,18 @@ async fn run_batch(
         }
         Err(cause) => commands.iter().map(|_| Err(cause.clone())).collect(),
     };
-    commands
-        .iter()
-        .cloned()
-        .zip(results)
-        .map(|(command, result)| CommandResult {
-            command,
-            line: line.to_string(),
-            result,
-        })
-        .collect()
+    Some(
+        commands
+            .iter()
+            .cloned()
+            .zip(results)
+            .map(|(command, result)| CommandResult {
+                command,
+                line: line.to_string(),
+                result,
+            })
+            .collect(),
+    )
 }
 
 /// Runs each command on a channel of its own, all at once.

@@ -197,3 +197,20 @@ fn the_runner_works_through_sudo_for_a_non_root_login() {
     );
     assert_eq!(meta(&out, "pve1")["pvecm-status"]["exit_code"], 0);
 }
+
+#[test]
+fn a_node_whose_temporary_directory_is_unusable_is_read_one_channel_per_command() {
+    let sim = SimCluster::start(scenario::healthy(1));
+    // `mktemp -d` fails as on a full or missing /tmp: the runner cannot start.
+    std::fs::remove_dir_all(node_tmp(&sim.lab, "pve1")).unwrap();
+    let (code, out, err) = assess(&sim, &[]);
+    assert!(code.is_some(), "{err}");
+    let m = meta(&out, "pve1");
+    assert_eq!(m["pvecm-status"]["exit_code"], 0, "{m}");
+    assert_eq!(
+        raw(&out, "pve1", "probe-nul.stdout"),
+        b"a\0b\nno newline at the end"
+    );
+    assert_eq!(m["probe-exit"]["exit_code"], 3);
+    assert!(err.contains("could not start"), "{err}");
+}
