@@ -108,6 +108,9 @@ fn healthy_cluster_passes_and_only_reads() {
         "{}",
         run.report
     );
+    // No USER or LOGNAME in the environment (as under some cron jobs): the password
+    // database names the operator.
+    assert!(run.report.contains("| Who | root@"), "{}", run.report);
     for (node, line) in sim.commands() {
         assert!(
             READ_ONLY.iter().any(|r| line.starts_with(r)),
