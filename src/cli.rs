@@ -34,45 +34,81 @@ pub struct Global {
         short = 'I',
         long,
         global = true,
+        help_heading = "Targets and SSH",
         value_name = "FILE",
         env = "PVEOPS_INVENTORY"
     )]
     pub inventory: Option<PathBuf>,
     /// OpenSSH client config to read [default: ~/.ssh/config]
-    #[arg(short = 'F', long = "ssh-config", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'F',
+        long = "ssh-config",
+        global = true,
+        help_heading = "Targets and SSH",
+        value_name = "FILE"
+    )]
     pub ssh_config: Option<PathBuf>,
     /// Login user for targets that do not name one [default: root]
-    #[arg(short = 'l', long, global = true, value_name = "USER")]
+    #[arg(
+        short = 'l',
+        long,
+        global = true,
+        help_heading = "Targets and SSH",
+        value_name = "USER"
+    )]
     pub user: Option<String>,
     /// SSH port for targets that do not name one [default: 22]
-    #[arg(short = 'p', long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(short = 'p', long, global = true, help_heading = "Targets and SSH", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Private key file, as `ssh -i` (repeatable); encrypted keys read PVEOPS_KEY_PASSPHRASE or ask on the terminal
-    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'i',
+        long = "identity",
+        global = true,
+        help_heading = "Targets and SSH",
+        value_name = "FILE"
+    )]
     pub identities: Vec<PathBuf>,
     /// known_hosts file to verify against and, with accept-new, to append to [default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts]
-    #[arg(long = "known-hosts", global = true, value_name = "FILE")]
+    #[arg(
+        long = "known-hosts",
+        global = true,
+        help_heading = "Targets and SSH",
+        value_name = "FILE"
+    )]
     pub known_hosts: Option<PathBuf>,
     /// Unknown host keys: `strict` refuses them, `accept-new` records them; a changed key is always refused [default: strict]
-    #[arg(long = "host-keys", global = true, value_enum, value_name = "POLICY")]
+    #[arg(
+        long = "host-keys",
+        global = true,
+        help_heading = "Targets and SSH",
+        value_enum,
+        value_name = "POLICY"
+    )]
     pub host_keys: Option<Policy>,
     /// Connect through this bastion, as `ssh -J` ([user@]host[:port], comma-separated for a chain)
-    #[arg(short = 'J', long, global = true, value_name = "[USER@]HOST[:PORT]")]
+    #[arg(
+        short = 'J',
+        long,
+        global = true,
+        help_heading = "Targets and SSH",
+        value_name = "[USER@]HOST[:PORT]"
+    )]
     pub jump: Option<String>,
     /// Seconds allowed for connecting, the SSH handshake and authentication
-    #[arg(long = "connect-timeout", global = true, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "connect-timeout", global = true, help_heading = "Targets and SSH", value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
     /// Seconds a remote command may run; past it, it is killed on the node too
-    #[arg(long = "command-timeout", global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "command-timeout", global = true, help_heading = "Targets and SSH", value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub command_timeout: u64,
     /// Nodes worked on at once (one connection each)
-    #[arg(long, global = true, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, global = true, help_heading = "Targets and SSH", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub parallel: u64,
     /// Expand the first reachable target into every member of its cluster (addresses from /cluster/status, host keys also checked against the cluster's /etc/pve/priv/known_hosts)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Targets and SSH")]
     pub discover: bool,
     /// Run every remote command through `sudo -n` (for a non-root login)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Targets and SSH")]
     pub sudo: bool,
     /// Directory of templates overriding the embedded ones (`commands/*.hbs`)
     #[arg(long, global = true, value_name = "DIR")]
