@@ -6,7 +6,7 @@
 //! times (`/proc/uptime`), the length of each output (`wc -c`), then the outputs, each ending
 //! with a trailer that names its command and stream.
 //!
-//! [`decode`] is pure: it takes an output only by its announced length and checks the trailer
+//! [`results`] is pure: it takes an output only by its announced length and checks the trailer
 //! behind it, so no output can pass for another command's, and a truncated or malformed frame
 //! is that command's failure alone (or, when the stream ends early, of every command whose
 //! frame did not arrive whole).
@@ -42,10 +42,36 @@ struct Status {
     end: f64,
 }
 
-/// Splits a runner's stdout into each command's result. `count` commands were sent;
-/// `started_at` is when the client sent the program; `limit` is each command's timeout.
-pub fn decode(
+/// Each command's result from what the runner's channel returned: its frames, a lost session
+/// (no exit status and no end line) for every command whose frame did not arrive, and the
+/// runner's own complaint on stderr (a shell error) when it printed no results at all.
+/// `count` commands were sent; `started_at` is when the client sent the program; `limit` is
+/// each command's timeout.
+pub fn results(
+    run: &Output,
+    boundary: &str,
+    count: usize,
+    started_at: jiff::Timestamp,
+    limit: Duration,
+) -> Vec<Result<Output, Cause>> {
+    let stderr = run.stderr_text();
+    let complaint = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+    let mut r = decode(&run.stdout, complaint, boundary, count, started_at, limit);
+    if run.exit == Exit::Unknown && !is_complete(&run.stdout, boundary) {
+        for x in r.iter_mut().filter(|x| x.is_err()) {
+            *x = Err(Cause::Disconnected(
+                "the connection was lost before the node-side runner's results arrived".into(),
+            ));
+        }
+    }
+    r
+}
+
+/// Splits a runner's stdout into each command's result; `complaint` is the runner's first
+/// stderr line, named when it printed no results.
+fn decode(
     stdout: &[u8],
+    complaint: Option<&str>,
     boundary: &str,
     count: usize,
     started_at: jiff::Timestamp,
@@ -59,7 +85,11 @@ pub fn decode(
     let b = boundary.as_bytes();
     let begin = [b, b" begin "].concat();
     let Some(at) = find_line_start(stdout, &begin) else {
-        return fail("printed no results (its program did not run to the end)");
+        let why = "printed no results (its program did not run to the end)";
+        return match complaint {
+            Some(c) => fail(&format!("{why}: {c}")),
+            None => fail(why),
+        };
     };
     let mut pos = at;
     let line = |pos: &mut usize| -> Option<&[u8]> {
@@ -274,7 +304,7 @@ mod tests {
     }
 
     fn decode_all(bytes: &[u8], n: usize) -> Vec<Result<Output, Cause>> {
-        decode(bytes, B, n, at(), Duration::from_secs(30))
+        decode(bytes, None, B, n, at(), Duration::from_secs(30))
     }
 
     #[test]
@@ -374,7 +404,7 @@ mod tests {
     #[test]
     fn a_command_killed_by_its_timeout_is_a_command_timeout() {
         let mut bytes = run_output(&[(b"", b"", "124")]);
-        let r = decode(&bytes, B, 1, at(), Duration::from_millis(400));
+        let r = decode(&bytes, None, B, 1, at(), Duration::from_millis(400));
         assert!(matches!(
             r[0],
             Err(Cause::CommandTimeout { killed: true, .. })
@@ -384,6 +414,39 @@ mod tests {
         assert_eq!(
             decode_all(&bytes, 1)[0].as_ref().unwrap().exit,
             Exit::Code(124)
+        );
+    }
+
+    fn channel(stdout: Vec<u8>, stderr: &str, exit: Exit) -> Output {
+        Output {
+            stdout,
+            stderr: stderr.as_bytes().to_vec(),
+            exit,
+            started_at: at(),
+            duration: Duration::from_secs(1),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_lost_session_fails_what_did_not_arrive_and_a_runner_error_is_named() {
+        let bytes = run_output(&[(b"first\n", b"", "0"), (b"second\n", b"", "0")]);
+        // Cut inside the second command's stdout frame.
+        let cut = bytes.windows(6).rposition(|w| w == b"second").unwrap() + 3;
+        let lost = channel(bytes[..cut].to_vec(), "", Exit::Unknown);
+        let r = results(&lost, B, 2, at(), Duration::from_secs(30));
+        assert_eq!(r[0].as_ref().unwrap().stdout, b"first\n");
+        assert!(matches!(&r[1], Err(Cause::Disconnected(_))), "{:?}", r[1]);
+        let failed = channel(
+            Vec::new(),
+            "\nmktemp: failed to create directory\n",
+            Exit::Code(2),
+        );
+        let r = results(&failed, B, 1, at(), Duration::from_secs(30));
+        assert!(
+            matches!(&r[0], Err(Cause::Protocol(m)) if m.ends_with("printed no results (its program did not run to the end): mktemp: failed to create directory")),
+            "{:?}",
+            r[0]
         );
     }
 

@@ -164,32 +164,7 @@ async fn run_batch(
                     out.stderr_text().trim()
                 );
             }
-            let mut r =
-                crate::batch::decode(&out.stdout, boundary, commands.len(), started_at, limit);
-            if out.exit == crate::output::Exit::Unknown
-                && !crate::batch::is_complete(&out.stdout, boundary)
-            {
-                // The channel closed with no exit status: the session itself was lost.
-                for x in r.iter_mut().filter(|x| x.is_err()) {
-                    *x = Err(Cause::Disconnected(
-                        "the connection was lost before the node-side runner's results arrived"
-                            .into(),
-                    ));
-                }
-            }
-            // The runner's own complaint (mktemp failing, a shell error) says more than
-            // "printed no results".
-            let err = out.stderr_text();
-            if let Some(first) = err.lines().find(|l| !l.trim().is_empty()) {
-                for x in r.iter_mut() {
-                    if let Err(Cause::Protocol(m)) = x
-                        && m.contains("printed no results")
-                    {
-                        *m = format!("{m}: {}", first.trim());
-                    }
-                }
-            }
-            r
+            crate::batch::results(&out, boundary, commands.len(), started_at, limit)
         }
         Err(cause) => commands.iter().map(|_| Err(cause.clone())).collect(),
     };
