@@ -30,6 +30,15 @@ pub struct Command {
 }
 
 impl Command {
+    /// The words `timeout` starts directly when this is a plain command line of ours: no
+    /// second shell, one process fewer on the node. The operator's own line always gets the
+    /// shell, as `ssh host LINE` would.
+    fn argv(&self) -> Option<Vec<String>> {
+        (self.name != OPERATOR)
+            .then(|| plain_argv(&self.script))
+            .flatten()
+    }
+
     /// A command typed by the operator (`pveops exec`): the words joined with spaces and run
     /// by the node's shell, as `ssh host WORDS…` does.
     pub fn operator(words: &[String]) -> Command {
@@ -120,15 +129,9 @@ impl Templates {
         limit: Duration,
         sudo: bool,
     ) -> Result<String, crate::Error> {
-        // A plain command line of ours runs without a second shell: `timeout` starts the tool
-        // itself, one process fewer per command on the node. The operator's own line always
-        // gets the shell, as `ssh host LINE` would.
-        let argv = (command.name != OPERATOR)
-            .then(|| plain_argv(&command.script))
-            .flatten();
         let data = serde_json::json!({
             "script": command.script,
-            "argv": argv,
+            "argv": command.argv(),
             "timeout": limit.as_secs().max(1),
             "kill_after": KILL_AFTER_SECS,
             "sudo": sudo,
@@ -156,7 +159,7 @@ impl Templates {
             .map(|(i, c)| {
                 serde_json::json!({
                     "i": i + 1,
-                    "argv": (c.name != OPERATOR).then(|| plain_argv(&c.script)).flatten(),
+                    "argv": c.argv(),
                     "script": c.script,
                 })
             })

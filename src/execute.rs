@@ -106,7 +106,8 @@ impl Runner {
         self.node(pve).is_some()
     }
 
-    fn node(&self, pve: &str) -> Option<&Node> {
+    /// The target that reaches PVE node `pve` (or is named so).
+    pub fn node(&self, pve: &str) -> Option<&Node> {
         self.nodes
             .iter()
             .find(|(p, n)| p == pve || n.name == pve)

@@ -365,12 +365,7 @@ async fn read_space(
         let Some(up) = n.updates.as_ref().filter(|u| !u.installs.is_empty()) else {
             continue;
         };
-        let Some(target) = runner
-            .nodes
-            .iter()
-            .find(|(p, _)| *p == pve)
-            .map(|(_, n)| n.name.clone())
-        else {
+        let Some(target) = runner.node(&pve).map(|n| n.name.clone()) else {
             continue;
         };
         let specs: Vec<String> = up
@@ -438,12 +433,7 @@ async fn refresh(
     for node in wanted {
         let pve = crate::operation::pve_name(before, node);
         // A node that does not answer is refused by the node-reachable gate.
-        let Some(target) = runner
-            .nodes
-            .iter()
-            .find(|(p, _)| *p == pve)
-            .map(|(_, n)| n.name.clone())
-        else {
+        let Some(target) = runner.node(&pve).map(|n| n.name.clone()) else {
             continue;
         };
         eprintln!(

@@ -142,19 +142,16 @@ impl Snapshot {
             let (Some(vmid), Some(epoch)) = (b.vmid, backup_epoch(b, offset)) else {
                 continue;
             };
-            let e = newest.entry(vmid).or_insert_with(|| NewestBackup {
-                vmid,
-                epoch,
-                volid: b.volid.clone(),
-                storage: b.storage.clone(),
-            });
-            if epoch > e.epoch {
-                *e = NewestBackup {
+            if newest.get(&vmid).is_none_or(|n| epoch > n.epoch) {
+                newest.insert(
                     vmid,
-                    epoch,
-                    volid: b.volid.clone(),
-                    storage: b.storage.clone(),
-                };
+                    NewestBackup {
+                        vmid,
+                        epoch,
+                        volid: b.volid.clone(),
+                        storage: b.storage.clone(),
+                    },
+                );
             }
         }
         self.newest_backups = newest.into_values().collect();
