@@ -1,8 +1,9 @@
 //! `date +%z` (kind `utc-offset`): the node's offset from UTC now, as GNU coreutils `date`
 //! prints the `%z` conversion (gnulib `nstrftime`: `+hhmm` numeric time zone, sign always
-//! present, `+0000` for UTC). vzdump names its backup files in this local time
-//! (pve-manager `PVE/VZDump.pm` `strftime("%Y_%m_%d-%H_%M_%S", localtime($starttime))`), so
-//! a backup's absolute time needs it.
+//! present, `+0000` for UTC). vzdump names its backup files in this local time, while a PBS
+//! backup time is UTC (pve-manager `PVE/VZDump.pm`: `strftime("-%Y_%m_%d-%H_%M_%S",
+//! localtime($task->{backup_time}))` for the file name, `strftime("%FT%TZ",
+//! gmtime($task->{backup_time}))` for PBS), so a vzdump backup's absolute time needs it.
 
 use serde::Serialize;
 

@@ -472,7 +472,8 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
                         ("lxc", "tar.zst")
                     };
                     // vzdump names the file in the node's local time (pve-manager
-                    // PVE/VZDump.pm: strftime("%Y_%m_%d-%H_%M_%S", localtime($starttime))).
+                    // PVE/VZDump.pm: strftime("-%Y_%m_%d-%H_%M_%S",
+                    // localtime($task->{backup_time}))).
                     let offset = c.node(&g.node).map_or(0, |n| n.utc_offset_minutes);
                     // The wall clock at that offset, formatted as a UTC time would be.
                     let local = t
