@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::cli::{Global, OpArgs};
 use crate::command::Templates;
 use crate::execute::{Outcome, Runner};
-use crate::operation::{Operation, Plan, Preflight};
+use crate::operation::{Operation, Plan, Prechecks, Preflight};
 use crate::snapshot::Snapshot;
 
 /// Runs one operation end to end; returns the exit status.
@@ -114,7 +114,7 @@ pub async fn run(
         }
         _ => BTreeMap::new(),
     };
-    let preflight = preflight(&runner, &op, &before, &templates).await;
+    let prechecks = preflight(&runner, &op, &before, &templates).await;
     let opts = crate::operation::Options {
         backup_gate: !args.no_backup_gate,
         backup_max_age_hours: args.backup_max_age,
@@ -140,7 +140,7 @@ pub async fn run(
         refresh_failures,
         space,
     };
-    let plan = crate::operation::plan(&op, &before, &preflight, &templates, &opts)?;
+    let plan = crate::operation::plan(&op, &before, &prechecks, &templates, &opts)?;
     bundle.write_raw(&raws_before)?;
     bundle.write("before.json", before.to_json().as_bytes())?;
     let runbook = runbook(&plan, &before, started);
@@ -523,14 +523,16 @@ fn cluster_targets(global: &Global, args: &OpArgs) -> Result<Vec<String>, crate:
     Ok(inv.nodes.iter().map(|n| n.name.clone()).collect())
 }
 
-/// The migrate preflight of every guest the operation may move, read on its node.
+/// What PVE says about targets before the plan: the migrate preflight of every guest the
+/// operation may move (read on its node, parsed by `facts::migrate_preflight`) and, when one of
+/// them is HA-managed, the HA rules (`facts::ha_rules`).
 async fn preflight(
     runner: &Runner,
     op: &Operation,
     snap: &Snapshot,
     templates: &Templates,
-) -> BTreeMap<u64, Preflight> {
-    let mut out = BTreeMap::new();
+) -> Prechecks {
+    let mut out = Prechecks::default();
     let wanted: Vec<&crate::health::Resource> = snap
         .resources
         .iter()
@@ -549,7 +551,20 @@ async fn preflight(
             Operation::Maintenance { .. } | Operation::Restore { .. } => false,
         })
         .collect();
-    for r in wanted {
+    // A node without the endpoint (PVE < 9 for /cluster/ha/rules and for containers' migrate
+    // preflight): nothing to read there (`pve-stderr` kind, code `api-path-missing`).
+    let missing =
+        |err: &str| crate::facts::stderr::parse(err).is_ok_and(|d| d.has("api-path-missing"));
+    let failed = |cmd: &crate::command::Command, code: Option<u32>, err: &str| {
+        format!(
+            "`{}` exited {}: {}",
+            cmd.script,
+            code.map(|c| c.to_string())
+                .unwrap_or_else(|| "without status".into()),
+            err.lines().last().unwrap_or("").trim()
+        )
+    };
+    for r in &wanted {
         let (Some(vmid), Some(node)) = (r.vmid, r.node.clone()) else {
             continue;
         };
@@ -557,33 +572,37 @@ async fn preflight(
         let Ok(cmd) = templates.render("pvesh-get", &json!({ "path": path })) else {
             continue;
         };
-        // A preflight that cannot be read refuses the gate (it used to pass unchecked); only a
-        // node without the endpoint (older PVE: "No 'get' handler") skips it, as PRODUCT.md
-        // says ("where the node has it"). An unreachable node has no entry: the node-reachable
-        // gate names it.
+        // A preflight that cannot be read refuses the gate; an unreachable node has no entry:
+        // the node-reachable gate names it.
         if runner.node_answers(&node) {
-            match runner.run_on(&node, &cmd).await {
-                Ok((Some(0), text, _)) => {
-                    out.insert(vmid, Preflight::from_json(&text));
-                }
-                Ok((_, _, err)) if err.contains("No 'get' handler") => {}
-                Ok((code, _, err)) => {
-                    out.insert(
-                        vmid,
-                        Preflight::unreadable(format!(
-                            "`{}` exited {}: {}",
-                            cmd.script,
-                            code.map(|c| c.to_string())
-                                .unwrap_or_else(|| "without status".into()),
-                            err.lines().last().unwrap_or("").trim()
-                        )),
-                    );
-                }
-                Err(e) => {
-                    out.insert(vmid, Preflight::unreadable(e.message));
-                }
-            }
+            let entry = match runner.run_on(&node, &cmd).await {
+                Ok((Some(0), text, _)) => match crate::facts::migrate_preflight::parse(&text) {
+                    Ok(pf) => Preflight::Read(pf),
+                    Err(e) => Preflight::Unreadable(e.to_string()),
+                },
+                Ok((_, _, err)) if missing(&err) => continue,
+                Ok((code, _, err)) => Preflight::Unreadable(failed(&cmd, code, &err)),
+                Err(e) => Preflight::Unreadable(e.message),
+            };
+            out.preflight.insert(vmid, entry);
         }
+    }
+    let ha_node = wanted
+        .iter()
+        .filter(|r| r.hastate.is_some())
+        .filter_map(|r| r.node.clone())
+        .find(|n| runner.node_answers(n));
+    if let Some(node) = ha_node
+        && let Ok(cmd) = templates.render("ha-rules", &json!({}))
+    {
+        out.ha_rules = match runner.run_on(&node, &cmd).await {
+            Ok((Some(0), text, _)) => {
+                crate::facts::ha_rules::parse(&text).map_err(|e| e.to_string())
+            }
+            Ok((_, _, err)) if missing(&err) => Ok(Default::default()),
+            Ok((code, _, err)) => Err(failed(&cmd, code, &err)),
+            Err(e) => Err(e.message),
+        };
     }
     out
 }

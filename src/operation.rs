@@ -13,6 +13,9 @@ use crate::command::{Command, Templates};
 use crate::health::Resource;
 use crate::snapshot::Snapshot;
 
+mod targets;
+pub use targets::{Prechecks, Preflight, sid};
+
 /// What the operator asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operation {
@@ -206,79 +209,6 @@ pub struct NodeUpdate {
 impl Plan {
     pub fn refused(&self) -> Option<&Gate> {
         self.gates.iter().find(|g| !g.passed)
-    }
-}
-
-/// The migrate preflight of one guest (`pvesh get /nodes/N/qemu/ID/migrate`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Preflight {
-    pub allowed_nodes: Vec<String>,
-    /// Node → why not (`storage 'x' not available`).
-    pub not_allowed: BTreeMap<String, String>,
-    pub local_disks: Vec<String>,
-    pub local_resources: Vec<String>,
-    /// The node has the preflight but it could not be read (timeout, failure, not JSON): the
-    /// gate refuses rather than pass unchecked.
-    pub error: Option<String>,
-}
-
-impl Preflight {
-    /// A preflight that could not be read, and why.
-    pub fn unreadable(why: String) -> Preflight {
-        Preflight {
-            error: Some(why),
-            ..Default::default()
-        }
-    }
-
-    /// Reads the API's JSON leniently; unknown fields are ignored, but output that is not a
-    /// JSON object is unreadable (garbage once passed the gate as an empty preflight).
-    pub fn from_json(text: &str) -> Preflight {
-        let v: serde_json::Value = match serde_json::from_str(text.trim()) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            _ => {
-                let first = text.lines().next().unwrap_or("").trim();
-                return Preflight::unreadable(format!(
-                    "the output is not a JSON object: {:?}",
-                    first.chars().take(60).collect::<String>()
-                ));
-            }
-        };
-        let strings = |v: &serde_json::Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| {
-                            x.as_str().map(str::to_string).or_else(|| {
-                                x.get("volid").and_then(|v| v.as_str()).map(str::to_string)
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut not_allowed = BTreeMap::new();
-        if let Some(o) = v.get("not_allowed_nodes").and_then(|x| x.as_object()) {
-            for (node, why) in o {
-                let storages = strings(
-                    why.get("unavailable_storages")
-                        .unwrap_or(&serde_json::Value::Null),
-                );
-                let reason = if storages.is_empty() {
-                    why.to_string()
-                } else {
-                    format!("storage {} not available there", storages.join(", "))
-                };
-                not_allowed.insert(node.clone(), reason);
-            }
-        }
-        Preflight {
-            allowed_nodes: strings(v.get("allowed_nodes").unwrap_or(&serde_json::Value::Null)),
-            not_allowed,
-            local_disks: strings(v.get("local_disks").unwrap_or(&serde_json::Value::Null)),
-            local_resources: strings(v.get("local_resources").unwrap_or(&serde_json::Value::Null)),
-            error: None,
-        }
     }
 }
 
@@ -529,11 +459,12 @@ fn node_gate(snap: &Snapshot, node: &str, role: &str) -> Gate {
     }
 }
 
-/// Plans `op` against the before-snapshot; `preflight` holds the migrate preflight per VMID.
+/// Plans `op` against the before-snapshot; `pre` holds what PVE says about targets (migrate
+/// preflight per VMID, HA rules).
 pub fn plan(
     op: &Operation,
     snap: &Snapshot,
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<Plan, crate::Error> {
@@ -565,21 +496,21 @@ pub fn plan(
                 return Ok(p);
             };
             let moves = vec![(g, to.clone())];
-            add_moves(&mut p, snap, &moves, preflight, templates, o)?;
+            add_moves(&mut p, snap, &moves, pre, templates, o)?;
         }
         Operation::Drain { node, to } => {
-            add_drain(&mut p, snap, node, to, preflight, templates, o)?;
+            add_drain(&mut p, snap, node, to, pre, templates, o)?;
         }
         Operation::Reboot { nodes } => {
             for node in nodes {
-                add_reboot(&mut p, snap, node, preflight, templates, o)?;
+                add_reboot(&mut p, snap, node, pre, templates, o)?;
             }
         }
         Operation::Update { nodes, .. } => {
             let nodes: Vec<String> = nodes.iter().map(|n| pve_name(snap, n)).collect();
             p.gates.push(repositories_gate(snap, &nodes));
             for node in &nodes {
-                add_update(&mut p, snap, node, preflight, templates, o)?;
+                add_update(&mut p, snap, node, pre, templates, o)?;
             }
             keep_rollback = update_rollback(&p.updates);
         }
@@ -843,11 +774,13 @@ fn add_moves(
     p: &mut Plan,
     snap: &Snapshot,
     moves: &[(&Resource, String)],
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
     let mut need: BTreeMap<String, u64> = BTreeMap::new();
+    // Targets chosen so far, by HA id: a negative-affinity partner moved onto a node blocks it.
+    let mut placed: BTreeMap<String, String> = BTreeMap::new();
     for (g, to) in moves {
         let vmid = g.vmid.unwrap_or(0);
         let from = g.node.clone().unwrap_or_default();
@@ -873,30 +806,23 @@ fn add_moves(
                 .push(noop(seq, &from, format!("guest {vmid} is on {to} already")));
             continue;
         }
-        if let Some(pf) = preflight.get(&vmid) {
-            if let Some(why) = &pf.error {
-                p.gates.push(gate(
-                    "migrate-preflight",
-                    false,
-                    format!(
-                        "the migrate preflight of guest {vmid} on {from} could not be read: {why}"
-                    ),
-                ));
-            } else if let Some(why) = pf.not_allowed.get(to) {
-                p.gates.push(gate(
-                    "migrate-preflight",
-                    false,
-                    format!("guest {vmid} may not move to {to}: {why}"),
-                ));
-            } else if !pf.local_disks.is_empty() && !o.with_local_disks && kind == "qemu" && running
-            {
+        if let Some(why) = pre.refusal(snap, g, to, &placed) {
+            p.gates.push(gate("migrate-preflight", false, why));
+        } else if let Some(Preflight::Read(pf)) = pre.preflight.get(&vmid) {
+            let disks: Vec<&str> = pf
+                .local_disks
+                .iter()
+                .filter(|d| !d.cdrom && !d.is_unused)
+                .map(|d| d.volid.as_str())
+                .collect();
+            if !disks.is_empty() && !o.with_local_disks && kind == "qemu" && running {
                 // Only a live migration needs --with-local-disks; offline, PVE copies them.
                 p.gates.push(gate(
                     "migrate-preflight",
                     false,
                     format!(
                         "guest {vmid} has local disks ({}); pass --with-local-disks",
-                        pf.local_disks.join(", ")
+                        disks.join(", ")
                     ),
                 ));
             } else if !pf.local_resources.is_empty() {
@@ -916,6 +842,7 @@ fn add_moves(
                 ));
             }
         }
+        placed.insert(sid(g), to.clone());
         if running {
             *need.entry(to.clone()).or_default() += g.maxmem_bytes.unwrap_or(0);
         }
@@ -1181,7 +1108,7 @@ fn add_drain(
     snap: &Snapshot,
     node: &str,
     to: &[String],
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
@@ -1237,31 +1164,39 @@ fn add_drain(
     let mut plain = plain;
     plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
     let mut moves = Vec::new();
+    let mut placed: BTreeMap<String, String> = BTreeMap::new();
     for g in plain {
         let need = g.maxmem_bytes.unwrap_or(0);
-        let allowed = |t: &String| {
-            preflight
-                .get(&g.vmid.unwrap_or(0))
-                .is_none_or(|pf| !pf.not_allowed.contains_key(t))
-        };
+        let refusals: Vec<(String, String)> = free
+            .keys()
+            .filter_map(|t| pre.refusal(snap, g, t, &placed).map(|w| (t.clone(), w)))
+            .collect();
         let best = free
             .iter()
-            .filter(|(t, _)| allowed(t))
+            .filter(|(t, _)| !refusals.iter().any(|(r, _)| r == *t))
             .max_by_key(|(_, f)| **f)
             .map(|(t, f)| (t.clone(), *f));
         match best {
             Some((t, f)) => {
                 free.insert(t.clone(), f.saturating_sub(need));
+                placed.insert(sid(g), t.clone());
                 moves.push((g, t));
             }
-            None => p.gates.push(gate(
-                "migrate-preflight",
-                false,
-                format!("guest {} has no node it may move to", g.vmid.unwrap_or(0)),
-            )),
+            None => {
+                let why: Vec<String> = refusals.iter().map(|(_, w)| w.clone()).collect();
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!(
+                        "guest {} has no node it may move to: {}",
+                        g.vmid.unwrap_or(0),
+                        why.join("; ")
+                    ),
+                ))
+            }
         }
     }
-    add_moves(p, snap, &moves, preflight, templates, o)?;
+    add_moves(p, snap, &moves, pre, templates, o)?;
     if !ha.is_empty() {
         add_ha_maintenance(p, snap, &node, &ha, templates, o)?;
     }
@@ -1283,12 +1218,12 @@ fn add_reboot(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
     let node = pve_name(snap, node);
-    add_cycle(p, snap, &node, None, None, preflight, templates, o)?;
+    add_cycle(p, snap, &node, None, None, pre, templates, o)?;
     p.success_criteria.push(format!(
         "{node} rebooted (new boot id), quorate, services active, its guests back"
     ));
@@ -1304,7 +1239,7 @@ fn add_cycle(
     node: &str,
     work: Option<Step>,
     reboot_if: Option<Condition>,
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
@@ -1314,7 +1249,7 @@ fn add_cycle(
         .and_then(|n| n.boot_id.clone())
         .unwrap_or_default();
     let first = p.steps.len();
-    add_drain(p, snap, &node, &[], preflight, templates, o)?;
+    add_drain(p, snap, &node, &[], pre, templates, o)?;
     let drained: Vec<Step> = p.steps[first..]
         .iter()
         .filter(|s| s.command.is_some())
@@ -1449,7 +1384,7 @@ fn add_update(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
-    preflight: &BTreeMap<u64, Preflight>,
+    pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
@@ -1648,16 +1583,7 @@ fn add_update(
         only_if: None,
         detail: json!({"kind": "upgrade", "node": node, "packages": count}),
     };
-    add_cycle(
-        p,
-        snap,
-        node,
-        Some(work),
-        reboot_if,
-        preflight,
-        templates,
-        o,
-    )?;
+    add_cycle(p, snap, node, Some(work), reboot_if, pre, templates, o)?;
     p.success_criteria.push(format!(
         "{node} runs the new versions (pveversion -v), has nothing left to install, is quorate with its services active, rebooted {} (new boot id), its guests back",
         if reboot == "yes" { "".to_string() } else { "only if it asked for it".to_string() }

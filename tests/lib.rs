@@ -3,6 +3,8 @@
 // Shared harness: sshd per node, the pveops runner, polling.
 mod support;
 
+// Source structure: PVE output read only in facts/, the CLI known only to its layer.
+mod architecture;
 // `pveops assess`: snapshots, checks and evidence against the lab behind sshd.
 mod assess;
 // Authentication: key files, encrypted keys, ssh-agent, sudo.

@@ -719,3 +719,87 @@ fn vzdump_backups_are_aged_in_the_nodes_local_time() {
     assert!(g100["volid"].as_str().unwrap().contains(&local), "{g100}");
     assert_eq!(before["nodes"][0]["utc_offset_seconds"], 7200);
 }
+
+/// Where each guest is, by VMID.
+fn placement(sim: &SimCluster) -> std::collections::BTreeMap<u32, String> {
+    sim.state()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone()))
+        .collect()
+}
+
+#[test]
+fn a_pve9_cluster_drains_restores_reboots_and_verifies() {
+    // PVE 9.1 as a new user meets it: pre-filled `not_allowed_nodes`, HA rules, a storage only
+    // pve1 and pve2 have, vzdump backups named in UTC+1.
+    let sim = SimCluster::start(fast(scenario::pve9()));
+    let start = placement(&sim);
+    let r = op(&sim, &["drain", "pve1", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let after = placement(&sim);
+    // erp01 is on san-a (pve1, pve2 only); web01 is pinned to pve1/pve2 by a strict rule; db01
+    // stays apart from db02 (pve2).
+    assert_eq!(after[&104], "pve2", "{after:?}");
+    assert_eq!(after[&100], "pve2", "{after:?}");
+    assert_eq!(after[&101], "pve3", "{after:?}");
+    assert!(
+        !sim.state()
+            .guests
+            .iter()
+            .any(|g| g.node == "pve1" && g.status == "running"),
+        "{after:?}"
+    );
+    let back = restore(&sim, &r.dir.join("journal.jsonl"), "pve9");
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert_eq!(placement(&sim), start);
+
+    let rb = op(&sim, &["reboot", "pve1", "pve2", "--yes"]);
+    assert_eq!(rb.code, Some(0), "{}", rb.stderr);
+    assert_eq!(placement(&sim), start, "every guest ends where it started");
+    let reboots: Vec<String> = changes(&sim)
+        .into_iter()
+        .filter(|l| l.starts_with("reboot"))
+        .collect();
+    assert_eq!(reboots.len(), 2, "{reboots:?}");
+
+    let inv = sim.inventory();
+    let before = r.dir.join("before.json");
+    let out = pveops(
+        sim.lab.home(),
+        &[
+            "verify",
+            "-I",
+            inv.to_str().unwrap(),
+            "lab",
+            "--against",
+            before.to_str().unwrap(),
+            "--out",
+            sim.lab.dir.path().join("verify").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn targets_pve_or_ha_would_refuse_or_undo_are_refused_before_any_change() {
+    let sim = SimCluster::start(fast(scenario::pve9()));
+    for (vmid, to, why) in [
+        ("104", "pve3", "storage san-a not available there"),
+        (
+            "100",
+            "pve3",
+            "HA rule web01-san keeps vm:100 on pve1, pve2 (strict node affinity)",
+        ),
+        ("101", "pve2", "HA resource vm:201 is there"),
+    ] {
+        let r = op(&sim, &["migrate", vmid, "--to", to, "--yes"]);
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        assert!(r.stderr.contains(why), "{vmid} → {to}: {}", r.stderr);
+    }
+    assert!(changes(&sim).is_empty(), "{:?}", changes(&sim));
+    // The dry run of a drain PVE accepts exits 0.
+    let r = op(&sim, &["drain", "pve1", "--dry-run"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}

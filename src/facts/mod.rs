@@ -32,7 +32,9 @@ pub mod dpkg_audit;
 pub mod guest_config;
 pub mod guest_status;
 pub mod ha_manager_status;
+pub mod ha_rules;
 pub mod lslocks;
+pub mod migrate_preflight;
 pub mod pct_config;
 pub mod pct_list;
 pub mod pct_status;
@@ -221,6 +223,14 @@ pub const KINDS: &[(&str, &str)] = &[
         utc_offset::KIND,
         "date +%z: the node's UTC offset, for the local times in vzdump file names",
     ),
+    (
+        migrate_preflight::KIND,
+        "pvesh get /nodes/N/{qemu,lxc}/ID/migrate: allowed targets, blocking reasons, local disks",
+    ),
+    (
+        ha_rules::KIND,
+        "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -284,6 +294,8 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "apt-cache-show" => to_json(apt_cache_show::KIND, apt_cache_show::parse(text)),
         "df" => to_json(df::KIND, df::parse(text)),
         "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
+        "migrate-preflight" => to_json(migrate_preflight::KIND, migrate_preflight::parse(text)),
+        "ha-rules" => to_json(ha_rules::KIND, ha_rules::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -350,6 +362,8 @@ mod tests {
         ("apt-cache-show.", "apt-cache-show"),
         ("df.", "df"),
         ("date-z.", "utc-offset"),
+        ("pvesh-get-migrate.", "migrate-preflight"),
+        ("pvesh-get-cluster-ha-rules.json", "ha-rules"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {

@@ -16,8 +16,9 @@ pub const KIND_CLUSTER_RESOURCES: &str = "pvesh-cluster-resources";
 pub const KIND_NODES_STORAGE: &str = "pvesh-nodes-storage";
 pub const KIND_HA_STATUS: &str = "pvesh-ha-status";
 
-/// Reads the JSON document, skipping locale warnings and known STDERR lines before it.
-fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), ParseError> {
+/// Reads the JSON document, skipping locale warnings and known STDERR lines before it; returns
+/// it with the line it starts on.
+pub(crate) fn read_doc(kind: &'static str, text: &str) -> Result<(Value, usize), ParseError> {
     let lines = lines(text);
     let noise = locale_noise(&lines);
     let mut start = None;
@@ -47,6 +48,12 @@ fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), Pars
             .map_or("", |l: &Line<'_>| l.text);
         ParseError::new(kind, no, text, format!("invalid JSON: {e}"))
     })?;
+    Ok((doc, start))
+}
+
+/// Reads a JSON list (see `read_doc`).
+pub(crate) fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), ParseError> {
+    let (doc, start) = read_doc(kind, text)?;
     match doc {
         Value::Array(items) => Ok((items, start)),
         // Some endpoints wrap the list as {"data": [...]} (raw API responses).
@@ -59,7 +66,7 @@ fn read_json(kind: &'static str, text: &str) -> Result<(Vec<Value>, usize), Pars
 }
 
 /// `4`, `"4"`, `4.0` → 4 (Perl may serialise a number as a string, FORMATS.md §0.2).
-fn u64_of(v: &Value, key: &str) -> Option<u64> {
+pub(crate) fn u64_of(v: &Value, key: &str) -> Option<u64> {
     match v.get(key)? {
         Value::Number(n) => n
             .as_u64()
@@ -73,7 +80,7 @@ fn u64_of(v: &Value, key: &str) -> Option<u64> {
     }
 }
 
-fn f64_of(v: &Value, key: &str) -> Option<f64> {
+pub(crate) fn f64_of(v: &Value, key: &str) -> Option<f64> {
     match v.get(key)? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -82,7 +89,7 @@ fn f64_of(v: &Value, key: &str) -> Option<f64> {
 }
 
 /// `0/1`, `"0"/"1"` and `true/false` are all booleans in PVE JSON (FORMATS.md §0.2).
-fn bool_of(v: &Value, key: &str) -> Option<bool> {
+pub(crate) fn bool_of(v: &Value, key: &str) -> Option<bool> {
     match v.get(key)? {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => n.as_f64().map(|f| f != 0.0),
@@ -95,7 +102,7 @@ fn bool_of(v: &Value, key: &str) -> Option<bool> {
     }
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
     match v.get(key)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

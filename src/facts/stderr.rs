@@ -60,7 +60,7 @@ fn subject_or(s: Option<&str>) -> &str {
 }
 
 /// Ordered: the first matching rule wins. Group 1, when present, is the subject.
-static RULES: [Rule; 27] = [
+static RULES: [Rule; 28] = [
     // FORMATS.md §1.1: missing corosync.conf; with `Error: ` since pve-cluster Nov 2019,
     // plain warn() before.
     rule!(
@@ -145,6 +145,16 @@ static RULES: [Rule; 27] = [
         r"^storage '([^']+)' does not exist$",
         "storage-unknown",
         |s| format!("storage {} is not configured", subject_or(s))
+    ),
+    // pvesh on a node whose PVE has no such API path (pve-manager `PVE/CLI/pvesh.pm`): older
+    // PVE without `/cluster/ha/rules` (< 9.0) or the containers' migrate preflight (< 9.0).
+    rule!(
+        r"^No '\w+' handler defined for '([^']*)'$",
+        "api-path-missing",
+        |s| format!(
+            "this node's PVE has no API path {}",
+            s.unwrap_or("(unnamed)")
+        )
     ),
     // FORMATS.md §3.2/§3.4/§4.4: guest command errors (exit 255).
     rule!(

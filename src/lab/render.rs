@@ -1577,10 +1577,86 @@ fn storage_on(c: &Cluster, storage: &str, node: &str) -> bool {
         .any(|s| s.id == storage && storage_view(s, node).enabled)
 }
 
-/// GET `/nodes/N/{qemu,lxc}/ID/migrate`: qemu-server `migrate_vm_precondition` semantics — a
-/// target lacking (not enabled for) a storage the guest uses is not allowed; volumes on
-/// non-shared storages are local disks; passed-through devices are local resources.
-fn migrate_json(c: &Cluster, g: &Guest) -> Value {
+/// The HA id of a guest (`vm:100`, `ct:101`).
+fn ha_sid(g: &Guest) -> String {
+    match g.kind {
+        GuestKind::Qemu => format!("vm:{}", g.vmid),
+        GuestKind::Lxc => format!("ct:{}", g.vmid),
+    }
+}
+
+/// pve-ha-manager `src/PVE/HA/Config.pm` `get_resource_motion_info`: for an HA guest, its
+/// positive-affinity partners (`dependent`) and, per online node, the negative-affinity
+/// partners already there (`blocking`, cause always `resource-affinity`).
+fn motion_info(c: &Cluster, g: &Guest) -> (Vec<String>, BTreeMap<String, Vec<Value>>) {
+    let me = ha_sid(g);
+    let mut dependent = Vec::new();
+    let mut blocking: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in c
+        .ha_rules
+        .iter()
+        .filter(|r| r.kind == "resource-affinity" && r.resources.contains(&me))
+    {
+        for other in r.resources.iter().filter(|x| **x != me) {
+            let Some(o) = c
+                .guests
+                .iter()
+                .find(|x| ha_sid(x) == *other && x.ha.is_some())
+            else {
+                continue;
+            };
+            if r.affinity.as_deref() == Some("positive") {
+                dependent.push(other.clone());
+            } else if c.node(&o.node).is_some_and(|n| n.online) {
+                blocking
+                    .entry(o.node.clone())
+                    .or_default()
+                    .push(json!({"cause": "resource-affinity", "sid": other}));
+            }
+        }
+    }
+    dependent.sort();
+    (dependent, blocking)
+}
+
+/// GET `/nodes/N/{qemu,lxc}/ID/migrate`, in the shape of the asking node's PVE version:
+///
+/// - qemu, PVE ≥ 8.4 (qemu-server `src/PVE/API2/Qemu.pm` `migrate_vm_precondition`, commit
+///   8aeaad24): `not_allowed_nodes` starts from `check_local_storage_availability`, which
+///   pre-fills every node with `{}`; storages the target lacks, and from PVE 9 negative HA
+///   partners there (`blocking-ha-resources`), fill it; nodes left `{}` are `allowed_nodes`.
+/// - qemu, PVE < 8.4: the same lists for a stopped VM only; a running one gets none.
+/// - lxc: PVE ≥ 9.0 only (pve-container `src/PVE/API2/LXC.pm`), hyphenated keys, only the HA
+///   blockers (no storage check); older PVE has no such endpoint.
+fn migrate_json(c: &Cluster, g: &Guest, pve: &Node) -> Option<Value> {
+    let ha = g.ha.is_some() && pve_ge(pve, &[9]);
+    let (dependent, blocking) = if ha {
+        motion_info(c, g)
+    } else {
+        Default::default()
+    };
+    let others = || c.nodes.iter().filter(|n| n.name != g.node);
+    if g.kind == GuestKind::Lxc {
+        if !pve_ge(pve, &[9]) {
+            return None;
+        }
+        let mut allowed = Vec::new();
+        let mut not_allowed = Map::new();
+        for n in others() {
+            match blocking.get(&n.name) {
+                Some(b) => {
+                    not_allowed.insert(n.name.clone(), json!({"blocking-ha-resources": b}));
+                }
+                None => allowed.push(json!(n.name)),
+            }
+        }
+        let mut v = json!({"allowed-nodes": allowed, "not-allowed-nodes": not_allowed,
+            "running": flag(is_running(g))});
+        if ha {
+            v["dependent-ha-resources"] = json!(dependent);
+        }
+        return Some(v);
+    }
     let vols = volumes(g);
     let mut storages: Vec<String> = vols
         .iter()
@@ -1593,16 +1669,22 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
     storages.dedup();
     let mut allowed = Vec::new();
     let mut not_allowed = Map::new();
-    for n in c.nodes.iter().filter(|n| n.name != g.node) {
+    for n in others() {
         let missing: Vec<&String> = storages
             .iter()
             .filter(|s| !storage_on(c, s, &n.name))
             .collect();
-        if missing.is_empty() {
-            allowed.push(json!(n.name));
-        } else {
-            not_allowed.insert(n.name.clone(), json!({"unavailable_storages": missing}));
+        let mut entry = Map::new();
+        if !missing.is_empty() {
+            entry.insert("unavailable_storages".into(), json!(missing));
         }
+        if let Some(b) = blocking.get(&n.name) {
+            entry.insert("blocking-ha-resources".into(), json!(b));
+        }
+        if entry.is_empty() {
+            allowed.push(json!(n.name));
+        }
+        not_allowed.insert(n.name.clone(), Value::Object(entry));
     }
     let shared = |st: &str| c.storages.iter().any(|s| s.id == st && s.shared);
     let local_disks: Vec<Value> = vols
@@ -1621,8 +1703,52 @@ fn migrate_json(c: &Cluster, g: &Guest) -> Value {
         })
         .map(|(k, _)| json!(k))
         .collect();
-    json!({"allowed_nodes": allowed, "not_allowed_nodes": not_allowed, "local_disks": local_disks,
-        "local_resources": local_resources, "running": flag(is_running(g))})
+    let mut v = json!({"local_disks": local_disks, "local_resources": local_resources,
+        "mapped-resources": [], "running": flag(is_running(g))});
+    if pve_ge(pve, &[8, 4]) {
+        v["allowed_nodes"] = json!(allowed);
+        v["not_allowed_nodes"] = Value::Object(not_allowed);
+        v["has-dbus-vmstate"] = json!(1);
+        v["mapped-resource-info"] = json!({});
+        if ha {
+            v["dependent-ha-resources"] = json!(dependent);
+        }
+    } else if !is_running(g) {
+        v["allowed_nodes"] = json!(allowed);
+        v["not_allowed_nodes"] = Value::Object(not_allowed);
+    }
+    Some(v)
+}
+
+/// GET `/cluster/ha/rules` (PVE ≥ 9.0; pve-ha-manager `src/PVE/API2/HA/Rules.pm` `index`):
+/// resources and nodes comma-joined, `strict` only where set (`set_rule_defaults` skips falsy
+/// defaults), `digest` and `order` on each.
+fn ha_rules_json(c: &Cluster) -> Value {
+    let digest = "5c1fb7ef3c8d8a3e0a2b1f3d9e4c6a7b8d9e0f12";
+    let rules: Vec<Value> = c
+        .ha_rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut resources = r.resources.clone();
+            resources.sort();
+            let mut v = json!({"digest": digest, "order": i + 1, "resources": resources.join(","),
+                "rule": r.rule, "type": r.kind});
+            if !r.nodes.is_empty() {
+                let mut nodes = r.nodes.clone();
+                nodes.sort();
+                v["nodes"] = json!(nodes.join(","));
+            }
+            if r.strict {
+                v["strict"] = json!(1);
+            }
+            if let Some(a) = &r.affinity {
+                v["affinity"] = json!(a);
+            }
+            v
+        })
+        .collect();
+    Value::Array(rules)
 }
 
 /// `pvesh get PATH --output-format json` (§6): compact key-sorted JSON and a newline.
@@ -1652,6 +1778,10 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
     let v = match parts.as_slice() {
         ["cluster", "status"] => cluster_status_json(c, node),
         ["cluster", "resources"] => cluster_resources_json(c, filter),
+        ["cluster", "ha", "rules"] => match asker(c, node) {
+            Ok(n) if pve_ge(n, &[9]) => ha_rules_json(c),
+            _ => return no_handler(),
+        },
         ["cluster", "ha", "status", "current"] => Value::Array(
             ha_entries(c, node, now)
                 .into_iter()
@@ -1680,7 +1810,10 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
                 return no_handler();
             };
             match local_guest(c, &t.name, kind, vmid) {
-                Ok(g) => migrate_json(c, g),
+                Ok(g) => match migrate_json(c, g, t) {
+                    Some(v) => v,
+                    None => return no_handler(),
+                },
                 Err(r) => return r,
             }
         }

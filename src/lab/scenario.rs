@@ -17,6 +17,7 @@ pub const NAMES: &[&str] = &[
     "ha-5node",
     "fleet-50",
     "updates-4node",
+    "pve9-3node",
 ];
 
 const GIB: u64 = 1 << 30;
@@ -30,6 +31,7 @@ pub fn builtin(name: &str) -> Option<Cluster> {
         "ha-5node" => ha(5),
         "fleet-50" => healthy(50),
         "updates-4node" => updates(),
+        "pve9-3node" => pve9(),
         _ => return None,
     })
 }
@@ -265,6 +267,7 @@ pub fn healthy(n: u32) -> Cluster {
         events: Vec::new(),
         serial: 0,
         qdevice: None,
+        ha_rules: Vec::new(),
     }
 }
 
@@ -419,6 +422,57 @@ pub fn ha(n: u32) -> Cluster {
         fencing: Some("armed".into()),
         master_timestamp: None,
     };
+    c
+}
+
+/// The most common PVE 9.1 setup, as a new user meets it: three nodes at UTC+1 (vzdump names
+/// its files in that local time), HA guests under PVE 9 rules (a strict node-affinity rule pins
+/// web01 to pve1/pve2; db01 and db02 are kept apart by a negative resource-affinity rule), a
+/// SAN storage only pve1 and pve2 have (erp01 on it may go to pve2 only), and last night's
+/// backups on NFS (vzdump) and PBS.
+pub fn pve9() -> Cluster {
+    let mut c = ha(3);
+    for n in &mut c.nodes {
+        n.utc_offset_minutes = 60;
+    }
+    let mut san = storage(
+        "san-a",
+        "lvm",
+        true,
+        "images,rootdir",
+        4 * 1024 * GIB,
+        1024 * GIB,
+    );
+    san.nodes = Some(vec!["pve1".into(), "pve2".into()]);
+    c.storages.push(san);
+    let mut erp = guest(104, GuestKind::Qemu, "erp01", "pve1", true, 8, 64, "san-a");
+    erp.ha = None;
+    c.guests.push(erp);
+    for g in &mut c.guests {
+        g.backups.push(Backup {
+            storage: "nfs-backup".into(),
+            time: "-9h".into(),
+            size: g.maxdisk / 4,
+        });
+    }
+    c.ha_rules = vec![
+        super::state::HaRule {
+            rule: "web01-san".into(),
+            kind: "node-affinity".into(),
+            resources: vec!["vm:100".into()],
+            nodes: vec!["pve1:2".into(), "pve2".into()],
+            strict: true,
+            affinity: None,
+        },
+        super::state::HaRule {
+            rule: "db-apart".into(),
+            kind: "resource-affinity".into(),
+            resources: vec!["vm:101".into(), "vm:201".into()],
+            nodes: Vec::new(),
+            strict: false,
+            affinity: Some("negative".into()),
+        },
+    ];
     c
 }
 

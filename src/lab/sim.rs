@@ -14,6 +14,9 @@ use super::render::{self, Reply};
 use super::state::{Cluster, Event, EventKind, GuestKind};
 use super::store::{Locked, now};
 
+/// The binary holding only the simulated tools (`src/bin/pveops-lab-tool.rs`).
+pub const TOOL_BINARY: &str = "pveops-lab-tool";
+
 /// Names under which the binary acts as a simulated tool.
 pub const TOOLS: &[&str] = &[
     "pvecm",
@@ -733,19 +736,33 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
             .filter(|g| g.node == target && g.ha.is_some())
             .map(|g| (g.vmid, g.maxmem))
             .collect();
-        let mut out = Vec::new();
-        for (vmid, mem) in ha_guests {
+        let mut out: Vec<(u32, String)> = Vec::new();
+        for (vmid, _mem) in ha_guests {
+            // The CRM's select_service_node: only nodes a strict node-affinity rule allows,
+            // none holding (or receiving) a negative resource-affinity partner.
+            let sid = c.guest(vmid).map(ha_sid).unwrap_or_default();
+            let pinned = strict_nodes(c, &sid);
+            let apart = apart_from(c, &sid);
             let best = c
                 .nodes
                 .iter()
                 .filter(|n| {
                     n.online && n.name != target && n.lrm.as_deref() != Some("maintenance mode")
                 })
+                .filter(|n| pinned.as_ref().is_none_or(|p| p.contains(&n.name)))
+                .filter(|n| {
+                    !apart.iter().any(|a| {
+                        let moved = out.iter().find(|(v, _)| ha_sid_of(c, *v) == *a);
+                        match moved {
+                            Some((_, to)) => *to == n.name,
+                            None => c.guests.iter().any(|g| ha_sid(g) == *a && g.node == n.name),
+                        }
+                    })
+                })
                 .max_by_key(|n| n.memory_total.saturating_sub(c.memory_used(&n.name)));
             if let Some(b) = best {
                 out.push((vmid, b.name.clone()));
             }
-            let _ = mem;
         }
         out
     } else {
@@ -770,6 +787,44 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
     Ok(ok(""))
 }
 
+/// The HA id of a guest (`vm:100`, `ct:101`).
+fn ha_sid(g: &super::state::Guest) -> String {
+    match g.kind {
+        GuestKind::Qemu => format!("vm:{}", g.vmid),
+        GuestKind::Lxc => format!("ct:{}", g.vmid),
+    }
+}
+
+fn ha_sid_of(c: &Cluster, vmid: u32) -> String {
+    c.guest(vmid).map(ha_sid).unwrap_or_default()
+}
+
+/// The nodes a strict node-affinity rule confines `sid` to (priorities dropped).
+fn strict_nodes(c: &Cluster, sid: &str) -> Option<Vec<String>> {
+    c.ha_rules
+        .iter()
+        .find(|r| r.kind == "node-affinity" && r.strict && r.resources.iter().any(|x| x == sid))
+        .map(|r| {
+            r.nodes
+                .iter()
+                .map(|n| n.split(':').next().unwrap_or(n).to_string())
+                .collect()
+        })
+}
+
+/// The HA ids a negative resource-affinity rule keeps apart from `sid`.
+fn apart_from(c: &Cluster, sid: &str) -> Vec<String> {
+    c.ha_rules
+        .iter()
+        .filter(|r| {
+            r.kind == "resource-affinity"
+                && r.affinity.as_deref() == Some("negative")
+                && r.resources.iter().any(|x| x == sid)
+        })
+        .flat_map(|r| r.resources.iter().filter(|x| *x != sid).cloned())
+        .collect()
+}
+
 fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
     let Some(id) = sid
         .split_once(':')
@@ -790,6 +845,27 @@ fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
             target: target.into(),
         },
     });
+    // The CRM accepts a move outside a strict node-affinity rule, then puts the guest back on
+    // a rule node (pve-ha-manager `PVE::HA::Manager`, `select_service_node`); only syslog says so.
+    if let Some(nodes) = strict_nodes(c, sid)
+        && !nodes.iter().any(|n| n == target)
+    {
+        let from = c.guest(id).map(|g| g.node.clone()).unwrap_or_default();
+        let back = if nodes.contains(&from) {
+            Some(from)
+        } else {
+            nodes.first().cloned()
+        };
+        if let Some(back) = back {
+            c.events.push(Event {
+                due: due + c.timing.migrate_secs,
+                what: EventKind::HaMove {
+                    vmid: id,
+                    target: back,
+                },
+            });
+        }
+    }
     if let Some(g) = c.guest_mut(id) {
         g.lock = Some("migrate".into());
     }

@@ -34,6 +34,29 @@ pub struct Cluster {
     /// A corosync QDevice (qnetd vote), if configured.
     #[serde(default)]
     pub qdevice: Option<Qdevice>,
+    /// `/etc/pve/ha/rules.cfg` (PVE 9): node- and resource-affinity rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ha_rules: Vec<HaRule>,
+}
+
+/// One HA rule as `rules.cfg` holds it (pve-ha-manager `src/PVE/HA/Rules.pm`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaRule {
+    pub rule: String,
+    /// `node-affinity` or `resource-affinity`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// HA ids (`vm:100`, `ct:101`).
+    pub resources: Vec<String>,
+    /// Node affinity: the nodes, each optionally `node:priority`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub strict: bool,
+    /// Resource affinity: `positive` or `negative`.
+    #[serde(default)]
+    pub affinity: Option<String>,
 }
 
 /// A corosync QDevice: an extra vote from a qnetd server (FORMATS.md 1.1, Qdevice column).

@@ -1,5 +1,5 @@
 //! A simulated PVE cluster behind real OpenSSH sshd: one sshd per node whose PATH starts with
-//! the lab's simulated tools (the `pveops` binary under test, called as `pvecm`, `qm`, ...),
+//! the lab's simulated tools (the `pveops-lab-tool` binary under test, called as `pvecm`, `qm`, ...),
 //! all nodes sharing one state file and one JSONL command log.
 
 use std::path::PathBuf;
@@ -65,7 +65,7 @@ impl SimCluster {
         let state = lab.dir.path().join("state.json");
         let log = lab.dir.path().join("commands.jsonl");
         let bin = lab.dir.path().join("simbin");
-        pveops::lab::sim::install_tools(&bin, &super::bin()).expect("install simulated tools");
+        pveops::lab::sim::install_tools(&bin, &super::tool_bin()).expect("install simulated tools");
         // Everything a test node must not run for real is shadowed too.
         for entry in std::fs::read_dir(super::sshd::sim_bin()).unwrap() {
             let p = entry.unwrap().path();

@@ -15,6 +15,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pveops"))
 }
 
+/// The simulated PVE tools (`pvecm`, `qm`, ... link here), as `pveops lab` installs them.
+pub fn tool_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pveops-lab-tool"))
+}
+
 /// `pveops ARGS` with a clean environment: `HOME` is `home` (so no user ssh config, keys or
 /// known_hosts leak in), no ssh-agent, no standard input; stdout and stderr piped.
 pub fn command<S: AsRef<std::ffi::OsStr>>(home: &Path, args: &[S]) -> std::process::Command {

@@ -425,7 +425,12 @@ fn migrate_preflight_follows_storages_and_local_disks() {
     ));
     assert_eq!(v["running"], 1);
     assert_eq!(v["allowed_nodes"], serde_json::json!(["pve2", "pve3"]));
-    assert_eq!(v["not_allowed_nodes"], serde_json::json!({}));
+    // PVE >= 8.4: every other node is listed, `{}` where nothing blocks it
+    // (check_local_storage_availability pre-fills each node).
+    assert_eq!(
+        v["not_allowed_nodes"],
+        serde_json::json!({"pve2": {}, "pve3": {}})
+    );
     // local-lvm is not shared: a local disk; the NFS disk is not.
     assert_eq!(
         v["local_disks"],
@@ -443,12 +448,13 @@ fn migrate_preflight_follows_storages_and_local_disks() {
     assert_eq!(v["allowed_nodes"], serde_json::json!(["pve2"]));
     assert_eq!(
         v["not_allowed_nodes"],
-        serde_json::json!({"pve3": {"unavailable_storages": ["fast"]}})
+        serde_json::json!({"pve2": {}, "pve3": {"unavailable_storages": ["fast"]}})
     );
 
     let v = json_of(&pvesh_get(&c, "pve1", "/nodes/pve2/lxc/200/migrate", now()));
-    assert_eq!(v["local_disks"], serde_json::json!([]));
-    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve1", "pve3"]));
+    // The container endpoint (PVE 9) spells its keys with hyphens and checks no storages.
+    assert_eq!(v["allowed-nodes"], serde_json::json!(["pve1", "pve3"]));
+    assert_eq!(v["not-allowed-nodes"], serde_json::json!({}));
 
     // The guest lives elsewhere: its config does not exist on that node.
     let r = pvesh_get(&c, "pve1", "/nodes/pve2/qemu/100/migrate", now());

@@ -1,0 +1,104 @@
+//! The structure ARCHITECTURE.md promises, checked on the source: PVE output is read only in
+//! `src/facts/` (one fact, one place), and only the CLI layer knows the CLI.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every source file outside the parsers and the simulator, with its test module cut off
+/// (tests may hold PVE output as data), as (path relative to src/, code).
+fn core_sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|p| {
+            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            // facts/ reads PVE's output; lab/ (and its tools binary) prints it.
+            if rel.starts_with("facts/") || rel.starts_with("lab/") || rel.starts_with("bin/") {
+                return None;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = match text.find("#[cfg(test)]") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            };
+            Some((rel, code))
+        })
+        .collect()
+}
+
+/// Words of PVE's own output (keys, messages, table headers) that only a parser may look for.
+const PVE_OUTPUT: &[&str] = &[
+    "not_allowed_nodes",
+    "allowed_nodes",
+    "not-allowed-nodes",
+    "unavailable_storages",
+    "blocking-ha-resources",
+    "No 'get' handler",
+    "migration aborted",
+    "migration problems",
+    "TASK ERROR",
+    "TASK OK",
+    "ipcc_send_rec",
+    "Name Type Status",
+    "Quorate:",
+    "Expected votes",
+    "vzdump-",
+    "\"ctime\"",
+    "\"hastate\"",
+    "\"maxmem\"",
+];
+
+#[test]
+fn pve_output_is_read_only_in_facts() {
+    let mut hits = Vec::new();
+    for (rel, code) in core_sources() {
+        for word in PVE_OUTPUT {
+            if code.contains(word) {
+                hits.push(format!("src/{rel}: {word:?}"));
+            }
+        }
+        // JSON from a node goes through a facts parser; only pveops' own files (the journal,
+        // a saved snapshot) are read with serde here.
+        let own_format = matches!(rel.as_str(), "journal.rs" | "snapshot.rs");
+        for call in [
+            "serde_json::from_str",
+            "serde_json::from_slice",
+            "from_str::<serde_json::Value>",
+        ] {
+            if code.contains(call) && !own_format {
+                hits.push(format!("src/{rel}: {call}"));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "PVE output read outside src/facts/ (add a `pveops parse` kind instead):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn only_the_cli_layer_knows_the_cli() {
+    // The operation loop (operate.rs) still takes the CLI's argument structs: issue #16 moves it
+    // to a plain options struct.
+    let allowed = ["lib.rs", "main.rs", "cli.rs", "subcommand.rs", "operate.rs"];
+    let hits: Vec<String> = core_sources()
+        .into_iter()
+        .filter(|(rel, code)| !allowed.contains(&rel.as_str()) && code.contains("crate::cli"))
+        .map(|(rel, _)| format!("src/{rel}"))
+        .collect();
+    assert!(hits.is_empty(), "modules importing the CLI: {hits:?}");
+}
