@@ -457,7 +457,7 @@ const COMMANDS: &[Case] = &[
         &[
             "refused by gate migrate-preflight",
             "on pve1",
-            "not a JSON object",
+            "expected JSON (run pvesh with --output-format json)",
         ],
     ),
     refused(

@@ -77,8 +77,9 @@ impl Prechecks {
         if let Some(pf) = self.preflight.get(&vmid) {
             match pf {
                 Preflight::Unreadable(why) => {
+                    let from = g.node.as_deref().unwrap_or("its node");
                     return Some(format!(
-                        "the migrate preflight of guest {vmid} could not be read: {why}"
+                        "the migrate preflight of guest {vmid} on {from} could not be read: {why}"
                     ));
                 }
                 Preflight::Read(pf) => {
