@@ -46,6 +46,7 @@ pub mod pveversion;
 pub mod qm_config;
 pub mod qm_list;
 pub mod qm_status;
+pub mod storage_content;
 pub mod systemctl_is_active;
 pub mod task_log;
 pub mod upgrade_checklist;
@@ -228,6 +229,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "pvesh get /nodes/N/{qemu,lxc}/ID/migrate: allowed targets, blocking reasons, local disks",
     ),
     (
+        storage_content::KIND,
+        "pvesh get /nodes/N/storage/S/content --content backup: volumes with ctime (epoch)",
+    ),
+    (
         ha_rules::KIND,
         "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
     ),
@@ -296,6 +301,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
         "migrate-preflight" => to_json(migrate_preflight::KIND, migrate_preflight::parse(text)),
         "ha-rules" => to_json(ha_rules::KIND, ha_rules::parse(text)),
+        "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -364,6 +370,7 @@ mod tests {
         ("date-z.", "utc-offset"),
         ("pvesh-get-migrate.", "migrate-preflight"),
         ("pvesh-get-cluster-ha-rules.json", "ha-rules"),
+        ("pvesh-get-storage-content.", "storage-content"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {
