@@ -305,3 +305,36 @@ fn lab_serves_openssh_clients() {
     let log = std::fs::read_to_string(dir.path().join("commands.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 4, "{log}");
 }
+
+#[test]
+fn ha_moves_a_guest_outside_its_strict_rule_back() {
+    // pve9-3node: a strict node-affinity rule keeps vm:100 on pve1/pve2. PVE 9's CRM accepts a
+    // request to pve3 and then moves the guest back to a rule node.
+    let sim = SimCluster::start(fast(scenario::pve9()));
+    let v = sim.exec("pve1", "qm migrate 100 pve3 --online", &[]);
+    assert_eq!(
+        stdout(&v),
+        "Requesting HA migration for VM 100 to node pve3\n"
+    );
+    // Two moves are due: the one asked for, then HA's own back to a rule node.
+    let due: Vec<String> = sim
+        .state()
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            pveops::lab::state::EventKind::HaMove { vmid: 100, target } => Some(target.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(due, ["pve3", "pve1"]);
+    assert!(poll_until(10, || sim
+        .state()
+        .guest(100)
+        .is_some_and(|g| g.node == "pve1" && g.lock.is_none())));
+    let rules = sim.exec(
+        "pve2",
+        "pvesh get /cluster/ha/rules --output-format json",
+        &[],
+    );
+    assert!(stdout(&rules).contains("\"rule\":\"web01-san\""), "{rules}");
+}

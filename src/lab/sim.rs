@@ -574,11 +574,11 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
                 target: target.into(),
             },
         });
+        move_back_outside_rule(&mut s.cluster, vmid, &sid, target, now_s + delay);
         if let Some(g) = s.cluster.guest_mut(vmid) {
             g.lock = Some("migrate".into());
         }
         s.save()?;
-        let _ = sid;
         return Ok(ok(format!(
             "Requesting HA migration for {word} {vmid} to node {target}\n"
         )));
@@ -787,6 +787,29 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
     Ok(ok(""))
 }
 
+/// The CRM accepts a move outside a strict node-affinity rule, then puts the guest back on a
+/// rule node (pve-ha-manager `PVE::HA::Manager`, `select_service_node`); only syslog says so.
+fn move_back_outside_rule(c: &mut Cluster, vmid: u32, sid: &str, target: &str, due: f64) {
+    let Some(nodes) = strict_nodes(c, sid) else {
+        return;
+    };
+    if nodes.iter().any(|n| n == target) {
+        return;
+    }
+    let from = c.guest(vmid).map(|g| g.node.clone()).unwrap_or_default();
+    let back = if nodes.contains(&from) {
+        Some(from)
+    } else {
+        nodes.first().cloned()
+    };
+    if let Some(back) = back {
+        c.events.push(Event {
+            due: due + c.timing.migrate_secs,
+            what: EventKind::HaMove { vmid, target: back },
+        });
+    }
+}
+
 /// The HA id of a guest (`vm:100`, `ct:101`).
 fn ha_sid(g: &super::state::Guest) -> String {
     match g.kind {
@@ -845,27 +868,7 @@ fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
             target: target.into(),
         },
     });
-    // The CRM accepts a move outside a strict node-affinity rule, then puts the guest back on
-    // a rule node (pve-ha-manager `PVE::HA::Manager`, `select_service_node`); only syslog says so.
-    if let Some(nodes) = strict_nodes(c, sid)
-        && !nodes.iter().any(|n| n == target)
-    {
-        let from = c.guest(id).map(|g| g.node.clone()).unwrap_or_default();
-        let back = if nodes.contains(&from) {
-            Some(from)
-        } else {
-            nodes.first().cloned()
-        };
-        if let Some(back) = back {
-            c.events.push(Event {
-                due: due + c.timing.migrate_secs,
-                what: EventKind::HaMove {
-                    vmid: id,
-                    target: back,
-                },
-            });
-        }
-    }
+    move_back_outside_rule(c, id, sid, target, due);
     if let Some(g) = c.guest_mut(id) {
         g.lock = Some("migrate".into());
     }
