@@ -14,7 +14,8 @@ use crate::health::Resource;
 use crate::snapshot::Snapshot;
 
 mod targets;
-pub use targets::{Prechecks, Preflight, sid};
+use targets::sid;
+pub use targets::{Prechecks, Preflight};
 
 /// What the operator asked for.
 #[derive(Clone, Debug, PartialEq)]

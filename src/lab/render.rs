@@ -1577,19 +1577,11 @@ fn storage_on(c: &Cluster, storage: &str, node: &str) -> bool {
         .any(|s| s.id == storage && storage_view(s, node).enabled)
 }
 
-/// The HA id of a guest (`vm:100`, `ct:101`).
-fn ha_sid(g: &Guest) -> String {
-    match g.kind {
-        GuestKind::Qemu => format!("vm:{}", g.vmid),
-        GuestKind::Lxc => format!("ct:{}", g.vmid),
-    }
-}
-
 /// pve-ha-manager `src/PVE/HA/Config.pm` `get_resource_motion_info`: for an HA guest, its
 /// positive-affinity partners (`dependent`) and, per online node, the negative-affinity
 /// partners already there (`blocking`, cause always `resource-affinity`).
 fn motion_info(c: &Cluster, g: &Guest) -> (Vec<String>, BTreeMap<String, Vec<Value>>) {
-    let me = ha_sid(g);
+    let me = g.ha_sid();
     let mut dependent = Vec::new();
     let mut blocking: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in c
@@ -1601,7 +1593,7 @@ fn motion_info(c: &Cluster, g: &Guest) -> (Vec<String>, BTreeMap<String, Vec<Val
             let Some(o) = c
                 .guests
                 .iter()
-                .find(|x| ha_sid(x) == *other && x.ha.is_some())
+                .find(|x| x.ha_sid() == *other && x.ha.is_some())
             else {
                 continue;
             };

@@ -563,10 +563,7 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     }
     if g.ha.is_some() {
         let delay = c.timing.ha_delay_secs + c.timing.migrate_secs;
-        let sid = format!(
-            "{}:{vmid}",
-            if kind == GuestKind::Qemu { "vm" } else { "ct" }
-        );
+        let sid = g.ha_sid();
         s.cluster.events.push(Event {
             due: now_s + delay,
             what: EventKind::HaMove {
@@ -736,13 +733,14 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
             .filter(|g| g.node == target && g.ha.is_some())
             .map(|g| (g.vmid, g.maxmem))
             .collect();
-        let mut out: Vec<(u32, String)> = Vec::new();
+        // (vmid, HA id, target) of the moves chosen so far.
+        let mut out: Vec<(u32, String, String)> = Vec::new();
         for (vmid, _mem) in ha_guests {
             // The CRM's select_service_node: only nodes a strict node-affinity rule allows,
             // none holding (or receiving) a negative resource-affinity partner.
-            let sid = c.guest(vmid).map(ha_sid).unwrap_or_default();
-            let pinned = strict_nodes(c, &sid);
-            let apart = apart_from(c, &sid);
+            let sid = c.guest(vmid).map(|g| g.ha_sid()).unwrap_or_default();
+            let pinned = c.strict_nodes(&sid);
+            let apart = c.apart_from(&sid);
             let best = c
                 .nodes
                 .iter()
@@ -751,20 +749,22 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
                 })
                 .filter(|n| pinned.as_ref().is_none_or(|p| p.contains(&n.name)))
                 .filter(|n| {
-                    !apart.iter().any(|a| {
-                        let moved = out.iter().find(|(v, _)| ha_sid_of(c, *v) == *a);
-                        match moved {
-                            Some((_, to)) => *to == n.name,
-                            None => c.guests.iter().any(|g| ha_sid(g) == *a && g.node == n.name),
-                        }
-                    })
+                    !apart
+                        .iter()
+                        .any(|a| match out.iter().find(|(_, s, _)| s == a) {
+                            Some((_, _, to)) => *to == n.name,
+                            None => c
+                                .guests
+                                .iter()
+                                .any(|g| g.ha_sid() == *a && g.node == n.name),
+                        })
                 })
                 .max_by_key(|n| n.memory_total.saturating_sub(c.memory_used(&n.name)));
             if let Some(b) = best {
-                out.push((vmid, b.name.clone()));
+                out.push((vmid, sid, b.name.clone()));
             }
         }
-        out
+        out.into_iter().map(|(vmid, _, to)| (vmid, to)).collect()
     } else {
         c.guests
             .iter()
@@ -790,7 +790,7 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
 /// The CRM accepts a move outside a strict node-affinity rule, then puts the guest back on a
 /// rule node (pve-ha-manager `PVE::HA::Manager`, `select_service_node`); only syslog says so.
 fn move_back_outside_rule(c: &mut Cluster, vmid: u32, sid: &str, target: &str, due: f64) {
-    let Some(nodes) = strict_nodes(c, sid) else {
+    let Some(nodes) = c.strict_nodes(sid) else {
         return;
     };
     if nodes.iter().any(|n| n == target) {
@@ -808,44 +808,6 @@ fn move_back_outside_rule(c: &mut Cluster, vmid: u32, sid: &str, target: &str, d
             what: EventKind::HaMove { vmid, target: back },
         });
     }
-}
-
-/// The HA id of a guest (`vm:100`, `ct:101`).
-fn ha_sid(g: &super::state::Guest) -> String {
-    match g.kind {
-        GuestKind::Qemu => format!("vm:{}", g.vmid),
-        GuestKind::Lxc => format!("ct:{}", g.vmid),
-    }
-}
-
-fn ha_sid_of(c: &Cluster, vmid: u32) -> String {
-    c.guest(vmid).map(ha_sid).unwrap_or_default()
-}
-
-/// The nodes a strict node-affinity rule confines `sid` to (priorities dropped).
-fn strict_nodes(c: &Cluster, sid: &str) -> Option<Vec<String>> {
-    c.ha_rules
-        .iter()
-        .find(|r| r.kind == "node-affinity" && r.strict && r.resources.iter().any(|x| x == sid))
-        .map(|r| {
-            r.nodes
-                .iter()
-                .map(|n| n.split(':').next().unwrap_or(n).to_string())
-                .collect()
-        })
-}
-
-/// The HA ids a negative resource-affinity rule keeps apart from `sid`.
-fn apart_from(c: &Cluster, sid: &str) -> Vec<String> {
-    c.ha_rules
-        .iter()
-        .filter(|r| {
-            r.kind == "resource-affinity"
-                && r.affinity.as_deref() == Some("negative")
-                && r.resources.iter().any(|x| x == sid)
-        })
-        .flat_map(|r| r.resources.iter().filter(|x| *x != sid).cloned())
-        .collect()
 }
 
 fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {

@@ -435,7 +435,43 @@ pub struct Quorum {
     pub quorate: bool,
 }
 
+impl Guest {
+    /// The HA resource id (`vm:100`, `ct:101`), as the HA rules and `ha-manager` name it.
+    pub fn ha_sid(&self) -> String {
+        match self.kind {
+            GuestKind::Qemu => format!("vm:{}", self.vmid),
+            GuestKind::Lxc => format!("ct:{}", self.vmid),
+        }
+    }
+}
+
 impl Cluster {
+    /// The nodes a strict node-affinity rule confines `sid` to (priorities dropped).
+    pub fn strict_nodes(&self, sid: &str) -> Option<Vec<String>> {
+        self.ha_rules
+            .iter()
+            .find(|r| r.kind == "node-affinity" && r.strict && r.resources.iter().any(|x| x == sid))
+            .map(|r| {
+                r.nodes
+                    .iter()
+                    .map(|n| n.split(':').next().unwrap_or(n).to_string())
+                    .collect()
+            })
+    }
+
+    /// The HA ids a negative resource-affinity rule keeps apart from `sid`.
+    pub fn apart_from(&self, sid: &str) -> Vec<String> {
+        self.ha_rules
+            .iter()
+            .filter(|r| {
+                r.kind == "resource-affinity"
+                    && r.affinity.as_deref() == Some("negative")
+                    && r.resources.iter().any(|x| x == sid)
+            })
+            .flat_map(|r| r.resources.iter().filter(|x| *x != sid).cloned())
+            .collect()
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
