@@ -79,3 +79,49 @@ fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
     f.sync_data()
         .map_err(|e| crate::Error::io(path, "sync the change log", e))
 }
+
+/// The person behind the run, `login@host`, as the change log and the report record it.
+pub fn operator() -> String {
+    // The person behind the run: under sudo the login that called it, else the session's
+    // user, else the password database's name for our uid (cron may set neither variable).
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let user = env("SUDO_USER")
+        .or_else(|| env("USER"))
+        .or_else(|| env("LOGNAME"))
+        .or_else(passwd_name)
+        .unwrap_or_else(|| format!("uid{}", real_uid()));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// The password database's name for this process's uid (`getpwuid_r(3)`).
+fn passwd_name() -> Option<String> {
+    let uid = real_uid();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `pwd` and `buf` outlive the call; `result` points into them or is null.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
+}
+
+/// This process's real uid.
+fn real_uid() -> u32 {
+    // SAFETY: getuid(2) cannot fail and has no preconditions.
+    unsafe { libc::getuid() }
+}

@@ -174,6 +174,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Check>, crate::Error> {
     Ok(file.checks)
 }
 
+/// Evaluates the checks over `snap` and stores the findings and the worst status in it.
+pub fn evaluate_into(snap: &mut Snapshot, checks: &[Check], now: i64) {
+    snap.findings = evaluate(checks, snap, now);
+    snap.status = crate::finding::worst(&snap.findings);
+}
+
 /// Evaluates every enabled check over the snapshot; `now` is Unix seconds.
 pub fn evaluate(checks: &[Check], snap: &Snapshot, now: i64) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -45,7 +45,7 @@ const CATALOG: &[&str] = &[
     "apt-lists-stamp",
     "systemctl-is-active",
     "cluster-resources",
-    "backup-list",
+    "storage-content",
 ];
 
 /// One raw command output for `raw/<node>/<name>.*`.
@@ -228,12 +228,12 @@ impl Collector {
         Ok(())
     }
 
-    /// One `backup-list` command per storage.
+    /// One backup listing (`storage-content`) per storage.
     fn backup_commands(&self, ids: &[String]) -> Result<Vec<Command>, crate::Error> {
         ids.iter()
             .map(|sid| {
                 self.templates
-                    .render("backup-list", &json!({ "storage": sid }))
+                    .render("storage-content", &json!({ "storage": sid }))
             })
             .collect()
     }
@@ -498,9 +498,20 @@ fn absorb(
             let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;
             n.upgrade_checklist = Some(parsed.results.iter().map(from_fact).collect());
         }
-        "backup-list" => {
-            let parsed = facts::backup_list::parse(&stdout).map_err(e)?;
-            backups.extend(parsed.backups.iter().map(from_fact));
+        // The content API's `ctime` is the backup's epoch (pve-storage `archive_info` applies
+        // the listing node's time zone to a vzdump name); the name's own time stays beside it
+        // for a listing without `ctime`.
+        "storage-content" => {
+            let parsed = facts::storage_content::parse(&stdout).map_err(e)?;
+            backups.extend(parsed.volumes.into_iter().map(|v| health::Backup {
+                storage: v.storage.unwrap_or_default(),
+                vmid: v.vmid,
+                size_bytes: v.size_bytes,
+                backup_time: v.backup_time,
+                time_zone: v.time_zone.map(str::to_string),
+                epoch: v.ctime,
+                volid: v.volid,
+            }));
         }
         "apt-simulate" => {
             // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.

@@ -223,7 +223,7 @@ pub struct Resource {
     pub template: Option<bool>,
 }
 
-/// One backup (kind `backup-list`): vzdump files and PBS snapshots alike.
+/// One backup (kind `storage-content`): vzdump files and PBS snapshots alike.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Backup {

@@ -4,36 +4,76 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::cli::{Global, OpArgs};
+use crate::check::Check;
 use crate::command::Templates;
 use crate::execute::{Outcome, Runner};
+use crate::inventory::Node;
 use crate::operation::{Operation, Plan, Prechecks, Preflight};
+use crate::session::Connector;
 use crate::snapshot::Snapshot;
 
+/// One operation run as the caller resolved it: the nodes to reach, how, and the operator's
+/// choices. Built by the command line (or any other caller); the loop knows no CLI type.
+pub struct Request {
+    pub op: Operation,
+    /// The targets as the operator named them (the change log records these).
+    pub targets: Vec<String>,
+    /// The nodes to snapshot, resolved (and discovered) by the caller.
+    pub nodes: Vec<Node>,
+    pub connector: Arc<Connector>,
+    pub templates: Arc<Templates>,
+    /// The directory that overrides the embedded templates (the report's too).
+    pub template_dir: Option<PathBuf>,
+    pub checks: Vec<Check>,
+    pub command_timeout: Duration,
+    /// Nodes read at once.
+    pub parallel: usize,
+    /// The evidence directory; none: `pveops-evidence/<stamp>-<operation>-<subject>`.
+    pub out: Option<PathBuf>,
+    pub changelog: PathBuf,
+    /// Confirmed beforehand (`--yes`); else the operator is asked on the terminal.
+    pub yes: bool,
+    /// Plan and write the runbook, change nothing.
+    pub dry_run: bool,
+    /// `login@host` for the change log and the report.
+    pub operator: String,
+    pub backup_gate: bool,
+    pub backup_max_age_hours: f64,
+    pub with_local_disks: bool,
+    /// Prefer HA node maintenance for HA-managed guests of a drained node.
+    pub ha_maintenance: bool,
+    pub migrate_timeout: Duration,
+    pub reboot_timeout: Duration,
+    /// The maintenance window (start, end) in Unix seconds.
+    pub window: Option<(i64, i64)>,
+    pub force_window: bool,
+}
+
 /// Runs one operation end to end; returns the exit status.
-pub async fn run(
-    global: &Global,
-    op: Operation,
-    args: &OpArgs,
-    ha_maintenance: bool,
-) -> Result<i32, crate::Error> {
+pub async fn run(req: Request) -> Result<i32, crate::Error> {
     let started = jiff::Timestamp::now();
-    let checks = crate::check::load(args.checks.as_deref())?;
-    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
-    let connector = crate::subcommand::connector(global);
-    let targets = cluster_targets(global, args)?;
-    let (nodes, _workdir) =
-        crate::subcommand::resolve(global, &targets, &connector, &templates).await?;
+    let Request {
+        op,
+        targets,
+        nodes,
+        connector,
+        templates,
+        checks,
+        ..
+    } = &req;
+    let checks = checks.as_slice();
+    let now = || jiff::Timestamp::now().as_second();
     let collector = crate::collect::Collector {
         connector: connector.clone(),
         templates: templates.clone(),
-        command_timeout: Duration::from_secs(global.command_timeout),
-        parallel: global.parallel as usize,
+        command_timeout: req.command_timeout,
+        parallel: req.parallel,
         only: Vec::new(),
         upgrade_checklist: false,
         package_state: matches!(op, Operation::Update { .. }),
@@ -54,10 +94,10 @@ pub async fn run(
     };
     let restoring = matches!(op, Operation::Restore { .. });
     let mut bundle =
-        crate::evidence::Bundle::create(args.out.as_deref(), name, Some(&subject), started)?;
+        crate::evidence::Bundle::create(req.out.as_deref(), name, Some(&subject), started)?;
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
-    let (mut before, mut raws_before) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
-    crate::subcommand::evaluate(&mut before, &checks);
+    let (mut before, mut raws_before) = collector.collect(nodes.clone(), checks, |_| {}).await?;
+    crate::check::evaluate_into(&mut before, checks, now());
     // A node that did not answer is said at once, with its cause: the gates may not need it
     // (a migration target is reached by PVE, not by pveops), but the operator must not learn
     // of it only from the report.
@@ -85,7 +125,7 @@ pub async fn run(
                 )
             })
             .collect(),
-        command_timeout: Duration::from_secs(global.command_timeout),
+        command_timeout: req.command_timeout,
         poll_every: Duration::from_millis(500),
         sessions: Default::default(),
     };
@@ -102,34 +142,29 @@ pub async fn run(
         let j = journal.insert(crate::journal::Journal::create(
             &bundle.dir.join("journal.jsonl"),
         )?);
-        refresh_failures = refresh(&runner, &before, wanted, &templates, j, &mut bundle).await?;
-        let (again, raws) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
+        refresh_failures = refresh(&runner, &before, wanted, templates, j, &mut bundle).await?;
+        let (again, raws) = collector.collect(nodes.clone(), checks, |_| {}).await?;
         before = again;
         raws_before = raws;
-        crate::subcommand::evaluate(&mut before, &checks);
+        crate::check::evaluate_into(&mut before, checks, now());
     }
     let space = match &op {
         Operation::Update { nodes: wanted, .. } => {
-            read_space(&runner, &before, wanted, &templates, &mut bundle).await?
+            read_space(&runner, &before, wanted, templates, &mut bundle).await?
         }
         _ => BTreeMap::new(),
     };
-    let prechecks = preflight(&runner, &op, &before, &templates).await;
+    let prechecks = preflight(&runner, op, &before, templates).await;
     let opts = crate::operation::Options {
-        backup_gate: !args.no_backup_gate,
-        backup_max_age_hours: args.backup_max_age,
-        with_local_disks: args.with_local_disks,
-        ha_maintenance,
-        migrate_timeout: Duration::from_secs(args.migrate_timeout),
-        reboot_timeout: Duration::from_secs(args.reboot_timeout),
+        backup_gate: req.backup_gate,
+        backup_max_age_hours: req.backup_max_age_hours,
+        with_local_disks: req.with_local_disks,
+        ha_maintenance: req.ha_maintenance,
+        migrate_timeout: req.migrate_timeout,
+        reboot_timeout: req.reboot_timeout,
         now: started.as_second(),
-        window: args
-            .window
-            .as_deref()
-            .map(crate::operation::parse_window)
-            .transpose()
-            .map_err(crate::Error::Usage)?,
-        force_window: args.force_window,
+        window: req.window,
+        force_window: req.force_window,
         upgrade_timeout: Duration::from_secs(match &op {
             Operation::Update {
                 upgrade_timeout_secs,
@@ -140,7 +175,7 @@ pub async fn run(
         refresh_failures,
         space,
     };
-    let plan = crate::operation::plan(&op, &before, &prechecks, &templates, &opts)?;
+    let plan = crate::operation::plan(op, &before, &prechecks, templates, &opts)?;
     bundle.write_raw(&raws_before)?;
     bundle.write("before.json", before.to_json().as_bytes())?;
     let runbook = runbook(&plan, &before, started);
@@ -152,13 +187,13 @@ pub async fn run(
                   per_node: Vec<String>|
      -> Result<(), crate::Error> {
         crate::changelog::append(
-            &args.changelog,
+            &req.changelog,
             &crate::changelog::Entry {
                 time: jiff::Timestamp::now()
                     .round(jiff::Unit::Second)
                     .unwrap_or(started)
                     .to_string(),
-                operator: crate::subcommand::operator(),
+                operator: req.operator.clone(),
                 targets: targets.clone(),
                 operation: plan.operation.clone(),
                 outcome: outcome.into(),
@@ -173,7 +208,7 @@ pub async fn run(
             "{}: refused by gate {}: {}",
             plan.operation, g.name, g.message
         );
-        if !args.dry_run {
+        if !req.dry_run {
             record(
                 "failed",
                 vec![format!("gate {} refused: {}", g.name, g.message)],
@@ -181,7 +216,7 @@ pub async fn run(
             )?;
         }
         write_report(
-            global,
+            &req,
             &bundle,
             &plan,
             &before,
@@ -194,7 +229,7 @@ pub async fn run(
         )?;
         return Ok(2);
     }
-    if args.dry_run {
+    if req.dry_run {
         bundle.sync()?;
         eprintln!(
             "{}: dry run, nothing changed; runbook: {}",
@@ -205,7 +240,7 @@ pub async fn run(
     }
     // The plan and the before-snapshot are on disk before the first change.
     bundle.sync()?;
-    if !confirm(args)? {
+    if !confirm(req.yes)? {
         eprintln!("{}: not confirmed, nothing changed", plan.operation);
         return Ok(64);
     }
@@ -252,8 +287,8 @@ pub async fn run(
         );
         return Err(crate::Error::Interrupted);
     }
-    let (mut after, raws_after) = collector.collect(nodes.clone(), &checks, |_| {}).await?;
-    crate::subcommand::evaluate(&mut after, &checks);
+    let (mut after, raws_after) = collector.collect(nodes.clone(), checks, |_| {}).await?;
+    crate::check::evaluate_into(&mut after, checks, now());
     bundle.write_raw(&raws_after)?;
     bundle.write("after.json", after.to_json().as_bytes())?;
     let diffs = crate::diff::diff(&before, &after);
@@ -318,7 +353,7 @@ pub async fn run(
         rollout.iter().map(|r| r.line()).collect(),
     )?;
     write_report(
-        global,
+        &req,
         &bundle,
         &plan,
         &after,
@@ -504,25 +539,6 @@ fn new_findings(before: &Snapshot, after: &Snapshot) -> Vec<crate::finding::Seve
         .collect()
 }
 
-fn cluster_targets(global: &Global, args: &OpArgs) -> Result<Vec<String>, crate::Error> {
-    if !args.targets.is_empty() {
-        return Ok(args.targets.clone());
-    }
-    let Some(path) = &global.inventory else {
-        return Err(crate::Error::Usage(
-            "say how to reach the cluster: --targets T1,T2, or an inventory with -I".into(),
-        ));
-    };
-    let inv = crate::inventory::Inventory::load(path)?;
-    if inv.nodes.is_empty() {
-        return Err(crate::Error::Usage(format!(
-            "{} lists no [[node]]",
-            path.display()
-        )));
-    }
-    Ok(inv.nodes.iter().map(|n| n.name.clone()).collect())
-}
-
 /// What PVE says about targets before the plan: the migrate preflight of every guest the
 /// operation may move (read on its node, parsed by `facts::migrate_preflight`) and, when one of
 /// them is HA-managed, the HA rules (`facts::ha_rules`).
@@ -607,8 +623,8 @@ async fn preflight(
     out
 }
 
-fn confirm(args: &OpArgs) -> Result<bool, crate::Error> {
-    if args.yes {
+fn confirm(yes: bool) -> Result<bool, crate::Error> {
+    if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
@@ -816,7 +832,7 @@ fn package_lines(u: &crate::operation::NodeUpdate) -> Vec<String> {
 
 #[allow(clippy::too_many_arguments)]
 fn write_report(
-    global: &Global,
+    req: &Request,
     bundle: &crate::evidence::Bundle,
     plan: &Plan,
     snap: &Snapshot,
@@ -827,10 +843,10 @@ fn write_report(
     code: i32,
     started: jiff::Timestamp,
 ) -> Result<(), crate::Error> {
-    let hb = crate::report::registry(global.templates.as_deref())?;
+    let hb = crate::report::registry(req.template_dir.as_deref())?;
     let summary = crate::report::Summary {
         command: plan.operation.clone(),
-        operator: crate::subcommand::operator(),
+        operator: req.operator.clone(),
         targets: snap
             .nodes
             .iter()

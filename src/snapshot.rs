@@ -124,15 +124,16 @@ pub struct Diagnosis {
 }
 
 impl Snapshot {
-    /// Computes what is derived from the facts read: each guest's newest backup. vzdump names
-    /// its files in the node's local time (pve-manager `PVE/VZDump.pm`, `localtime`), so such
-    /// a name is read with the UTC offset of the node that listed the backups (else of any
-    /// node that gave one; UTC when none did); PBS snapshot names are UTC.
+    /// Computes what is derived from the facts read: each guest's newest backup. Its time is
+    /// the content API's `ctime` epoch. Without one (an older snapshot file), the name's time:
+    /// vzdump names its files in the node's local time (pve-manager `PVE/VZDump.pm`,
+    /// `localtime`), so such a name is read with the UTC offset of the node that listed the
+    /// backups (else of any node that gave one; UTC when none did); PBS snapshot names are UTC.
     pub fn derive(&mut self) {
         let lister = self
             .nodes
             .iter()
-            .find(|n| n.commands.iter().any(|c| c.name == "backup-list"))
+            .find(|n| n.commands.iter().any(|c| c.name == "storage-content"))
             .and_then(|n| n.utc_offset_seconds);
         let offset = lister
             .or_else(|| self.nodes.iter().find_map(|n| n.utc_offset_seconds))
@@ -253,7 +254,7 @@ mod derive_tests {
                 name: "pve1".into(),
                 utc_offset_seconds: Some(3600),
                 commands: vec![CommandRecord {
-                    name: "backup-list".into(),
+                    name: "storage-content".into(),
                     ..Default::default()
                 }],
                 ..Default::default()

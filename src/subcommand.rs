@@ -23,7 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
         Command::Checks(args) => checks(args),
         Command::Parse(args) => parse(args),
         Command::Lab(args) => lab(args),
-        Command::Migrate(args) => runtime()?.block_on(crate::operate::run(
+        Command::Migrate(args) => runtime()?.block_on(operate(
             &cli.global,
             crate::operation::Operation::Migrate {
                 vmid: args.vmid,
@@ -32,7 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &args.op,
             true,
         )),
-        Command::Drain(args) => runtime()?.block_on(crate::operate::run(
+        Command::Drain(args) => runtime()?.block_on(operate(
             &cli.global,
             crate::operation::Operation::Drain {
                 node: args.node.clone(),
@@ -87,9 +87,9 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                 ),
             };
             args.dry_run = true;
-            runtime()?.block_on(crate::operate::run(&cli.global, op, &args, ha))
+            runtime()?.block_on(operate(&cli.global, op, &args, ha))
         }
-        Command::Reboot(args) => runtime()?.block_on(crate::operate::run(
+        Command::Reboot(args) => runtime()?.block_on(operate(
             &cli.global,
             crate::operation::Operation::Reboot {
                 nodes: args.nodes.clone(),
@@ -97,7 +97,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             &args.op,
             true,
         )),
-        Command::Update(args) => runtime()?.block_on(crate::operate::run(
+        Command::Update(args) => runtime()?.block_on(operate(
             &cli.global,
             crate::operation::Operation::Update {
                 nodes: args.nodes.clone(),
@@ -112,7 +112,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             let mut op = args.op;
             // Restoring puts guests back where they were: no new backup is needed for that.
             op.no_backup_gate = true;
-            runtime()?.block_on(crate::operate::run(
+            runtime()?.block_on(operate(
                 &cli.global,
                 crate::operation::Operation::Restore {
                     journal: entries,
@@ -122,7 +122,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                 true,
             ))
         }
-        Command::Maintenance(args) => runtime()?.block_on(crate::operate::run(
+        Command::Maintenance(args) => runtime()?.block_on(operate(
             &cli.global,
             crate::operation::Operation::Maintenance {
                 node: args.node.clone(),
@@ -343,49 +343,72 @@ fn lab(args: LabArgs) -> Result<i32, crate::Error> {
     Ok(0)
 }
 
-pub fn operator() -> String {
-    // The person behind the run: under sudo the login that called it, else the session's
-    // user, else the password database's name for our uid (cron may set neither variable).
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let user = env("SUDO_USER")
-        .or_else(|| env("USER"))
-        .or_else(|| env("LOGNAME"))
-        .or_else(passwd_name)
-        .unwrap_or_else(|| format!("uid{}", real_uid()));
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host}")
+/// Resolves an operation's nodes and options from the command line and runs it.
+async fn operate(
+    global: &Global,
+    op: crate::operation::Operation,
+    args: &crate::cli::OpArgs,
+    ha_maintenance: bool,
+) -> Result<i32, crate::Error> {
+    let checks = crate::check::load(args.checks.as_deref())?;
+    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    let connector = connector(global);
+    let targets = cluster_targets(global, args)?;
+    let (nodes, _workdir) = resolve(global, &targets, &connector, &templates).await?;
+    let window = args
+        .window
+        .as_deref()
+        .map(crate::operation::parse_window)
+        .transpose()
+        .map_err(crate::Error::Usage)?;
+    crate::operate::run(crate::operate::Request {
+        op,
+        targets,
+        nodes,
+        connector,
+        templates,
+        template_dir: global.templates.clone(),
+        checks,
+        command_timeout: Duration::from_secs(global.command_timeout),
+        parallel: global.parallel as usize,
+        out: args.out.clone(),
+        changelog: args.changelog.clone(),
+        yes: args.yes,
+        dry_run: args.dry_run,
+        operator: crate::changelog::operator(),
+        backup_gate: !args.no_backup_gate,
+        backup_max_age_hours: args.backup_max_age,
+        with_local_disks: args.with_local_disks,
+        ha_maintenance,
+        migrate_timeout: Duration::from_secs(args.migrate_timeout),
+        reboot_timeout: Duration::from_secs(args.reboot_timeout),
+        window,
+        force_window: args.force_window,
+    })
+    .await
 }
 
-/// The password database's name for this process's uid (`getpwuid_r(3)`).
-fn passwd_name() -> Option<String> {
-    let uid = real_uid();
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: `pwd` and `buf` outlive the call; `result` points into them or is null.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
+/// The targets of an operation: `--targets`, else every node of the inventory.
+fn cluster_targets(
+    global: &Global,
+    args: &crate::cli::OpArgs,
+) -> Result<Vec<String>, crate::Error> {
+    if !args.targets.is_empty() {
+        return Ok(args.targets.clone());
     }
-    // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string inside `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
-}
-
-/// This process's real uid.
-fn real_uid() -> u32 {
-    // SAFETY: getuid(2) cannot fail and has no preconditions.
-    unsafe { libc::getuid() }
+    let Some(path) = &global.inventory else {
+        return Err(crate::Error::Usage(
+            "say how to reach the cluster: --targets T1,T2, or an inventory with -I".into(),
+        ));
+    };
+    let inv = crate::inventory::Inventory::load(path)?;
+    if inv.nodes.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "{} lists no [[node]]",
+            path.display()
+        )));
+    }
+    Ok(inv.nodes.iter().map(|n| n.name.clone()).collect())
 }
 
 /// Takes a snapshot of `targets` and evaluates the checks on it.
@@ -421,13 +444,8 @@ async fn take_snapshot(
         }
     };
     drop(progress);
-    evaluate(&mut snap, checks);
+    crate::check::evaluate_into(&mut snap, checks, jiff::Timestamp::now().as_second());
     Ok((snap, raws))
-}
-
-pub fn evaluate(snap: &mut crate::snapshot::Snapshot, checks: &[crate::check::Check]) {
-    snap.findings = crate::check::evaluate(checks, snap, jiff::Timestamp::now().as_second());
-    snap.status = crate::finding::worst(&snap.findings);
 }
 
 /// Exit status of an assessment: 3 when no node answered, else the worst finding.
@@ -477,7 +495,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
     let (snap, raws, targets) = match &args.from {
         Some(path) => {
             let mut snap = crate::snapshot::Snapshot::load(path)?;
-            evaluate(&mut snap, &checks);
+            crate::check::evaluate_into(&mut snap, &checks, jiff::Timestamp::now().as_second());
             let targets = snap
                 .nodes
                 .iter()
@@ -509,7 +527,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
         } else {
             "assess".into()
         },
-        operator: operator(),
+        operator: crate::changelog::operator(),
         targets: targets.join(", "),
         started_at: started
             .round(jiff::Unit::Second)
@@ -706,7 +724,7 @@ fn demo_job(
         node: args.drain.clone(),
         to: Vec::new(),
     };
-    let code = runtime()?.block_on(crate::operate::run(global, drain, &op("2-drain"), true))?;
+    let code = runtime()?.block_on(operate(global, drain, &op("2-drain"), true))?;
     eprintln!("demo: the drain exited {code}");
     eprintln!(
         "\ndemo 3/4: pveops -I {} verify lab --against {}",
@@ -740,7 +758,7 @@ fn demo_job(
         };
         let mut o = op("4-restore");
         o.no_backup_gate = true;
-        let code = runtime()?.block_on(crate::operate::run(global, restore, &o, true))?;
+        let code = runtime()?.block_on(operate(global, restore, &o, true))?;
         eprintln!("demo: the restore exited {code}");
     }
     Ok(root)
@@ -793,7 +811,7 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
     let hb = crate::report::registry(global.templates.as_deref())?;
     let summary = crate::report::Summary {
         command: "verify".into(),
-        operator: operator(),
+        operator: crate::changelog::operator(),
         targets: args.targets.join(", "),
         started_at: started
             .round(jiff::Unit::Second)

@@ -92,12 +92,15 @@ fn pve_output_is_read_only_in_facts() {
 
 #[test]
 fn only_the_cli_layer_knows_the_cli() {
-    // The operation loop (operate.rs) still takes the CLI's argument structs: issue #16 moves it
-    // to a plain options struct.
-    let allowed = ["lib.rs", "main.rs", "cli.rs", "subcommand.rs", "operate.rs"];
+    // The core (the operation loop included: `operate::Request` is plain data) is driven by the
+    // CLI layer and never reaches back into it.
+    let allowed = ["lib.rs", "main.rs", "cli.rs", "subcommand.rs"];
     let hits: Vec<String> = core_sources()
         .into_iter()
-        .filter(|(rel, code)| !allowed.contains(&rel.as_str()) && code.contains("crate::cli"))
+        .filter(|(rel, code)| {
+            !allowed.contains(&rel.as_str())
+                && (code.contains("crate::cli") || code.contains("crate::subcommand"))
+        })
         .map(|(rel, _)| format!("src/{rel}"))
         .collect();
     assert!(hits.is_empty(), "modules importing the CLI: {hits:?}");

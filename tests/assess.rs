@@ -10,7 +10,7 @@ use crate::support::{pveops, stderr, stdout};
 const READ_ONLY: &[&str] = &[
     "pvecm status",
     "pvesm status",
-    "pvesm list ",
+    "pvesh get /nodes/localhost/storage/",
     "qm list",
     "pct list",
     "ha-manager status",

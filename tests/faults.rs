@@ -518,10 +518,15 @@ const COMMANDS: &[Case] = &[
     ),
     refused(
         REBOOT,
-        Fault::Fail(ALL, "pvesm list", 255, "storage 'pbs' is not online"),
+        Fault::Fail(
+            ALL,
+            "pvesh get /nodes/localhost/storage/",
+            255,
+            "storage 'pbs' is not online",
+        ),
         &[
             "refused by gate backup-recent",
-            "the backup listing could not be read: `pvesm list",
+            "the backup listing could not be read: `pvesh get /nodes/localhost/storage/",
             "on pve1 exited 255",
         ],
     ),

@@ -55,8 +55,9 @@ fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
     ParseError::new(KIND, line.no, line.text, reason)
 }
 
-/// Reads what the volid says about the backup: guest, source and time.
-fn classify(b: &mut Backup) {
+/// Reads what the volid says about the backup: guest, source and time (also for the
+/// `storage-content` kind, whose volids are the same).
+pub(super) fn classify(b: &mut Backup) {
     if let Some(c) = captures(&VZDUMP, &b.volid) {
         let g = |n| group(&c, n).unwrap_or_default();
         let time = format!("{}-{}-{}T{}:{}:{}", g(2), g(3), g(4), g(5), g(6), g(7));

@@ -31,6 +31,10 @@ pub struct Volume {
     pub vmid: Option<u64>,
     /// Creation time, seconds since the epoch (UTC).
     pub ctime: Option<i64>,
+    /// The time the volid's name carries, as the `backup-list` kind reads it: `local` for a
+    /// vzdump name (the node's local time), `utc` for a PBS snapshot.
+    pub backup_time: Option<String>,
+    pub time_zone: Option<&'static str>,
     /// `qemu`, `lxc`, `openvz` (vzdump) or `unknown`.
     pub subtype: Option<String>,
     pub notes: Option<String>,
@@ -51,8 +55,24 @@ pub fn parse(text: &str) -> Result<StorageContent, ParseError> {
                 "a volume has no \"volid\"",
             ));
         };
+        let mut named = super::backup_list::Backup {
+            volid: volid.clone(),
+            storage: String::new(),
+            format: String::new(),
+            content: None,
+            size_bytes: None,
+            vmid: None,
+            guest_type: None,
+            source: None,
+            backup_time: None,
+            time_zone: None,
+            epoch: None,
+        };
+        super::backup_list::classify(&mut named);
         volumes.push(Volume {
             storage: volid.split_once(':').map(|(s, _)| s.to_string()),
+            backup_time: named.backup_time,
+            time_zone: named.time_zone,
             content: str_of(item, "content"),
             format: str_of(item, "format"),
             size_bytes: u64_of(item, "size").or_else(|| u64_of(item, "approximate-size")),

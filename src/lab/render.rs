@@ -433,12 +433,23 @@ pub struct ContentEntry {
     pub content: String,
     pub size: u64,
     pub vmid: u32,
+    /// Seconds since the epoch. vzdump: the file name's time read with `timelocal` on the
+    /// listing node (pve-storage `PVE::Storage::archive_info`, set by
+    /// `Plugin.pm` `list_volumes`); PBS: the snapshot's `backup-time` (`PBSPlugin.pm`
+    /// `list_volumes`).
+    pub ctime: i64,
+    /// `qemu` or `lxc` (archive_info's `type`; PBS converts `vm`/`ct` to these).
+    pub subtype: &'static str,
 }
 
-/// The backups on `storage`, sorted by volid as `PVE::Storage::volume_list` does. vzdump files
-/// are named `vzdump-<qemu|lxc>-<vmid>-YYYY_MM_DD-HH_MM_SS.<vma.zst|tar.zst>`, PBS snapshots
+/// The backups on `storage` as node `lister` lists them, sorted by volid as
+/// `PVE::Storage::volume_list` does. vzdump files are named
+/// `vzdump-<qemu|lxc>-<vmid>-YYYY_MM_DD-HH_MM_SS.<vma.zst|tar.zst>`, PBS snapshots
 /// `backup/<vm|ct>/<vmid>/<RFC 3339 Z>` with format `pbs-vm|pbs-ct`.
-pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
+pub fn backup_entries(c: &Cluster, storage: &str, lister: &str) -> Vec<ContentEntry> {
+    let lister_offset = c
+        .node(lister)
+        .map_or(0, |n| i64::from(n.utc_offset_minutes) * 60);
     let pbs = c
         .storages
         .iter()
@@ -449,7 +460,12 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
             let Ok(t) = b.time.parse::<Timestamp>() else {
                 continue;
             };
-            let (volid, format) = match (pbs, g.kind) {
+            let subtype = if g.kind == GuestKind::Qemu {
+                "qemu"
+            } else {
+                "lxc"
+            };
+            let (volid, format, ctime) = match (pbs, g.kind) {
                 (true, k) => {
                     let (d, f) = if k == GuestKind::Qemu {
                         ("vm", "pbs-vm")
@@ -463,6 +479,7 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
                             t.strftime("%Y-%m-%dT%H:%M:%SZ")
                         ),
                         f,
+                        t.as_second(),
                     )
                 }
                 (false, k) => {
@@ -480,9 +497,12 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
                         .checked_add(jiff::SignedDuration::from_secs(i64::from(offset) * 60))
                         .unwrap_or(t);
                     let stamp = local.strftime("%Y_%m_%d-%H_%M_%S");
+                    // archive_info: `timelocal` of that wall clock in the lister's zone (the
+                    // stamp read as UTC, less the lister's offset).
                     (
                         format!("{storage}:backup/vzdump-{kind}-{}-{stamp}.{ext}", g.vmid),
                         ext,
+                        local.as_second() - lister_offset,
                     )
                 }
             };
@@ -492,6 +512,8 @@ pub fn backup_entries(c: &Cluster, storage: &str) -> Vec<ContentEntry> {
                 content: "backup".into(),
                 size: b.size,
                 vmid: g.vmid,
+                ctime,
+                subtype,
             });
         }
     }
@@ -523,36 +545,70 @@ pub fn print_content(list: &[ContentEntry]) -> String {
     o
 }
 
-/// `pvesm list STORAGE --content backup`.
-pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
-    if let Err(r) = asker(c, node) {
-        return r;
-    }
+/// The backups on `storage` as the storage content API lists them on `node`, or its error:
+/// `pvesm list` and `pvesh get /nodes/N/storage/S/content` are the same API call (pve-storage
+/// `PVE/CLI/pvesm.pm` `list` is `PVE::API2::Storage::Content->index`).
+fn storage_backups(c: &Cluster, node: &str, storage: &str) -> Result<Vec<ContentEntry>, Reply> {
+    asker(c, node)?;
     let Some(s) = c.storages.iter().find(|s| s.id == storage) else {
-        return Reply::err(format!("storage '{storage}' does not exist"), 255);
+        return Err(Reply::err(
+            format!("storage '{storage}' does not exist"),
+            255,
+        ));
     };
     if !s.enabled {
-        return Reply::err(format!("storage '{storage}' is disabled"), 255);
+        return Err(Reply::err(format!("storage '{storage}' is disabled"), 255));
     }
     let v = storage_view(s, node);
     if !v.enabled {
-        return Reply::err(
+        return Err(Reply::err(
             format!("storage '{storage}' is not available on node '{node}'"),
             255,
-        );
+        ));
     }
     if !v.active {
         let mut e: String = v.stderr.iter().map(|l| format!("{l}\n")).collect();
         if e.is_empty() {
             e = format!("storage '{storage}' is not online\n");
         }
-        return Reply {
+        return Err(Reply {
             stdout: String::new(),
             stderr: e,
             exit: 255,
-        };
+        });
     }
-    Reply::out(print_content(&backup_entries(c, storage)))
+    Ok(backup_entries(c, storage, node))
+}
+
+/// `pvesm list STORAGE --content backup`.
+pub fn pvesm_list_backup(c: &Cluster, node: &str, storage: &str) -> Reply {
+    match storage_backups(c, node, storage) {
+        Ok(list) => Reply::out(print_content(&list)),
+        Err(r) => r,
+    }
+}
+
+/// `/nodes/N/storage/S/content` (pve-storage `API2/Storage/Content.pm` `index`): the volumes
+/// with `vmid` and sizes as integers, `ctime`, `subtype`. The lab keeps backups only, so any
+/// other `content` filter lists nothing.
+fn storage_content_json(
+    c: &Cluster,
+    node: &str,
+    storage: &str,
+    content: Option<&str>,
+) -> Result<Value, Reply> {
+    let list = storage_backups(c, node, storage)?;
+    if content.is_some_and(|t| t != "backup") {
+        return Ok(Value::Array(Vec::new()));
+    }
+    Ok(Value::Array(
+        list.into_iter()
+            .map(|e| {
+                json!({"content": e.content, "ctime": e.ctime, "format": e.format,
+                       "size": e.size, "subtype": e.subtype, "vmid": e.vmid, "volid": e.volid})
+            })
+            .collect(),
+    ))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1750,9 +1806,12 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
     }
     let (p, query) = path.split_once('?').unwrap_or((path, ""));
     let filter = query.split('&').find_map(|kv| kv.strip_prefix("type="));
+    let content = query.split('&').find_map(|kv| kv.strip_prefix("content="));
     let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
     let no_handler = || Reply::err(format!("No 'get' handler defined for '{path}'"), 2);
+    // `localhost` is the node pvesh runs on (pve-manager `PVE/CLI/pvesh.pm` `check_proxyto`).
     let target = |name: &str| -> Result<&Node, Reply> {
+        let name = if name == "localhost" { node } else { name };
         match c.node(name) {
             None => Err(Reply::err(
                 format!(
@@ -1782,6 +1841,13 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
         ),
         ["nodes", n, "storage"] => match target(n) {
             Ok(t) => nodes_storage_json(c, &t.name),
+            Err(r) => return r,
+        },
+        ["nodes", n, "storage", sid, "content"] => match target(n) {
+            Ok(t) => match storage_content_json(c, &t.name, sid, content) {
+                Ok(v) => v,
+                Err(r) => return r,
+            },
             Err(r) => return r,
         },
         ["nodes", n, "status"] => match target(n) {

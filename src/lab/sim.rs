@@ -274,7 +274,22 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
             node,
             rest.iter().any(|a| *a == "-v" || *a == "--verbose"),
         ),
-        ("pvesh", ["get", path, ..]) => render::pvesh_get(&read()?, node, path, ts()),
+        ("pvesh", ["get", path, rest @ ..]) => {
+            // The API's own parameters (`--type vm`, `--content backup`) as a query.
+            let query: Vec<String> = rest
+                .windows(2)
+                .filter_map(|w| match w {
+                    [k @ ("--type" | "--content"), v] => Some(format!("{}={v}", &k[2..])),
+                    _ => None,
+                })
+                .collect();
+            let path = if query.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", query.join("&"))
+            };
+            render::pvesh_get(&read()?, node, &path, ts())
+        }
         ("pve8to9", rest) => render::pve8to9(&read()?, node, rest.contains(&"--full")),
         ("corosync-cfgtool", ["-s", ..]) => render::corosync_cfgtool_s(&read()?, node),
         ("zpool", ["status", ..]) => render::zpool_status_x(&read()?, node),

@@ -141,7 +141,7 @@ fn run(s: &Scenario) -> Reply {
                 let sid = sid.as_str().unwrap();
                 let single = pvesm_list_backup(c, n, sid);
                 assert_eq!(single.exit, 0, "{sid}: {}", single.stderr);
-                all.extend(backup_entries(c, sid));
+                all.extend(backup_entries(c, sid, n));
             }
             Reply {
                 stdout: print_content(&all),
@@ -660,4 +660,44 @@ fn pve8to9_reflects_the_state() {
     assert!(plain.contains(
         "Try to solve the problems one at a time and then run this checklist tool again.\n"
     ));
+}
+
+#[test]
+fn storage_content_ctime_is_the_name_read_in_the_listing_nodes_zone() {
+    let mut c = lab();
+    // pve1 (where 100 runs and vzdump names the file) at UTC+2, pve2 at UTC.
+    c.node_mut("pve1").unwrap().utc_offset_minutes = 120;
+    c.guests[0].backups.push(crate::lab::state::Backup {
+        storage: "nfs".into(),
+        time: "2026-03-03T08:15:42Z".into(),
+        size: 7,
+    });
+    let path = "/nodes/localhost/storage/nfs/content?content=backup";
+    let v = json_of(&pvesh_get(&c, "pve1", path, now()));
+    assert_eq!(
+        v,
+        serde_json::json!([{"content": "backup", "ctime": 1772525742, "format": "vma.zst",
+            "size": 7, "subtype": "qemu", "vmid": 100,
+            "volid": "nfs:backup/vzdump-qemu-100-2026_03_03-10_15_42.vma.zst"}])
+    );
+    // archive_info's `timelocal` runs on the listing node: listed from UTC pve2 the same name
+    // reads two hours later.
+    let v = json_of(&pvesh_get(&c, "pve2", path, now()));
+    assert_eq!(v[0]["ctime"], 1772525742 + 7200);
+    // `pvesm list` is the same API call, as a table.
+    assert!(pvesm_list_backup(&c, "pve1", "nfs").stdout.contains(
+        "nfs:backup/vzdump-qemu-100-2026_03_03-10_15_42.vma.zst vma.zst backup    7 100\n"
+    ));
+    // Other content types: nothing (the lab keeps backups only); errors as pvesm list.
+    let v = json_of(&pvesh_get(
+        &c,
+        "pve1",
+        "/nodes/pve1/storage/nfs/content?content=iso",
+        now(),
+    ));
+    assert_eq!(v, serde_json::json!([]));
+    assert_eq!(
+        pvesh_get(&c, "pve3", "/nodes/localhost/storage/fast/content", now()).exit,
+        255
+    );
 }

@@ -1,0 +1,125 @@
+//! Planning a node drain: every running guest off the node, HA guests through node
+//! maintenance, the others by free memory.
+
+use std::collections::BTreeMap;
+
+use super::gates::{ha_gate, node_gate, quorum_gates};
+use super::migrate::{add_ha_maintenance, add_moves};
+use super::targets::sid;
+use super::{
+    Options, Plan, Prechecks, free_memory, gate, guests, lrm_state, node_resource, noop, pve_name,
+};
+use crate::command::Templates;
+use crate::health::Resource;
+use crate::snapshot::Snapshot;
+
+/// The gates and steps that move every running guest off `node`.
+pub(super) fn add_drain(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    to: &[String],
+    pre: &Prechecks,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = pve_name(snap, node);
+    let first_step = p.steps.len();
+    p.gates.extend(quorum_gates(snap, Some(&node)));
+    p.gates.push(ha_gate(snap));
+    let targets: Vec<String> = if to.is_empty() {
+        snap.resources
+            .iter()
+            .filter(|r| r.kind == "node" && r.node.as_deref() != Some(node.as_str()))
+            .filter_map(|r| r.node.clone())
+            .collect()
+    } else {
+        to.iter().map(|t| pve_name(snap, t)).collect()
+    };
+    for t in &targets {
+        if !to.is_empty() {
+            p.gates.push(node_gate(snap, t, "target"));
+        }
+    }
+    let usable: Vec<String> = targets
+        .iter()
+        .filter(|t| {
+            node_resource(snap, t).is_some_and(|r| r.status.as_deref() == Some("online"))
+                && !lrm_state(snap, t).is_some_and(|s| s.contains("maintenance"))
+        })
+        .cloned()
+        .collect();
+    if usable.is_empty() {
+        p.gates.push(gate(
+            "targets-available",
+            false,
+            format!("no online node outside maintenance can take {node}'s guests"),
+        ));
+        return Ok(());
+    }
+    let running: Vec<&Resource> = guests(snap)
+        .into_iter()
+        .filter(|g| {
+            g.node.as_deref() == Some(node.as_str()) && g.status.as_deref() == Some("running")
+        })
+        .collect();
+    // HA guests go through node maintenance (HA picks targets, and brings them back on
+    // exit), the others by free memory, biggest guest first.
+    let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
+        .into_iter()
+        .partition(|g| o.ha_maintenance && g.hastate.is_some());
+    let mut free: BTreeMap<String, u64> = usable
+        .iter()
+        .map(|t| (t.clone(), free_memory(snap, t)))
+        .collect();
+    let mut plain = plain;
+    plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
+    let mut moves = Vec::new();
+    let mut placed: BTreeMap<String, String> = BTreeMap::new();
+    for g in plain {
+        let need = g.maxmem_bytes.unwrap_or(0);
+        let refusals: Vec<(String, String)> = free
+            .keys()
+            .filter_map(|t| pre.refusal(snap, g, t, &placed).map(|w| (t.clone(), w)))
+            .collect();
+        let best = free
+            .iter()
+            .filter(|(t, _)| !refusals.iter().any(|(r, _)| r == *t))
+            .max_by_key(|(_, f)| **f)
+            .map(|(t, f)| (t.clone(), *f));
+        match best {
+            Some((t, f)) => {
+                free.insert(t.clone(), f.saturating_sub(need));
+                placed.insert(sid(g), t.clone());
+                moves.push((g, t));
+            }
+            None => {
+                let why: Vec<String> = refusals.iter().map(|(_, w)| w.clone()).collect();
+                p.gates.push(gate(
+                    "migrate-preflight",
+                    false,
+                    format!(
+                        "guest {} has no node it may move to: {}",
+                        g.vmid.unwrap_or(0),
+                        why.join("; ")
+                    ),
+                ))
+            }
+        }
+    }
+    add_moves(p, snap, &moves, pre, templates, o)?;
+    if !ha.is_empty() {
+        add_ha_maintenance(p, snap, &node, &ha, templates, o)?;
+    }
+    if p.steps.len() == first_step {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(noop(
+            seq,
+            &node,
+            format!("no running guest on {node}: nothing to drain"),
+        ));
+    }
+    p.success_criteria
+        .push(format!("no running guest is left on {node}"));
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Planning a rolling reboot: per node drain, reboot (Ceph noout around it), wait until it
+//! is back, move its guests back.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::drain::add_drain;
+use super::{Condition, Options, Plan, Prechecks, Step, Verify, pve_name};
+use crate::command::Templates;
+use crate::snapshot::Snapshot;
+
+/// Drain `node`, reboot it, wait until it is back, move its guests back.
+pub(super) fn add_reboot(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    pre: &Prechecks,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = pve_name(snap, node);
+    add_cycle(p, snap, &node, None, None, pre, templates, o)?;
+    p.success_criteria.push(format!(
+        "{node} rebooted (new boot id), quorate, services active, its guests back"
+    ));
+    Ok(())
+}
+
+/// Drain `node`, run `work` there (an upgrade), reboot it (only when `reboot_if` holds then,
+/// if given), wait until it is back, move its guests back.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_cycle(
+    p: &mut Plan,
+    snap: &Snapshot,
+    node: &str,
+    work: Option<Step>,
+    reboot_if: Option<Condition>,
+    pre: &Prechecks,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let node = node.to_string();
+    let boot_id = snap
+        .node(&node)
+        .and_then(|n| n.boot_id.clone())
+        .unwrap_or_default();
+    let first = p.steps.len();
+    add_drain(p, snap, &node, &[], pre, templates, o)?;
+    let drained: Vec<Step> = p.steps[first..]
+        .iter()
+        .filter(|s| s.command.is_some())
+        .cloned()
+        .collect();
+    if let Some(mut w) = work {
+        w.seq = p.steps.len() as u32 + 1;
+        p.steps.push(w);
+    }
+    // On Ceph, keep the cluster from rebalancing while the node's OSDs are down; the noout
+    // warning this raises is expected (PRODUCT.md "Operations").
+    let ceph = snap.node(&node).is_some_and(|n| {
+        n.probes
+            .get("ceph-health")
+            .is_some_and(|p| p.exit_code != Some(127))
+    });
+    if ceph {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(Step {
+            seq,
+            title: "set the Ceph noout flag".into(),
+            on: node.clone(),
+            command: Some(templates.render("ceph-noout", &json!({"action": "set"}))?),
+            detached: false,
+            verify: None,
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+            noop: None,
+            only_if: reboot_if.clone(),
+            detail: json!({"kind": "ceph-noout", "set": true}),
+        });
+    }
+    let seq = p.steps.len() as u32 + 1;
+    p.steps.push(Step {
+        seq,
+        title: format!(
+            "reboot {node} and wait until it is back (new boot id, SSH, quorate, services active)"
+        ),
+        on: node.clone(),
+        command: Some(templates.render("reboot", &json!({}))?),
+        detached: true,
+        verify: Some(Verify::NodeBack {
+            node: node.clone(),
+            boot_id,
+        }),
+        timeout: o.reboot_timeout,
+        timeout_secs: o.reboot_timeout.as_secs(),
+        undo: None,
+        noop: None,
+        only_if: reboot_if.clone(),
+        detail: json!({"kind": "reboot", "node": node}),
+    });
+    if ceph {
+        let seq = p.steps.len() as u32 + 1;
+        p.steps.push(Step {
+            seq,
+            title: "unset the Ceph noout flag".into(),
+            on: node.clone(),
+            command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+            detached: false,
+            verify: None,
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: None,
+            noop: None,
+            only_if: reboot_if.clone(),
+            detail: json!({"kind": "ceph-noout", "set": false}),
+        });
+    }
+    for s in drained.iter().rev() {
+        let seq = p.steps.len() as u32 + 1;
+        let back = match s.detail["kind"].as_str() {
+            Some("migrate") => {
+                let (vmid, from, to) = (
+                    s.detail["vmid"].as_u64().unwrap_or(0),
+                    s.detail["from"].as_str().unwrap_or(""),
+                    s.detail["to"].as_str().unwrap_or(""),
+                );
+                let Some(undo) = s.undo.clone() else { continue };
+                let status = match &s.verify {
+                    Some(Verify::GuestOn { status, .. }) => status.clone(),
+                    _ => "running".into(),
+                };
+                Step {
+                    seq,
+                    title: format!("move guest {vmid} back from {to} to {from}"),
+                    on: to.to_string(),
+                    command: Some(undo),
+                    detached: true,
+                    verify: Some(Verify::GuestOn {
+                        vmid,
+                        node: from.to_string(),
+                        status,
+                    }),
+                    timeout: o.migrate_timeout,
+                    timeout_secs: o.migrate_timeout.as_secs(),
+                    undo: None,
+                    noop: None,
+                    only_if: None,
+                    detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
+                }
+            }
+            Some("maintenance") => Step {
+                seq,
+                title: format!("leave HA maintenance on {node} (HA brings its guests back)"),
+                on: s.on.clone(),
+                command: s.undo.clone(),
+                detached: false,
+                verify: Some(Verify::Maintenance {
+                    node: node.clone(),
+                    enter: false,
+                }),
+                timeout: o.migrate_timeout,
+                timeout_secs: o.migrate_timeout.as_secs(),
+                undo: None,
+                noop: None,
+                only_if: None,
+                detail: json!({"kind": "maintenance", "node": node, "enter": false}),
+            },
+            _ => continue,
+        };
+        p.steps.push(back);
+    }
+    Ok(())
+}

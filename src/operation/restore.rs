@@ -1,0 +1,176 @@
+//! Planning `restore`: undo what a journal recorded, waiting first for steps in flight.
+
+use serde_json::json;
+
+use super::{Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step, noop};
+use crate::command::Templates;
+use crate::snapshot::Snapshot;
+
+/// What the journal says happened to each step: started, ended ok, or in flight.
+fn journal_steps(
+    journal: &[crate::journal::Entry],
+) -> Vec<(u32, serde_json::Value, Option<String>)> {
+    let mut out: Vec<(u32, serde_json::Value, Option<String>)> = Vec::new();
+    for e in journal {
+        let detail = e.detail.clone().unwrap_or_default();
+        match e.phase.as_str() {
+            "start" => out.push((e.seq, detail, None)),
+            _ => {
+                if let Some(s) = out.iter_mut().rev().find(|s| s.0 == e.seq) {
+                    s.2 = e.outcome.clone();
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Restore: wait for steps in flight, then undo, newest first, what is still to undo: guests
+/// back to the node they left (unless HA moved them: leaving maintenance brings those back),
+/// maintenance left. A step whose effect is gone already is a no-op, so restoring twice does
+/// nothing the second time.
+pub(super) fn plan_restore(
+    p: &mut Plan,
+    journal: &[crate::journal::Entry],
+    snap: &Snapshot,
+    templates: &Templates,
+    o: &Options,
+) -> Result<(), crate::Error> {
+    let steps = journal_steps(journal);
+    let where_is = |vmid: u64| {
+        guests(snap)
+            .into_iter()
+            .find(|g| g.vmid == Some(vmid))
+            .cloned()
+    };
+    for (seq, detail, outcome) in &steps {
+        if outcome.as_deref().is_some_and(|o| o != "aborted") {
+            continue;
+        }
+        if detail["kind"] == "migrate" {
+            let vmid = detail["vmid"].as_u64().unwrap_or(0);
+            let n = p.steps.len() as u32 + 1;
+            let on = detail["from"].as_str().unwrap_or("").to_string();
+            p.steps.push(Step {
+                seq: n,
+                title: format!("wait for the migration of guest {vmid} (step {seq}, in flight when the journal ends)"),
+                on,
+                command: None,
+                detached: false,
+                verify: Some(Verify::GuestUnlocked { vmid }),
+                timeout: o.migrate_timeout,
+                timeout_secs: o.migrate_timeout.as_secs(),
+                undo: None,
+                noop: None,
+                only_if: None,
+                detail: json!({"kind": "wait", "vmid": vmid}),
+            });
+        }
+    }
+    for (seq, detail, outcome) in steps.iter().rev() {
+        let n = p.steps.len() as u32 + 1;
+        let in_flight = outcome.is_none() || outcome.as_deref() == Some("aborted");
+        if outcome.as_deref() != Some("ok") && !in_flight {
+            continue;
+        }
+        match detail["kind"].as_str() {
+            Some("migrate") => {
+                let vmid = detail["vmid"].as_u64().unwrap_or(0);
+                let (from, to) = (
+                    detail["from"].as_str().unwrap_or(""),
+                    detail["to"].as_str().unwrap_or(""),
+                );
+                let Some(g) = where_is(vmid) else {
+                    p.steps.push(noop(n, from, format!("guest {vmid} is gone from the cluster: nothing to move back (step {seq})")));
+                    continue;
+                };
+                let now_on = g.node.clone().unwrap_or_default();
+                if now_on == from {
+                    p.steps.push(noop(
+                        n,
+                        from,
+                        format!("guest {vmid} is on {from} already (step {seq})"),
+                    ));
+                    continue;
+                }
+                if now_on != to && !in_flight {
+                    p.steps.push(noop(
+                        n,
+                        &now_on,
+                        format!(
+                            "guest {vmid} was moved on to {now_on} since; left there (step {seq})"
+                        ),
+                    ));
+                    continue;
+                }
+                let running = g.status.as_deref() == Some("running");
+                let tool = if g.kind == "qemu" {
+                    "qm-migrate"
+                } else {
+                    "pct-migrate"
+                };
+                let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+                p.steps.push(Step {
+                    seq: n,
+                    title: format!(
+                        "move guest {vmid} back from {now_on} to {from} (undo of step {seq})"
+                    ),
+                    on: now_on.clone(),
+                    command: Some(templates.render(tool, &data)?),
+                    detached: true,
+                    verify: Some(Verify::GuestOn {
+                        vmid,
+                        node: from.to_string(),
+                        status: g.status.clone().unwrap_or_default(),
+                    }),
+                    timeout: o.migrate_timeout,
+                    timeout_secs: o.migrate_timeout.as_secs(),
+                    undo: None,
+                    noop: None,
+                    only_if: None,
+                    detail: json!({"kind": "migrate", "vmid": vmid, "from": now_on, "to": from}),
+                });
+            }
+            Some("maintenance") => {
+                let node = detail["node"].as_str().unwrap_or("").to_string();
+                let entered = detail["enter"].as_bool().unwrap_or(true);
+                let now_in = lrm_state(snap, &node).is_some_and(|s| s.contains("maintenance"));
+                if now_in != entered {
+                    p.steps.push(noop(
+                        n,
+                        &node,
+                        format!(
+                            "{node} is {} maintenance already (step {seq})",
+                            if entered { "out of" } else { "in" }
+                        ),
+                    ));
+                    continue;
+                }
+                p.steps.push(maintenance_step(
+                    n,
+                    format!(
+                        "{} HA maintenance on {node} (undo of step {seq})",
+                        if entered { "leave" } else { "re-enter" }
+                    ),
+                    any_other(snap, &node),
+                    &node,
+                    !entered,
+                    false,
+                    templates,
+                    o,
+                )?);
+            }
+            _ => {}
+        }
+    }
+    if p.steps.is_empty() {
+        p.steps.push(noop(
+            1,
+            &any_other(snap, ""),
+            "the journal records nothing to undo".into(),
+        ));
+    }
+    p.success_criteria
+        .push("every guest the journal moved is back where it was; maintenance left".into());
+    Ok(())
+}
