@@ -541,7 +541,8 @@ fn new_findings(before: &Snapshot, after: &Snapshot) -> Vec<crate::finding::Seve
 
 /// What PVE says about targets before the plan: the migrate preflight of every guest the
 /// operation may move (read on its node, parsed by `facts::migrate_preflight`) and, when one of
-/// them is HA-managed, the HA rules (`facts::ha_rules`).
+/// them is HA-managed, the HA rules (`facts::ha_rules`; on PVE ≤ 8 the HA groups and which
+/// resource is in which, read as the rules PVE 9 makes of them).
 async fn preflight(
     runner: &Runner,
     op: &Operation,
@@ -608,16 +609,34 @@ async fn preflight(
         .filter(|r| r.hastate.is_some())
         .filter_map(|r| r.node.clone())
         .find(|n| runner.node_answers(n));
-    if let Some(node) = ha_node
-        && let Ok(cmd) = templates.render("ha-rules", &json!({}))
-    {
-        out.ha_rules = match runner.run_on(&node, &cmd).await {
-            Ok((Some(0), text, _)) => {
-                crate::facts::ha_rules::parse(&text).map_err(|e| e.to_string())
+    if let Some(node) = ha_node {
+        let read = async |template: &str| -> Result<Option<String>, String> {
+            let cmd = templates
+                .render(template, &json!({}))
+                .map_err(|e| e.to_string())?;
+            match runner.run_on(&node, &cmd).await {
+                Ok((Some(0), text, _)) => Ok(Some(text)),
+                Ok((_, _, err)) if missing(&err) => Ok(None),
+                Ok((code, _, err)) => Err(failed(&cmd, code, &err)),
+                Err(e) => Err(e.message),
             }
-            Ok((_, _, err)) if missing(&err) => Ok(Default::default()),
-            Ok((code, _, err)) => Err(failed(&cmd, code, &err)),
-            Err(e) => Err(e.message),
+        };
+        out.ha_rules = match read("ha-rules").await {
+            Ok(Some(text)) => crate::facts::ha_rules::parse(&text).map_err(|e| e.to_string()),
+            // PVE ≤ 8 has no rules but HA groups: a restricted one binds as a strict rule does.
+            Ok(None) => match (read("ha-groups").await, read("ha-resources").await) {
+                (Ok(g), Ok(r)) => {
+                    let groups = crate::facts::ha_groups::parse(g.as_deref().unwrap_or("[]"))
+                        .map_err(|e| e.to_string());
+                    let resources = crate::facts::ha_resources::parse(r.as_deref().unwrap_or("[]"))
+                        .map_err(|e| e.to_string());
+                    groups.and_then(|g| {
+                        resources.map(|r| crate::facts::ha_rules::HaRules::from_groups(&g, &r))
+                    })
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
+            Err(e) => Err(e),
         };
     }
     out

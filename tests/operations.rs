@@ -783,6 +783,48 @@ fn a_pve9_cluster_drains_restores_reboots_and_verifies() {
 }
 
 #[test]
+fn a_pve8_restricted_ha_group_binds_as_a_strict_node_affinity_rule() {
+    // PVE 8.4: no /cluster/ha/rules; the node-affinity rule is served as the restricted HA
+    // group it was migrated from, with vm:100 in it (/cluster/ha/resources).
+    let mut c = scenario::pve9();
+    for n in &mut c.nodes {
+        n.manager_version = "8.4.14".into();
+    }
+    c.ha_rules.retain(|r| r.kind == "node-affinity");
+    let sim = SimCluster::start(fast(c));
+    let r = op(&sim, &["migrate", "100", "--to", "pve3", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("HA rule ha-group-web01-san keeps vm:100 on pve1, pve2"),
+        "{}",
+        r.stderr
+    );
+    assert!(changes(&sim).is_empty(), "{:?}", changes(&sim));
+    let cmds = sim.commands();
+    assert!(
+        cmds.iter().any(|(_, c)| c.contains("/cluster/ha/groups"))
+            && cmds
+                .iter()
+                .any(|(_, c)| c.contains("/cluster/ha/resources")),
+        "{cmds:?}"
+    );
+    // A drain choosing targets itself (no HA node maintenance) puts 100 on pve2, the group's
+    // other node, and the CRM keeps it there.
+    let r = op(&sim, &["drain", "pve1", "--no-ha-maintenance", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let after = placement(&sim);
+    assert_eq!(after[&100], "pve2", "{after:?} {:?}", changes(&sim));
+    assert!(
+        changes(&sim)
+            .iter()
+            .any(|c| c.starts_with("qm migrate 100 pve2")),
+        "{:?}",
+        changes(&sim)
+    );
+}
+
+#[test]
 fn targets_pve_or_ha_would_refuse_or_undo_are_refused_before_any_change() {
     let sim = SimCluster::start(fast(scenario::pve9()));
     for (vmid, to, why) in [

@@ -13,8 +13,9 @@
 //! What the CRM does with them (`PVE::HA::Manager`, `select_service_node`): a resource under a
 //! **strict** node-affinity rule may run only on the rule's nodes, and one moved elsewhere is
 //! moved back; a negative resource-affinity rule keeps its resources on different nodes, a
-//! positive one together. PVE 8 expressed node affinity as HA groups (`/cluster/ha/groups`,
-//! `restricted`), which this kind does not read.
+//! positive one together. PVE 8 expressed node affinity as HA groups (kinds `ha-groups` and
+//! `ha-resources`); [`HaRules::from_groups`] reads them as the node-affinity rules PVE 9's
+//! migration makes of them.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -54,7 +55,24 @@ pub struct RuleNode {
     pub priority: u64,
 }
 
-fn list(v: &Value, key: &str) -> Vec<String> {
+impl RuleNode {
+    /// One `node[:priority]` entry of a `nodes` list.
+    pub(super) fn from_entry(n: String) -> RuleNode {
+        match n.split_once(':') {
+            Some((node, prio)) => RuleNode {
+                node: node.to_string(),
+                priority: prio.trim().parse().unwrap_or(0),
+            },
+            None => RuleNode {
+                node: n,
+                priority: 0,
+            },
+        }
+    }
+}
+
+/// A list value as `PVE::Tools::split_list` reads it.
+pub(super) fn split_list(v: &Value, key: &str) -> Vec<String> {
     str_of(v, key)
         .map(|s| {
             // PVE::Tools::split_list splits on commas, semicolons and whitespace.
@@ -78,18 +96,9 @@ pub fn parse(text: &str) -> Result<HaRules, ParseError> {
                 "a rule has no \"rule\" id or no \"type\"",
             ));
         };
-        let nodes = list(item, "nodes")
+        let nodes = split_list(item, "nodes")
             .into_iter()
-            .map(|n| match n.split_once(':') {
-                Some((node, prio)) => RuleNode {
-                    node: node.to_string(),
-                    priority: prio.trim().parse().unwrap_or(0),
-                },
-                None => RuleNode {
-                    node: n,
-                    priority: 0,
-                },
-            })
+            .map(RuleNode::from_entry)
             .collect();
         // `disable` as a bare flag in rules.cfg has an empty value; `disable 0` is read as
         // enabled here (the stricter reading: an enabled rule only narrows the targets).
@@ -105,7 +114,7 @@ pub fn parse(text: &str) -> Result<HaRules, ParseError> {
         rules.push(HaRule {
             rule,
             kind,
-            resources: list(item, "resources"),
+            resources: split_list(item, "resources"),
             nodes,
             strict: bool_of(item, "strict").unwrap_or(false),
             affinity: str_of(item, "affinity"),
@@ -117,6 +126,39 @@ pub fn parse(text: &str) -> Result<HaRules, ParseError> {
 }
 
 impl HaRules {
+    /// PVE ≤ 8's HA groups as node-affinity rules, as pve-ha-manager's
+    /// `PVE::HA::Groups::migrate_groups_to_rules` converts them on the upgrade to 9: one rule
+    /// per group that has resources, id `ha-group-<group>`, `strict` = `restricted`.
+    pub fn from_groups(
+        groups: &super::ha_groups::HaGroups,
+        resources: &super::ha_resources::HaResources,
+    ) -> HaRules {
+        let rules = groups
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let mut members: Vec<String> = resources
+                    .resources
+                    .iter()
+                    .filter(|r| r.group.as_deref() == Some(g.group.as_str()))
+                    .map(|r| r.sid.clone())
+                    .collect();
+                members.sort();
+                (!members.is_empty()).then(|| HaRule {
+                    rule: format!("ha-group-{}", g.group),
+                    kind: "node-affinity".into(),
+                    resources: members,
+                    nodes: g.nodes.clone(),
+                    strict: g.restricted,
+                    affinity: None,
+                    enabled: true,
+                    comment: g.comment.clone(),
+                })
+            })
+            .collect();
+        HaRules { rules }
+    }
+
     /// The nodes a strict, enabled node-affinity rule confines `sid` (`vm:100`) to, with the
     /// rule's id; `None` when no such rule names it.
     pub fn strict_nodes(&self, sid: &str) -> Option<(&str, Vec<&str>)> {

@@ -31,7 +31,9 @@ pub mod df;
 pub mod dpkg_audit;
 pub mod guest_config;
 pub mod guest_status;
+pub mod ha_groups;
 pub mod ha_manager_status;
+pub mod ha_resources;
 pub mod ha_rules;
 pub mod lslocks;
 pub mod migrate_preflight;
@@ -236,6 +238,14 @@ pub const KINDS: &[(&str, &str)] = &[
         ha_rules::KIND,
         "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
     ),
+    (
+        ha_groups::KIND,
+        "pvesh get /cluster/ha/groups --output-format json: HA groups, restricted or not (PVE 8)",
+    ),
+    (
+        ha_resources::KIND,
+        "pvesh get /cluster/ha/resources --output-format json: HA resources with state and group",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -301,6 +311,8 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
         "migrate-preflight" => to_json(migrate_preflight::KIND, migrate_preflight::parse(text)),
         "ha-rules" => to_json(ha_rules::KIND, ha_rules::parse(text)),
+        "ha-groups" => to_json(ha_groups::KIND, ha_groups::parse(text)),
+        "ha-resources" => to_json(ha_resources::KIND, ha_resources::parse(text)),
         "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
         other => Err(ParseError::new(
             "parse",
@@ -370,6 +382,8 @@ mod tests {
         ("date-z.", "utc-offset"),
         ("pvesh-get-migrate.", "migrate-preflight"),
         ("pvesh-get-cluster-ha-rules.json", "ha-rules"),
+        ("pvesh-get-cluster-ha-groups.json", "ha-groups"),
+        ("pvesh-get-cluster-ha-resources.json", "ha-resources"),
         ("pvesh-get-storage-content.", "storage-content"),
     ];
 

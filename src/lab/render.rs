@@ -1768,6 +1768,60 @@ fn migrate_json(c: &Cluster, g: &Guest, pve: &Node) -> Option<Value> {
     Some(v)
 }
 
+/// GET `/cluster/ha/groups` (PVE ≤ 8; pve-ha-manager 4.0.x `src/PVE/API2/HA/Groups.pm`
+/// `index`): the lab keeps PVE 9's node-affinity rules, so each is served as the group it was
+/// migrated from (`PVE::HA::Groups::migrate_groups_to_rules`: `restricted` became `strict`).
+fn ha_groups_json(c: &Cluster) -> Value {
+    let digest = "3a7e1c9b5d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c";
+    Value::Array(
+        c.ha_rules
+            .iter()
+            .filter(|r| r.kind == "node-affinity")
+            .map(|r| {
+                let mut nodes = r.nodes.clone();
+                nodes.sort();
+                let mut v = json!({"digest": digest, "group": r.rule, "nodes": nodes.join(","),
+                    "type": "group"});
+                if r.strict {
+                    v["restricted"] = json!(1);
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+/// GET `/cluster/ha/resources` (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `index`): each
+/// HA guest with `sid`, `type`, its requested `state` and, on PVE ≤ 8, its group.
+fn ha_resources_json(c: &Cluster, pve9: bool) -> Value {
+    let digest = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c";
+    let mut out: Vec<(String, Value)> = c
+        .guests
+        .iter()
+        .filter_map(|g| {
+            let state = g.ha.as_ref()?;
+            let sid = g.ha_sid();
+            let kind = if g.kind == GuestKind::Qemu {
+                "vm"
+            } else {
+                "ct"
+            };
+            let mut v = json!({"digest": digest, "sid": sid, "state": state, "type": kind});
+            if !pve9
+                && let Some(r) = c
+                    .ha_rules
+                    .iter()
+                    .find(|r| r.kind == "node-affinity" && r.resources.contains(&sid))
+            {
+                v["group"] = json!(r.rule);
+            }
+            Some((sid, v))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Array(out.into_iter().map(|(_, v)| v).collect())
+}
+
 /// GET `/cluster/ha/rules` (PVE ≥ 9.0; pve-ha-manager `src/PVE/API2/HA/Rules.pm` `index`):
 /// resources and nodes comma-joined, `strict` only where set (`set_rule_defaults` skips falsy
 /// defaults), `digest` and `order` on each.
@@ -1832,6 +1886,22 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
         ["cluster", "ha", "rules"] => match asker(c, node) {
             Ok(n) if pve_ge(n, &[9]) => ha_rules_json(c),
             _ => return no_handler(),
+        },
+        // PVE 9 keeps the endpoint but refuses once the groups are migrated (pve-ha-manager
+        // `API2/HA/Groups.pm` `index`).
+        ["cluster", "ha", "groups"] => match asker(c, node) {
+            Ok(n) if !pve_ge(n, &[9]) => ha_groups_json(c),
+            Ok(_) => {
+                return Reply::err(
+                    "cannot index groups: ha groups have been migrated to rules",
+                    255,
+                );
+            }
+            Err(r) => return r,
+        },
+        ["cluster", "ha", "resources"] => match asker(c, node) {
+            Ok(n) => ha_resources_json(c, pve_ge(n, &[9])),
+            Err(r) => return r,
         },
         ["cluster", "ha", "status", "current"] => Value::Array(
             ha_entries(c, node, now)

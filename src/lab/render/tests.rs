@@ -701,3 +701,39 @@ fn storage_content_ctime_is_the_name_read_in_the_listing_nodes_zone() {
         255
     );
 }
+
+#[test]
+fn ha_groups_on_pve8_rules_on_pve9() {
+    let mut c = lab();
+    c.guests[0].ha = Some("started".into());
+    c.ha_rules = vec![crate::lab::state::HaRule {
+        rule: "san".into(),
+        kind: "node-affinity".into(),
+        resources: vec!["vm:100".into()],
+        nodes: vec!["pve2".into(), "pve1:2".into()],
+        strict: true,
+        affinity: None,
+    }];
+    for n in &mut c.nodes {
+        n.manager_version = "8.4.14".into();
+    }
+    let g = json_of(&pvesh_get(&c, "pve1", "/cluster/ha/groups", now()));
+    assert_eq!(g[0]["group"], "san");
+    assert_eq!(g[0]["nodes"], "pve1:2,pve2");
+    assert_eq!(g[0]["restricted"], 1);
+    let r = json_of(&pvesh_get(&c, "pve1", "/cluster/ha/resources", now()));
+    assert_eq!(
+        r,
+        serde_json::json!([{"digest": "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c", "group": "san",
+            "sid": "vm:100", "state": "started", "type": "vm"}])
+    );
+    assert_eq!(pvesh_get(&c, "pve1", "/cluster/ha/rules", now()).exit, 2);
+    for n in &mut c.nodes {
+        n.manager_version = "9.1.1".into();
+    }
+    let g = pvesh_get(&c, "pve1", "/cluster/ha/groups", now());
+    assert_eq!(g.exit, 255);
+    assert!(g.stderr.contains("ha groups have been migrated to rules"));
+    let r = json_of(&pvesh_get(&c, "pve1", "/cluster/ha/resources", now()));
+    assert!(r[0].get("group").is_none());
+}
