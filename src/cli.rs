@@ -17,6 +17,18 @@ Exit status: 0 OK, 1 WARNING, 2 CRITICAL (a node failed or was unreachable), 3 U
 64 usage error, 130 interrupted.";
 
 /// Assess, plan, execute, verify and record Proxmox VE maintenance over plain SSH.
+/// The help heading of the options that reach nodes.
+pub const SSH_HEADING: &str = "Targets and SSH";
+
+/// Parses the command line (`--help` and `--version` come back as the error clap prints).
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "pveops", version, about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
@@ -34,7 +46,7 @@ pub struct Global {
         short = 'I',
         long,
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "FILE",
         env = "PVEOPS_INVENTORY"
     )]
@@ -44,7 +56,7 @@ pub struct Global {
         short = 'F',
         long = "ssh-config",
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "FILE"
     )]
     pub ssh_config: Option<PathBuf>,
@@ -53,19 +65,19 @@ pub struct Global {
         short = 'l',
         long,
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "USER"
     )]
     pub user: Option<String>,
     /// SSH port for targets that do not name one [default: 22]
-    #[arg(short = 'p', long, global = true, help_heading = "Targets and SSH", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(short = 'p', long, global = true, help_heading = SSH_HEADING, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Private key file, as `ssh -i` (repeatable); encrypted keys read PVEOPS_KEY_PASSPHRASE or ask on the terminal
     #[arg(
         short = 'i',
         long = "identity",
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "FILE"
     )]
     pub identities: Vec<PathBuf>,
@@ -73,7 +85,7 @@ pub struct Global {
     #[arg(
         long = "known-hosts",
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "FILE"
     )]
     pub known_hosts: Option<PathBuf>,
@@ -81,7 +93,7 @@ pub struct Global {
     #[arg(
         long = "host-keys",
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_enum,
         value_name = "POLICY"
     )]
@@ -91,24 +103,24 @@ pub struct Global {
         short = 'J',
         long,
         global = true,
-        help_heading = "Targets and SSH",
+        help_heading = SSH_HEADING,
         value_name = "[USER@]HOST[:PORT]"
     )]
     pub jump: Option<String>,
     /// Seconds allowed for connecting, the SSH handshake and authentication
-    #[arg(long = "connect-timeout", global = true, help_heading = "Targets and SSH", value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "connect-timeout", global = true, help_heading = SSH_HEADING, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
     /// Seconds a remote command may run; past it, it is killed on the node too
-    #[arg(long = "command-timeout", global = true, help_heading = "Targets and SSH", value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "command-timeout", global = true, help_heading = SSH_HEADING, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub command_timeout: u64,
     /// Nodes worked on at once (one connection each)
-    #[arg(long, global = true, help_heading = "Targets and SSH", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, global = true, help_heading = SSH_HEADING, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub parallel: u64,
     /// Expand the first reachable target into every member of its cluster (addresses from /cluster/status, host keys also checked against the cluster's /etc/pve/priv/known_hosts)
-    #[arg(long, global = true, help_heading = "Targets and SSH")]
+    #[arg(long, global = true, help_heading = SSH_HEADING)]
     pub discover: bool,
     /// Run every remote command through `sudo -n` (for a non-root login)
-    #[arg(long, global = true, help_heading = "Targets and SSH")]
+    #[arg(long, global = true, help_heading = SSH_HEADING)]
     pub sudo: bool,
     /// Directory of templates overriding the embedded ones (`commands/*.hbs`)
     #[arg(long, global = true, value_name = "DIR")]
@@ -171,8 +183,17 @@ Examples:
 
 Exit status: the worst finding: 0 OK, 1 WARNING, 2 CRITICAL (an unreachable node is critical),
 3 UNKNOWN (no target reachable, or output that could not be read); 64 usage error.")]
+    #[command(display_order = 1)]
     Assess(AssessArgs),
     /// Write a snapshot (JSON) of the targets and nothing else
+    #[command(after_help = "\
+The same read as `assess`, without checks, report or raw outputs: the before-image for `verify`
+or `diff`.
+
+Examples:
+  pveops snapshot -I inventory.toml prod -o before.json
+  pveops snapshot root@10.0.0.11 -o pve1.json")]
+    #[command(display_order = 10)]
     Snapshot(SnapshotArgs),
     /// Typed differences between two snapshots; exit 2 if anything regressed
     #[command(after_help = "\
@@ -181,7 +202,13 @@ Markdown on stdout, or with --json: {\"differences\": [{\"kind\", \"node\", \"su
 service, storage-state, storage-usage (a jump of 10 points or more), storage-vanished,
 guest-moved, guest-started, guest-stopped, guest-locked, guest-unlocked, guest-appeared,
 guest-vanished, finding-new, finding-resolved.
+
+Examples:
+  pveops diff before.json after.json
+  pveops diff pveops-evidence/*-drain-pve1/before.json pveops-evidence/*-drain-pve1/after.json --json
+
 Exit status: 2 when a difference is a regression, else 0.")]
+    #[command(display_order = 11)]
     Diff(DiffArgs),
     /// Take an after-snapshot, diff it against BEFORE and run the checks: the post-upgrade check
     #[command(after_help = "\
@@ -191,8 +218,17 @@ Example:
   pveops verify -I inventory.toml prod --against before.json
 
 Exit status: 2 when anything regressed or a finding is critical, else the worst finding.")]
+    #[command(display_order = 8)]
     Verify(VerifyArgs),
     /// List the checks in force with their ids, severities and thresholds
+    #[command(after_help = "\
+The embedded checks (checks/*.toml in the source), overridden or extended by the files of
+--checks DIR (same id: replaced; `enabled = false`: switched off).
+
+Examples:
+  pveops checks
+  pveops checks --checks /etc/pveops/checks")]
+    #[command(display_order = 13)]
     Checks(ChecksArgs),
     /// Run an ad-hoc command on every target in parallel
     #[command(after_help = "\
@@ -205,6 +241,7 @@ Examples:
   pveops exec --json root@10.0.0.11 -- qm list
 
 Exit status: 0 when every node ran the command with exit 0, else 2; 64 on usage errors.")]
+    #[command(display_order = 12)]
     Exec(ExecArgs),
     /// Parse captured output of one PVE command and print it as JSON
     #[command(after_help = "\
@@ -215,6 +252,7 @@ the offending line. `pveops parse --list` lists the kinds.
 Examples:
   ssh root@pve1 pvecm status | pveops parse pvecm-status
   pveops parse pvesm-status captured/pvesm-status.txt")]
+    #[command(display_order = 14)]
     Parse(ParseArgs),
     /// Run a simulated PVE cluster on loopback over real SSH (for rehearsal, demos and tests)
     #[command(after_help = "\
@@ -230,6 +268,7 @@ Examples:
   pveops lab --nodes 50 --state-dir /tmp/fleet
   pveops exec -I pveops-lab/inventory.toml lab -- pvecm status
   ssh -i pveops-lab/id_ed25519 -o UserKnownHostsFile=pveops-lab/known_hosts -p 2222 root@127.0.10.1 pvecm status")]
+    #[command(display_order = 15)]
     Lab(LabArgs),
     /// Start a lab and run the main job against it: the whole of pveops on this machine, no cluster needed
     #[command(after_help = "\
@@ -239,29 +278,42 @@ against the assessment, restore the drain from its journal. Evidence goes under
 ./pveops-evidence/<time>-demo/, the change log to ./pveops-changelog.md; the lab's state, keys
 and command log stay in --state-dir for a look afterwards.
 Exit status: 0 when the demo ran (the assessment's own status is in its report), else 3.")]
+    #[command(display_order = 16)]
     Demo(DemoArgs),
     /// Migrate one guest to a node: assess, plan, confirm, migrate, verify, record
     #[command(after_help = OPS_HELP)]
+    #[command(display_order = 3)]
     Migrate(MigrateArgs),
     /// Move every running guest off a node (HA guests through HA node maintenance)
     #[command(after_help = OPS_HELP)]
+    #[command(display_order = 4)]
     Drain(DrainArgs),
     /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
     #[command(after_help = OPS_HELP)]
+    #[command(display_order = 5)]
     Maintenance(MaintenanceArgs),
     /// Rolling reboot: per node drain, reboot, wait until really back, bring its guests back
     #[command(after_help = OPS_HELP)]
+    #[command(display_order = 6)]
     Reboot(RebootArgs),
     /// Rolling package update: per node apt-get update, drain, dist-upgrade, reboot when needed, verify, guests back
     #[command(after_help = UPDATE_HELP)]
+    #[command(display_order = 7)]
     Update(UpdateArgs),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
     #[command(after_help = OPS_HELP)]
+    #[command(display_order = 9)]
     Restore(RestoreArgs),
     /// Assess, then write the runbook of an operation without changing anything
     #[command(subcommand)]
+    #[command(display_order = 2)]
     Plan(PlanCommand),
     /// Print shell completions
+    #[command(after_help = "\
+Examples:
+  pveops completions bash > /etc/bash_completion.d/pveops
+  pveops completions zsh > \"${fpath[1]}/_pveops\"")]
+    #[command(display_order = 17)]
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,

@@ -44,7 +44,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use clap::Parser;
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     // Called through a simulated tool's name (`pvecm`, `qm`, ... on a lab node's PATH), the
     // binary is that tool; `lab::sim` refuses unless the lab's environment is set.
@@ -61,7 +60,7 @@ where
             .collect();
         return lab::sim::main(called_as, &rest);
     }
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 64 } else { 0 };
