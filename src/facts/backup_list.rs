@@ -13,7 +13,7 @@ use super::stderr;
 
 pub const KIND: &str = "backup-list";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Backup {
     pub volid: String,
     /// The storage id (before the first `:`).

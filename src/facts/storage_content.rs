@@ -57,16 +57,7 @@ pub fn parse(text: &str) -> Result<StorageContent, ParseError> {
         };
         let mut named = super::backup_list::Backup {
             volid: volid.clone(),
-            storage: String::new(),
-            format: String::new(),
-            content: None,
-            size_bytes: None,
-            vmid: None,
-            guest_type: None,
-            source: None,
-            backup_time: None,
-            time_zone: None,
-            epoch: None,
+            ..Default::default()
         };
         super::backup_list::classify(&mut named);
         volumes.push(Volume {
