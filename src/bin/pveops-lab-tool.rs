@@ -15,5 +15,9 @@ fn main() {
         })
         .unwrap_or_default();
     let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    if called_as == pveops::lab::sim::TOOL_BINARY && rest == [pveops::lab::sim::SOURCE_ID_FLAG] {
+        println!("{}", pveops::lab::sim::SOURCE_ID);
+        return;
+    }
     std::process::exit(pveops::lab::sim::main(&called_as, &rest));
 }

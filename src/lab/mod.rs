@@ -129,8 +129,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
     let exe = std::env::current_exe().map_err(err(dir, "find the pveops binary for"))?;
     // The tools-only binary built beside this one starts in a fraction of the time (a fleet
     // assess runs hundreds of tools on this machine's cores); this binary is the fallback.
-    let tool = exe.with_file_name(sim::TOOL_BINARY);
-    let exe = if tool.is_file() { tool } else { exe };
+    let exe = tool_binary(exe);
     sim::install_tools(&sim_dir, &exe).map_err(err(&sim_dir, "install the simulated tools in"))?;
     install_standins(&sim_dir)?;
     let shared = Arc::new(server::Shared {
@@ -146,6 +145,21 @@ pub fn prepare(opts: &Options) -> Result<Prepared, crate::Error> {
         nodes,
         shared,
     })
+}
+
+/// The binary the simulated tools run: `pveops-lab-tool` beside `exe` when it was built from
+/// the same sources (it prints [`sim::SOURCE_ID`]), else `exe` itself. `cargo run` rebuilds
+/// only `pveops`, so a tool binary left in `target/` by an earlier build would answer with an
+/// earlier simulator.
+fn tool_binary(exe: PathBuf) -> PathBuf {
+    let tool = exe.with_file_name(sim::TOOL_BINARY);
+    let same = std::process::Command::new(&tool)
+        .arg(sim::SOURCE_ID_FLAG)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == sim::SOURCE_ID.as_bytes());
+    if same { tool } else { exe }
 }
 
 fn load_scenario(opts: &Options, state_path: &Path) -> Result<Cluster, crate::Error> {
@@ -232,4 +246,40 @@ pub fn serve(p: &Prepared) -> tokio::task::JoinSet<()> {
         set.spawn(s.serve(rx.clone()));
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(p: &Path, body: &str) {
+        std::fs::write(p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn the_tool_binary_is_used_only_when_built_from_the_same_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("pveops");
+        let tool = dir.path().join(sim::TOOL_BINARY);
+        script(&exe, "exit 0");
+        assert_eq!(
+            tool_binary(exe.clone()),
+            exe,
+            "no tool binary: pveops itself"
+        );
+        script(&tool, "echo 0123456789abcdef");
+        assert_eq!(
+            tool_binary(exe.clone()),
+            exe,
+            "a stale tool binary is not used"
+        );
+        script(&tool, &format!("echo {}", sim::SOURCE_ID));
+        assert_eq!(
+            tool_binary(exe.clone()),
+            tool,
+            "a current tool binary is used"
+        );
+    }
 }

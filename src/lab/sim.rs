@@ -16,6 +16,11 @@ use super::store::{Locked, now};
 
 /// The binary holding only the simulated tools (`src/bin/pveops-lab-tool.rs`).
 pub const TOOL_BINARY: &str = "pveops-lab-tool";
+/// The hash of the sources this build came from (`build.rs`), printed by
+/// `pveops-lab-tool --source-id` so the lab never runs a tool binary older than itself.
+pub const SOURCE_ID: &str = env!("PVEOPS_SOURCE_ID");
+/// The argument that makes `pveops-lab-tool` print [`SOURCE_ID`].
+pub const SOURCE_ID_FLAG: &str = "--source-id";
 
 /// Names under which the binary acts as a simulated tool.
 pub const TOOLS: &[&str] = &[
