@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::known_hosts::Policy;
 
@@ -19,14 +19,104 @@ Exit status: 0 OK, 1 WARNING, 2 CRITICAL (a node failed or was unreachable), 3 U
 /// Assess, plan, execute, verify and record Proxmox VE maintenance over plain SSH.
 /// The help heading of the options that reach nodes.
 pub const SSH_HEADING: &str = "Targets and SSH";
+/// The help heading of the options that choose what is written and printed.
+pub const OUTPUT_HEADING: &str = "Output";
 
-/// Parses the command line (`--help` and `--version` come back as the error clap prints).
-pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+/// Commands that never reach a node: their help leaves out the connection options (still
+/// accepted, since those are global and may stand anywhere on the line).
+const OFFLINE: &[&str] = &["lab", "parse", "diff", "checks", "demo", "completions"];
+
+/// The ids of [`Global`]'s options that only matter to commands that connect.
+const CONNECTION_ARGS: &[&str] = &[
+    "inventory",
+    "ssh_config",
+    "user",
+    "port",
+    "identities",
+    "known_hosts",
+    "host_keys",
+    "jump",
+    "connect_timeout",
+    "command_timeout",
+    "parallel",
+    "discover",
+    "sudo",
+    "templates",
+];
+
+/// Why parsing stopped short of a command: clap's own message (usage error, `--version`, help)
+/// or the help of an offline command.
+#[derive(Debug)]
+pub enum Stop {
+    Clap(clap::Error),
+    Help(clap::builder::StyledStr),
+}
+
+impl Stop {
+    /// True for a usage error (exit 64, on stderr); help and version go to stdout.
+    pub fn use_stderr(&self) -> bool {
+        match self {
+            Stop::Clap(e) => e.use_stderr(),
+            Stop::Help(_) => false,
+        }
+    }
+
+    /// Prints the message where it belongs, styled only on a terminal.
+    pub fn print(&self) -> std::io::Result<()> {
+        use std::io::{IsTerminal, Write};
+        match self {
+            Stop::Clap(e) => e.print(),
+            Stop::Help(help) => {
+                let mut out = std::io::stdout().lock();
+                if out.is_terminal() {
+                    write!(out, "{}", help.ansi())
+                } else {
+                    write!(out, "{help}")
+                }
+            }
+        }
+    }
+}
+
+/// Parses the command line (`--help` and `--version` come back as a [`Stop`] to print).
+pub fn parse<I, T>(args: I) -> Result<Cli, Stop>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Cli::try_parse_from(args)
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    match Cli::try_parse_from(&args) {
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            Err(offline_help(&args).map_or(Stop::Clap(e), Stop::Help))
+        }
+        parsed => parsed.map_err(Stop::Clap),
+    }
+}
+
+/// The help of an offline command without the connection options, or `None` when `args`
+/// asked for another command's help. The command is the first word naming one
+/// (`pveops lab --help`, `pveops help lab`, `pveops -v diff -h`).
+fn offline_help(args: &[std::ffi::OsString]) -> Option<clap::builder::StyledStr> {
+    let mut cli = Cli::command();
+    cli.build();
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let name = words
+        .iter()
+        .find(|w| **w != "help" && cli.get_subcommands().any(|c| c.get_name() == **w))?;
+    if !OFFLINE.contains(name) {
+        return None;
+    }
+    let mut sub = cli.find_subcommand(name)?.clone();
+    for id in CONNECTION_ARGS {
+        sub = sub.mut_arg(*id, |a| a.hide(true));
+    }
+    let mut sub = sub.bin_name(format!("pveops {name}"));
+    let short = words.contains(&"-h") && !words.contains(&"--help");
+    Some(if short {
+        sub.render_help()
+    } else {
+        sub.render_long_help()
+    })
 }
 
 #[derive(Debug, Parser)]
@@ -123,14 +213,18 @@ pub struct Global {
     #[arg(long, global = true, help_heading = SSH_HEADING)]
     pub sudo: bool,
     /// Directory of templates overriding the embedded ones (`commands/*.hbs`)
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = SSH_HEADING, value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); PVEOPS_LOG takes a tracing filter
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = OUTPUT_HEADING, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
-const OPS_HELP: &str = "\
+/// The help shared by the operations, then the operation's own examples.
+macro_rules! ops_help {
+    ($examples:literal) => {
+        concat!(
+            "\
 Every operation follows assess -> plan -> execute -> verify -> record: a before-snapshot, the
 gates (quorate and still quorate without the node, targets online and not in maintenance, no
 HA service in error, migrate preflight, free memory, a recent backup of every guest touched),
@@ -141,7 +235,14 @@ change log. The cluster is reached through --targets, or every node of the inven
 On a terminal the plan is confirmed interactively; without one, --yes is required. --dry-run
 stops after the plan. Exit status: 0 every step verified, 1 a new warning appeared, 2 a gate
 refused or a step failed or something regressed, 64 usage, 130 interrupted (the journal says
-what was done; a migration already started goes on on the node).";
+what was done; a migration already started goes on on the node).
+
+Examples:
+",
+            $examples
+        )
+    };
+}
 
 const UPDATE_HELP: &str = "\
 First `apt-get update` runs on every node (a change to the package lists only, journaled; skip
@@ -172,8 +273,9 @@ pub enum Command {
     /// Snapshot every target (read-only), run the health checks, write the evidence bundle
     #[command(after_help = "\
 Runs the read-only command catalog on every target (one SSH connection each; on the node the
-commands run at once, each under its own timeout), reads cluster-wide facts once, runs the checks (`pveops checks`), prints a
-summary on stderr and writes the evidence bundle: report.md, snapshot.json and raw/<node>/...
+commands run at once, each under its own timeout), reads cluster-wide facts once, runs the
+checks (`pveops checks`), prints a summary on stderr and writes the evidence bundle: report.md,
+snapshot.json and raw/<node>/...
 
 Examples:
   pveops assess -I inventory.toml prod
@@ -212,7 +314,7 @@ Exit status: 2 when a difference is a regression, else 0.")]
     Diff(DiffArgs),
     /// Take an after-snapshot, diff it against BEFORE and run the checks: the post-upgrade check
     #[command(after_help = "\
-Example:
+Examples:
   pveops snapshot -I inventory.toml prod -o before.json
   ... upgrade ...
   pveops verify -I inventory.toml prod --against before.json
@@ -257,7 +359,7 @@ Examples:
     /// Run a simulated PVE cluster on loopback over real SSH (for rehearsal, demos and tests)
     #[command(after_help = "\
 Each node is an SSH server on its own loopback address (from --listen, one address per node)
-and --port, running every command line through /bin/sh with simulated PVE tools first on PATH.
+and --ssh-port, running every command line through /bin/sh with simulated PVE tools first on PATH.
 The state dir receives state.json (the cluster, editable), inventory.toml, known_hosts,
 id_ed25519 (the client key), hostkeys/ (stable across restarts) and commands.jsonl (every
 simulated command each node ran). Runs until Ctrl-C.
@@ -281,19 +383,25 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     #[command(display_order = 16)]
     Demo(DemoArgs),
     /// Migrate one guest to a node: assess, plan, confirm, migrate, verify, record
-    #[command(after_help = OPS_HELP)]
+    #[command(after_help = ops_help!("  pveops migrate 100 --to pve2 -I cluster.toml --dry-run
+  pveops migrate 100 --to pve2 -I cluster.toml --yes
+  pveops migrate 104 --to pve3 --targets root@10.0.0.11 --discover --with-local-disks"))]
     #[command(display_order = 3)]
     Migrate(MigrateArgs),
     /// Move every running guest off a node (HA guests through HA node maintenance)
-    #[command(after_help = OPS_HELP)]
+    #[command(after_help = ops_help!("  pveops drain pve1 -I cluster.toml --dry-run
+  pveops drain pve1 -I cluster.toml --to pve2,pve3 --yes --window \"2026-12-06 22:00/2h\"
+  pveops restore --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl -I cluster.toml"))]
     #[command(display_order = 4)]
     Drain(DrainArgs),
     /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
-    #[command(after_help = OPS_HELP)]
+    #[command(after_help = ops_help!("  pveops maintenance enter pve2 -I cluster.toml --yes
+  pveops maintenance exit pve2 -I cluster.toml --yes"))]
     #[command(display_order = 5)]
     Maintenance(MaintenanceArgs),
     /// Rolling reboot: per node drain, reboot, wait until really back, bring its guests back
-    #[command(after_help = OPS_HELP)]
+    #[command(after_help = ops_help!("  pveops reboot pve1 pve2 pve3 -I cluster.toml --dry-run
+  pveops reboot pve1 pve2 pve3 -I cluster.toml --yes --reboot-timeout 1200"))]
     #[command(display_order = 6)]
     Reboot(RebootArgs),
     /// Rolling package update: per node apt-get update, drain, dist-upgrade, reboot when needed, verify, guests back
@@ -301,11 +409,21 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     #[command(display_order = 7)]
     Update(UpdateArgs),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
-    #[command(after_help = OPS_HELP)]
+    #[command(after_help = ops_help!("  pveops restore --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl -I cluster.toml
+  pveops restore --journal journal.jsonl --targets root@10.0.0.11 --discover --yes"))]
     #[command(display_order = 9)]
     Restore(RestoreArgs),
     /// Assess, then write the runbook of an operation without changing anything
     #[command(subcommand)]
+    #[command(after_help = "\
+The same arguments as the operation; the runbook (window, affected guests, success criteria,
+backup readiness, steps with their commands, rollback) is printed and written as runbook.md in
+the evidence directory. Exit status: 0 the plan passes its gates, 2 a gate refuses.
+
+Examples:
+  pveops plan drain pve1 -I cluster.toml
+  pveops plan reboot pve1 pve2 pve3 -I cluster.toml --window \"2026-12-06 22:00/3h\"
+  pveops plan migrate 100 --to pve2 --targets root@10.0.0.11 --discover")]
     #[command(display_order = 2)]
     Plan(PlanCommand),
     /// Print shell completions
@@ -329,7 +447,7 @@ pub struct ExecArgs {
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     /// Print one JSON array on stdout (node, stdout, stderr, exit_code, signal, duration_ms, error)
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
 }
 
@@ -374,10 +492,10 @@ pub struct AssessArgs {
     #[arg(value_name = "TARGETS", required_unless_present = "from")]
     pub targets: Vec<String>,
     /// Evidence directory [default: ./pveops-evidence/<UTC time>-assess[-<target>]/]
-    #[arg(long, short = 'o', value_name = "DIR")]
+    #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
     /// Print the snapshot document (JSON) on stdout
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
@@ -399,7 +517,7 @@ pub struct SnapshotArgs {
     #[arg(required = true, value_name = "TARGETS")]
     pub targets: Vec<String>,
     /// The snapshot file to write
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', value_name = "FILE", help_heading = OUTPUT_HEADING)]
     pub output: PathBuf,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
@@ -412,7 +530,7 @@ pub struct ChecksArgs {
     #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
     /// Print the checks as JSON
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
 }
 
@@ -441,7 +559,7 @@ pub struct DiffArgs {
     #[arg(value_name = "AFTER.json")]
     pub after: PathBuf,
     /// Print {"differences": [...]} as JSON
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
 }
 
@@ -454,10 +572,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "BEFORE.json")]
     pub against: PathBuf,
     /// Evidence directory [default: ./pveops-evidence/<UTC time>-verify[-<target>]/]
-    #[arg(long, short = 'o', value_name = "DIR")]
+    #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
     /// Print {"differences": [...], "snapshot": {...}} as JSON
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
@@ -468,7 +586,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct OpArgs {
     /// The nodes to reach the cluster through (comma-separated targets) [default: every node of the inventory]
-    #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
+    #[arg(long, value_name = "T1,T2", value_delimiter = ',', help_heading = SSH_HEADING)]
     pub targets: Vec<String>,
     /// Do not ask for confirmation (required without a terminal)
     #[arg(long, short = 'y')]
@@ -477,10 +595,10 @@ pub struct OpArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Evidence directory [default: ./pveops-evidence/<UTC time>-<operation>-<node>/]
-    #[arg(long, short = 'o', value_name = "DIR")]
+    #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
     /// The change log to append to (and FILE.jsonl)
-    #[arg(long, value_name = "FILE", default_value = "pveops-changelog.md")]
+    #[arg(long, value_name = "FILE", default_value = "pveops-changelog.md", help_heading = OUTPUT_HEADING)]
     pub changelog: PathBuf,
     /// Do not require a recent backup of every guest the operation touches
     #[arg(long)]

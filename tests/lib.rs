@@ -9,6 +9,8 @@ mod architecture;
 mod assess;
 // Authentication: key files, encrypted keys, ssh-agent, sudo.
 mod auth;
+// `--help`: connection options only where they apply, headings, examples.
+mod help;
 // Hostile conditions: secrets, a full disk.
 mod hardening;
 // Host key verification: unknown, changed, accept-new, hashed, revoked, certificates.
