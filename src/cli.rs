@@ -282,6 +282,8 @@ Examples:
   pveops assess root@10.0.0.11 root@10.0.0.12 --out /srv/evidence/pre-upgrade
   pveops assess --from pveops-evidence/20261127T030000Z-assess/snapshot.json
   pveops assess -I inventory.toml prod --json > snapshot.json
+  pveops assess -I inventory.toml prod --format nagios          # as an NRPE/Icinga check
+  pveops assess -I inventory.toml prod --prom-file /var/lib/prometheus/node-exporter/pveops.prom
 
 Exit status: the worst finding: 0 OK, 1 WARNING, 2 CRITICAL (an unreachable node is critical),
 3 UNKNOWN (no target reachable, or output that could not be read); 64 usage error.")]
@@ -495,8 +497,14 @@ pub struct AssessArgs {
     #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
     /// Print the snapshot document (JSON) on stdout
-    #[arg(long, help_heading = OUTPUT_HEADING)]
+    #[arg(long, help_heading = OUTPUT_HEADING, conflicts_with = "format")]
     pub json: bool,
+    /// What stdout gets: the summary (text, on stderr), one Nagios/Icinga plugin status line with perfdata and the findings (nagios), or the Prometheus text format (prometheus)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text", help_heading = OUTPUT_HEADING)]
+    pub format: Format,
+    /// Also write the Prometheus text format to FILE, replaced atomically (for node_exporter's textfile collector)
+    #[arg(long, value_name = "FILE", help_heading = OUTPUT_HEADING)]
+    pub prom_file: Option<PathBuf>,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
@@ -509,6 +517,17 @@ pub struct AssessArgs {
     /// Also run the node's upgrade checker (pve8to9 --full, or pve7to8): each WARN/FAIL becomes an `upgrade.checklist` finding
     #[arg(long)]
     pub upgrade_checklist: bool,
+}
+
+/// What `assess` prints on stdout (docs/monitoring.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The summary table on stderr, nothing on stdout
+    Text,
+    /// The Nagios plugin format: status line | perfdata, then one line per finding
+    Nagios,
+    /// The Prometheus text exposition format (node_exporter textfile collector)
+    Prometheus,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{
-    AssessArgs, ChecksArgs, Cli, Command, DemoArgs, DiffArgs, ExecArgs, Global, LabArgs, ParseArgs,
-    SnapshotArgs, VerifyArgs,
+    AssessArgs, ChecksArgs, Cli, Command, DemoArgs, DiffArgs, ExecArgs, Format, Global, LabArgs,
+    ParseArgs, SnapshotArgs, VerifyArgs,
 };
 use crate::command::{self, Templates};
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
@@ -545,10 +545,34 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
     let report = crate::report::render(&hb, &summary, &snap, &[], &bundle.raw_files)?;
     let report_path = bundle.write("report.md", report.as_bytes())?;
     bundle.sync()?;
-    if args.json {
-        println!("{}", snap.to_json());
+    let ended = jiff::Timestamp::now();
+    let usage = checks
+        .iter()
+        .find(|c| c.enabled && c.rule.as_deref() == Some("storage-usage"));
+    let run = crate::monitoring::Run {
+        exit_code: code,
+        now: ended.as_second(),
+        duration_seconds: ended.duration_since(started).as_secs_f64(),
+        storage_warning_pct: usage.map(|c| c.params.warning_pct.unwrap_or(80.0)),
+        storage_critical_pct: usage.map(|c| c.params.critical_pct.unwrap_or(90.0)),
+    };
+    if let Some(path) = &args.prom_file {
+        crate::atomic::write(
+            path,
+            crate::monitoring::prometheus(&snap, &run).as_bytes(),
+            Some(0o644),
+        )?;
     }
-    print_summary(&snap);
+    match args.format {
+        Format::Text => {
+            if args.json {
+                println!("{}", snap.to_json());
+            }
+            print_summary(&snap);
+        }
+        Format::Nagios => print!("{}", crate::monitoring::nagios(&snap, &run)),
+        Format::Prometheus => print!("{}", crate::monitoring::prometheus(&snap, &run)),
+    }
     eprintln!("evidence: {}", report_path.display());
     Ok(code)
 }
@@ -693,6 +717,8 @@ fn demo_job(
         targets: vec!["lab".into()],
         out: Some(root.join("1-assess")),
         json: false,
+        format: Format::Text,
+        prom_file: None,
         checks: None,
         from: None,
         only: Vec::new(),

@@ -29,6 +29,7 @@ struct Run {
     code: Option<i32>,
     snapshot: serde_json::Value,
     report: String,
+    stdout: String,
     stderr: String,
     dir: std::path::PathBuf,
 }
@@ -59,6 +60,7 @@ fn assess(sim: &SimCluster, extra: &[&str]) -> Run {
         code: out.status.code(),
         snapshot: serde_json::from_str(&snapshot).unwrap(),
         report: std::fs::read_to_string(out_dir.join("report.md")).unwrap(),
+        stdout: stdout(&out),
         stderr: stderr(&out),
         dir: out_dir,
     }
@@ -449,4 +451,92 @@ fn a_failing_command_is_diagnosed_from_its_stderr_not_called_unreadable() {
         .unwrap()
         .clone();
     assert_eq!(cmd["diagnosis"]["code"], "pmxcfs-down", "{cmd}");
+}
+
+#[test]
+fn monitoring_formats_of_the_degraded_cluster() {
+    let promtool = crate::support::promtool();
+    let sim = SimCluster::start(scenario::degraded());
+    let run = assess(&sim, &["--format", "nagios"]);
+    assert_eq!(run.code, Some(2));
+    let findings = run.snapshot["findings"].as_array().unwrap().len();
+    let nagios = &run.stdout;
+    let lines: Vec<&str> = nagios.lines().collect();
+    let (status, perf) = lines[0].split_once(" | ").expect("perfdata after |");
+    assert!(status.starts_with("PVEOPS CRITICAL - "), "{nagios}");
+    assert!(
+        status.contains(" critical") && status.contains(" warning"),
+        "{status}"
+    );
+    assert!(perf.starts_with("nodes_reachable=3;;;0;3 "), "{perf}");
+    assert!(
+        perf.contains("'storage_used_pct pve3/local-lvm'="),
+        "{perf}"
+    );
+    assert!(perf.contains("backup_age_hours="), "{perf}");
+    assert_eq!(lines.len(), 1 + findings, "{nagios}");
+    for l in &lines[1..] {
+        assert!(
+            ["CRITICAL ", "WARNING ", "UNKNOWN "]
+                .iter()
+                .any(|w| l.starts_with(w)),
+            "{l}"
+        );
+    }
+    assert!(
+        !run.stderr.contains("finding(s); status"),
+        "no summary table: {}",
+        run.stderr
+    );
+
+    // The textfile collector's file is replaced, never rewritten in place: a hard link to the
+    // old one keeps the old content.
+    let prom = sim.lab.dir.path().join("textfile").join("pveops.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    std::fs::write(&prom, "old\n").unwrap();
+    let old = prom.with_extension("old");
+    std::fs::hard_link(&prom, &old).unwrap();
+    let run = assess(
+        &sim,
+        &[
+            "--format",
+            "prometheus",
+            "--prom-file",
+            prom.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, Some(2));
+    let written = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(written, run.stdout, "stdout and the file are the same text");
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "old\n");
+    let mut names: Vec<String> = std::fs::read_dir(prom.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["pveops.old", "pveops.prom"],
+        "no temporary file left"
+    );
+    for want in [
+        "pveops_finding{check=\"storage.active\",node=\"pve2\",subject=\"nfs-backup\",severity=\"critical\"} 1",
+        "pveops_node_reachable{node=\"pve1\"} 1",
+        "pveops_storage_used_ratio{node=\"pve3\",storage=\"local-lvm\",",
+        "pveops_guest_backup_age_seconds{vmid=\"",
+        "pveops_assess_duration_seconds ",
+    ] {
+        assert!(written.contains(want), "{want} missing from\n{written}");
+    }
+    let check = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&prom).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

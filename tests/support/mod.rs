@@ -108,3 +108,20 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Prometheus' `promtool` (Debian package `prometheus`; `.ci/run` unpacks it), which checks the
+/// exposition format as Prometheus reads it. Missing, the test fails and says how to get it.
+pub fn promtool() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "promtool not found on PATH: this test checks the Prometheus output with it; run \
+             `bash .ci/run` once (it unpacks promtool from Debian's prometheus package) or \
+             `apt-get install -y prometheus`"
+        )
+    })
+}
