@@ -242,6 +242,238 @@ struct GuestRow {
     node: String,
     status: String,
     lock: String,
+    /// The HA manager's state from `/cluster/resources`, `-` for a guest HA does not manage.
+    ha: String,
+    /// The newest backup: its age at the snapshot and its storage, or `none`.
+    backup: String,
+}
+
+/// An age as an admin reads it: minutes, hours up to two days, then days.
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    if s < 3600 {
+        format!("{} min", s / 60)
+    } else if s < 48 * 3600 {
+        format!("{} h", s / 3600)
+    } else {
+        format!("{} d", s / 86400)
+    }
+}
+
+/// The cluster's nodes by name from `/cluster/resources` (pmxcfs' view, with the offline
+/// ones marked), or `None` when it was not read: `pvecm status` names members by ring address.
+fn members(snap: &Snapshot) -> Option<String> {
+    let mut nodes: Vec<(&str, bool)> = snap
+        .resources
+        .iter()
+        .filter(|r| r.kind == "node")
+        .filter_map(|r| Some((r.node.as_deref()?, r.status.as_deref() == Some("online"))))
+        .collect();
+    if nodes.is_empty() {
+        return None;
+    }
+    nodes.sort();
+    Some(
+        nodes
+            .iter()
+            .map(|(n, online)| {
+                if *online {
+                    n.to_string()
+                } else {
+                    format!("{n} (offline)")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// The storage table: a shared storage (`shared` in `/cluster/resources`) once, for the nodes
+/// that agree on its state, then a row for each node that differs; local storages per node.
+fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
+    let shared: std::collections::BTreeSet<&str> = snap
+        .resources
+        .iter()
+        .filter(|r| r.kind == "storage" && r.shared == Some(true))
+        .filter_map(|r| r.storage.as_deref())
+        .collect();
+    let one = |node: String, s: &crate::health::Storage| StorageRow {
+        node,
+        name: s.name.clone(),
+        kind: s.kind.clone(),
+        status: s.status.clone(),
+        used_pct: s
+            .used_pct
+            .map(|p| format!("{p:.2} %"))
+            .unwrap_or_else(|| "n/a".into()),
+        used: crate::check::human_bytes(s.used_bytes),
+        total: crate::check::human_bytes(s.total_bytes),
+    };
+    let mut rows = Vec::new();
+    for name in &shared {
+        let per_node: Vec<StorageRow> = snap
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.storages
+                    .iter()
+                    .filter(|s| s.name == *name)
+                    .map(|s| one(n.name.clone(), s))
+            })
+            .collect();
+        let state = |r: &StorageRow| {
+            (
+                r.kind.clone(),
+                r.status.clone(),
+                r.used_pct.clone(),
+                r.used.clone(),
+                r.total.clone(),
+            )
+        };
+        // The state most nodes report (the first one seen on a tie) is the storage's row.
+        let mut counts: Vec<(_, usize)> = Vec::new();
+        for r in &per_node {
+            match counts.iter_mut().find(|(k, _)| *k == state(r)) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((state(r), 1)),
+            }
+        }
+        let Some((common, agree)) = counts.iter().max_by_key(|(_, n)| *n).cloned() else {
+            continue;
+        };
+        let first = per_node.iter().find(|r| state(r) == common);
+        if let Some(first) = first {
+            let label = if agree == per_node.len() {
+                format!("all {agree} nodes (shared)")
+            } else {
+                format!("{agree} of {} nodes (shared)", per_node.len())
+            };
+            rows.push(StorageRow {
+                node: label,
+                name: first.name.clone(),
+                kind: first.kind.clone(),
+                status: first.status.clone(),
+                used_pct: first.used_pct.clone(),
+                used: first.used.clone(),
+                total: first.total.clone(),
+            });
+        }
+        rows.extend(per_node.into_iter().filter(|r| state(r) != common));
+    }
+    let mut local: Vec<StorageRow> = snap
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.storages
+                .iter()
+                .filter(|s| !shared.contains(s.name.as_str()))
+                .map(|s| one(n.name.clone(), s))
+        })
+        .collect();
+    local.sort_by(|a, b| (&a.name, natural(&a.node)).cmp(&(&b.name, natural(&b.node))));
+    rows.extend(fold(
+        local,
+        |r| r.node.clone(),
+        |r, label| r.node = label,
+        |r| {
+            Some((
+                r.name.clone(),
+                r.kind.clone(),
+                r.status.clone(),
+                r.used_pct.clone(),
+                r.used.clone(),
+                r.total.clone(),
+            ))
+        },
+    ));
+    rows
+}
+
+/// A name's sort key with its digit runs as numbers: pve2 before pve10.
+fn natural(s: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                key.push((
+                    std::mem::take(&mut text),
+                    digits.parse().unwrap_or(u64::MAX),
+                ));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    key.push((text, digits.parse().unwrap_or(0)));
+    key
+}
+
+/// Runs shorter than this stay row by row.
+const FOLD_MIN: usize = 3;
+
+/// Folds runs of at least [`FOLD_MIN`] consecutive rows whose `same` key is equal (and not
+/// `None`: such a row stays on its own) into the run's first row, labelled
+/// "first – last (N nodes)": at 50 nodes the identical rows would hide the one that differs.
+fn fold<R, K: PartialEq>(
+    rows: Vec<R>,
+    name: impl Fn(&R) -> String,
+    relabel: impl Fn(&mut R, String),
+    same: impl Fn(&R) -> Option<K>,
+) -> Vec<R> {
+    let mut out: Vec<R> = Vec::new();
+    let mut run: Vec<R> = Vec::new();
+    let flush = |run: &mut Vec<R>, out: &mut Vec<R>| {
+        if run.len() >= FOLD_MIN {
+            let last = name(run.last().unwrap());
+            let n = run.len();
+            let mut first = run.drain(..).next().unwrap();
+            let label = format!("{} – {last} ({n} nodes)", name(&first));
+            relabel(&mut first, label);
+            out.push(first);
+        } else {
+            out.append(run);
+        }
+    };
+    for r in rows {
+        if run
+            .last()
+            .is_some_and(|l| same(l).is_none() || same(l) != same(&r))
+        {
+            flush(&mut run, &mut out);
+        }
+        run.push(r);
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// The node table with runs of healthy nodes that agree on everything folded into one row.
+fn fold_nodes(rows: Vec<NodeRow>) -> Vec<NodeRow> {
+    // A row folds only when nothing about it needs reading: reachable, no error, its PVE name
+    // its target name; the address is left out of a folded row.
+    let foldable = |r: &NodeRow| r.reachable && r.error.is_empty() && r.pve_node == r.name;
+    fold(
+        rows,
+        |r| r.name.clone(),
+        |r, label| {
+            r.name = label;
+            r.address = String::new();
+            r.pve_node = "(same)".into();
+        },
+        |r| {
+            foldable(r).then(|| {
+                (
+                    r.manager_version.clone(),
+                    r.kernel.clone(),
+                    r.services.clone(),
+                )
+            })
+        },
+    )
 }
 
 #[derive(Serialize)]
@@ -320,12 +552,13 @@ pub fn render_with_changes(
                 Some(false) => "NO".into(),
                 None => "unknown".into(),
             },
-            members: c
-                .members
-                .iter()
-                .map(|m| m.name.clone())
-                .collect::<Vec<_>>()
-                .join(", "),
+            members: members(snap).unwrap_or_else(|| {
+                c.members
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
             votes: format!(
                 "{} of {} (quorum {})",
                 c.total_votes.unwrap_or(0),
@@ -333,7 +566,7 @@ pub fn render_with_changes(
                 c.quorum.unwrap_or(0)
             ),
         });
-    let nodes = snap
+    let mut nodes: Vec<NodeRow> = snap
         .nodes
         .iter()
         .map(|n| NodeRow {
@@ -367,24 +600,9 @@ pub fn render_with_changes(
             },
         })
         .collect();
-    let storages = snap
-        .nodes
-        .iter()
-        .flat_map(|n| {
-            n.storages.iter().map(move |s| StorageRow {
-                node: n.name.clone(),
-                name: s.name.clone(),
-                kind: s.kind.clone(),
-                status: s.status.clone(),
-                used_pct: s
-                    .used_pct
-                    .map(|p| format!("{p:.2} %"))
-                    .unwrap_or_else(|| "n/a".into()),
-                used: crate::check::human_bytes(s.used_bytes),
-                total: crate::check::human_bytes(s.total_bytes),
-            })
-        })
-        .collect();
+    nodes.sort_by_key(|n| natural(&n.name));
+    let nodes = fold_nodes(nodes);
+    let storages = storage_rows(snap);
     let mut guests: Vec<GuestRow> = snap
         .nodes
         .iter()
@@ -396,6 +614,8 @@ pub fn render_with_changes(
                 node: n.name.clone(),
                 status: v.status.clone(),
                 lock: String::new(),
+                ha: String::new(),
+                backup: String::new(),
             });
             let cts = n.containers.iter().map(move |c| GuestRow {
                 vmid: c.vmid,
@@ -404,19 +624,28 @@ pub fn render_with_changes(
                 node: n.name.clone(),
                 status: c.status.clone(),
                 lock: c.lock.clone().unwrap_or_default(),
+                ha: String::new(),
+                backup: String::new(),
             });
             vms.chain(cts)
         })
         .collect();
+    let taken = snap.taken_at.parse::<jiff::Timestamp>().ok();
     for g in guests.iter_mut() {
-        if let Some(lock) = snap
-            .resources
-            .iter()
-            .find(|r| r.vmid == Some(g.vmid))
-            .and_then(|r| r.lock.clone())
-        {
+        let resource = snap.resources.iter().find(|r| r.vmid == Some(g.vmid));
+        if let Some(lock) = resource.and_then(|r| r.lock.clone()) {
             g.lock = lock;
         }
+        g.ha = resource
+            .and_then(|r| r.hastate.clone())
+            .unwrap_or_else(|| "-".into());
+        g.backup = match snap.newest_backups.iter().find(|b| b.vmid == g.vmid) {
+            None => "none".into(),
+            Some(b) => match taken {
+                Some(t) => format!("{} ago, {}", age(t.as_second() - b.epoch), b.storage),
+                None => b.storage.clone(),
+            },
+        };
     }
     guests.sort_by_key(|g| g.vmid);
     let evidence = evidence
@@ -518,6 +747,71 @@ mod snapshot_tests {
             name: name("dns_1"),
         });
         n1.services.insert("pveproxy".into(), "failed".into());
+        let ceph = |status: &str, pct: f64| Storage {
+            name: "ceph-vm".into(),
+            kind: "rbd".into(),
+            status: status.into(),
+            used_pct: Some(pct),
+            used_bytes: 400 << 30,
+            total_bytes: 1000 << 30,
+            ..Default::default()
+        };
+        n1.storages.insert(0, ceph("active", 40.0));
+        // pvecm status names members by ring address; the report names them by node.
+        n1.cluster = Some(crate::health::ClusterHealth {
+            cluster_name: Some("prod".into()),
+            quorate: Some(true),
+            total_votes: Some(3),
+            expected_votes: Some(4),
+            quorum: Some(3),
+            members: ["10.0.0.11", "10.0.0.13", "10.0.0.14"]
+                .iter()
+                .map(|a| crate::health::Member {
+                    name: a.to_string(),
+                    votes: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let other = |name: &str, status: &str| NodeSnapshot {
+            name: name.into(),
+            address: format!("{name}:22"),
+            reachable: true,
+            pve_node: Some(name.into()),
+            storages: vec![ceph(status, 40.0)],
+            ..Default::default()
+        };
+        let (n3, n4) = (other("pve3", "active"), other("pve4", "inactive"));
+        let resource = |id: &str, kind: &str| crate::health::Resource {
+            id: id.into(),
+            kind: kind.into(),
+            ..Default::default()
+        };
+        let mut resources = vec![
+            crate::health::Resource {
+                vmid: Some(100),
+                hastate: Some("started".into()),
+                ..resource("qemu/100", "qemu")
+            },
+            crate::health::Resource {
+                storage: Some("ceph-vm".into()),
+                shared: Some(true),
+                ..resource("storage/pve1/ceph-vm", "storage")
+            },
+        ];
+        for (n, status) in [
+            ("pve1", "online"),
+            ("pve2", "offline"),
+            ("pve3", "online"),
+            ("pve4", "online"),
+        ] {
+            resources.push(crate::health::Resource {
+                node: Some(n.into()),
+                status: Some(status.into()),
+                ..resource(&format!("node/{n}"), "node")
+            });
+        }
         let n2 = NodeSnapshot {
             name: "pve2".into(),
             address: "10.0.0.12:22".into(),
@@ -532,10 +826,16 @@ mod snapshot_tests {
             taken_at: "2026-11-27T03:00:00Z".into(),
             status: Severity::Critical,
             pveops_version: "0.1.0".into(),
-            nodes: vec![n1, n2],
-            resources: Vec::new(),
+            nodes: vec![n1, n2, n3, n4],
+            resources,
             backups: Vec::new(),
-            newest_backups: Vec::new(),
+            newest_backups: vec![crate::snapshot::NewestBackup {
+                vmid: 100,
+                // 2026-11-26T01:00:00Z, 26 hours before the snapshot.
+                epoch: 1_795_654_800,
+                volid: "pbs:backup/vm/100/2026-11-26T01:00:00Z".into(),
+                storage: "pbs".into(),
+            }],
             findings: vec![
                 Finding {
                     check: "node.reachable".into(),
@@ -569,6 +869,89 @@ mod snapshot_tests {
             Some(0),
         )];
         render(&registry(None).unwrap(), &summary, &snap, &[], &evidence).unwrap()
+    }
+
+    /// At 50 nodes identical rows fold, so the node that differs stands out.
+    #[test]
+    fn fifty_nodes_fold_into_the_rows_that_differ() {
+        let nodes: Vec<NodeSnapshot> = (1..=50)
+            .map(|i| {
+                let mut n = NodeSnapshot {
+                    name: format!("pve{i}"),
+                    address: format!("10.0.0.{i}:22"),
+                    reachable: true,
+                    pve_node: Some(format!("pve{i}")),
+                    ..Default::default()
+                };
+                let state = if i == 17 { "failed" } else { "active" };
+                n.services.insert("pveproxy".into(), state.into());
+                n.storages.push(Storage {
+                    name: "local".into(),
+                    kind: "dir".into(),
+                    status: "active".into(),
+                    used_pct: Some(if i == 3 { 91.0 } else { 20.0 }),
+                    ..Default::default()
+                });
+                n
+            })
+            .rev()
+            .collect();
+        let snap = Snapshot {
+            format: 1,
+            taken_at: "2026-11-27T03:00:00Z".into(),
+            status: Severity::Ok,
+            pveops_version: String::new(),
+            nodes,
+            resources: Vec::new(),
+            backups: Vec::new(),
+            newest_backups: Vec::new(),
+            findings: Vec::new(),
+        };
+        let summary = Summary {
+            command: "assess".into(),
+            operator: "ops@jump".into(),
+            targets: "prod".into(),
+            started_at: snap.taken_at.clone(),
+            outcome: String::new(),
+            status: "OK".into(),
+            exit_status: 0,
+            pveops_version: String::new(),
+        };
+        let report = render(&registry(None).unwrap(), &summary, &snap, &[], &[]).unwrap();
+        let rows = |section: &str| -> Vec<String> {
+            let start = report.find(&format!("## {section}\n")).unwrap();
+            report[start..]
+                .lines()
+                .skip(4)
+                .take_while(|l| l.starts_with('|'))
+                .map(|l| {
+                    l.split(" | ")
+                        .next()
+                        .unwrap()
+                        .trim_start_matches("| ")
+                        // Markdown escapes off, as a reader sees the cell.
+                        .replace('\\', "")
+                })
+                .collect()
+        };
+        assert_eq!(
+            rows("Nodes"),
+            [
+                "pve1 – pve16 (16 nodes)",
+                "pve17",
+                "pve18 – pve50 (33 nodes)"
+            ],
+            "{report}"
+        );
+        assert_eq!(
+            rows("Storage"),
+            ["pve1", "pve2", "pve3", "pve4 – pve50 (47 nodes)"],
+            "{report}"
+        );
+        assert!(
+            report.contains("| pve17 | 10.0.0.17:22 | yes | pve17 |"),
+            "{report}"
+        );
     }
 
     /// The whole report for a small fixed snapshot, reviewed as an insta snapshot.
