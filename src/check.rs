@@ -69,6 +69,24 @@ pub struct Params {
     pub max_age_days: Option<f64>,
 }
 
+impl Params {
+    /// The `storage-usage` rule's warning and critical levels in percent (80 and 90 unless set).
+    pub fn usage_thresholds_pct(&self) -> (f64, f64) {
+        (
+            self.warning_pct.unwrap_or(80.0),
+            self.critical_pct.unwrap_or(90.0),
+        )
+    }
+}
+
+/// The storage usage levels of the enabled `storage-usage` check, if there is one.
+pub fn storage_usage_thresholds_pct(checks: &[Check]) -> Option<(f64, f64)> {
+    checks
+        .iter()
+        .find(|c| c.enabled && c.rule.as_deref() == Some("storage-usage"))
+        .map(|c| c.params.usage_thresholds_pct())
+}
+
 /// The built-in rules a check may name.
 pub const RULES: &[&str] = &[
     "node-reachable",
@@ -360,8 +378,7 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
             }
         }
         "storage-usage" => {
-            let warn = p.warning_pct.unwrap_or(80.0);
-            let crit = p.critical_pct.unwrap_or(90.0);
+            let (warn, crit) = p.usage_thresholds_pct();
             for n in reachable(snap) {
                 for s in n
                     .storages

@@ -26,24 +26,6 @@ pub const OUTPUT_HEADING: &str = "Output";
 /// accepted, since those are global and may stand anywhere on the line).
 const OFFLINE: &[&str] = &["lab", "parse", "diff", "checks", "demo", "completions"];
 
-/// The ids of [`Global`]'s options that only matter to commands that connect.
-const CONNECTION_ARGS: &[&str] = &[
-    "inventory",
-    "ssh_config",
-    "user",
-    "port",
-    "identities",
-    "known_hosts",
-    "host_keys",
-    "jump",
-    "connect_timeout",
-    "command_timeout",
-    "parallel",
-    "discover",
-    "sudo",
-    "templates",
-];
-
 /// Why parsing stopped short of a command: clap's own message (usage error, `--version`, help)
 /// or the help of an offline command.
 #[derive(Debug)]
@@ -107,8 +89,14 @@ fn offline_help(args: &[std::ffi::OsString]) -> Option<clap::builder::StyledStr>
         return None;
     }
     let mut sub = cli.find_subcommand(name)?.clone();
-    for id in CONNECTION_ARGS {
-        sub = sub.mut_arg(*id, |a| a.hide(true));
+    // The connection options are the global ones under the SSH heading.
+    let connection: Vec<clap::Id> = sub
+        .get_arguments()
+        .filter(|a| a.is_global_set() && a.get_help_heading() == Some(SSH_HEADING))
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in connection {
+        sub = sub.mut_arg(id, |a| a.hide(true));
     }
     let mut sub = sub.bin_name(format!("pveops {name}"));
     let short = words.contains(&"-h") && !words.contains(&"--help");
@@ -522,7 +510,7 @@ pub struct AssessArgs {
 /// What `assess` prints on stdout (docs/monitoring.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// The summary table on stderr, nothing on stdout
+    /// The summary table on stderr; stdout only gets the snapshot with --json
     Text,
     /// The Nagios plugin format: status line | perfdata, then one line per finding
     Nagios,

@@ -3,7 +3,7 @@
 //! (`--format prometheus`, `--prom-file`). Pure functions of the snapshot; docs/monitoring.md
 //! is their contract.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::finding::{Finding, Severity};
@@ -19,9 +19,9 @@ pub struct Run {
     pub now: i64,
     /// Wall time of the assess.
     pub duration_seconds: f64,
-    /// The storage usage thresholds in percent (the `storage.usage` check's), for perfdata.
-    pub storage_warning_pct: Option<f64>,
-    pub storage_critical_pct: Option<f64>,
+    /// The storage usage warning and critical levels in percent (the `storage.usage`
+    /// check's), for perfdata.
+    pub storage_thresholds_pct: Option<(f64, f64)>,
 }
 
 /// At most this many findings are named on the status line; the rest follow as long output.
@@ -51,15 +51,6 @@ fn plugin_text(s: &str) -> String {
 /// A perfdata label, single-quoted (a quote inside doubled), as the plugin guidelines say.
 fn perf_label(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// Storages that `/cluster/resources` marks as shared: one value for the cluster.
-fn shared_storages(snap: &Snapshot) -> BTreeSet<&str> {
-    snap.resources
-        .iter()
-        .filter(|r| r.kind == "storage" && r.shared == Some(true))
-        .filter_map(|r| r.storage.as_deref())
-        .collect()
 }
 
 /// The age in seconds of the oldest of the guests' newest backups.
@@ -114,16 +105,11 @@ pub fn nagios(snap: &Snapshot, run: &Run) -> String {
     if let Some(age) = worst_backup_age(snap, run.now) {
         perf.push(format!("backup_age_hours={:.1}", age as f64 / 3600.0));
     }
-    let thresholds = format!(
-        "{};{}",
-        run.storage_warning_pct
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        run.storage_critical_pct
-            .map(|v| v.to_string())
-            .unwrap_or_default()
-    );
-    let shared = shared_storages(snap);
+    let thresholds = run
+        .storage_thresholds_pct
+        .map(|(warn, crit)| format!("{warn};{crit}"))
+        .unwrap_or_else(|| ";".into());
+    let shared = snap.shared_storages();
     // A shared storage is one value: the highest any node reports.
     let mut shared_used: BTreeMap<&str, f64> = BTreeMap::new();
     for n in snap.nodes.iter().filter(|n| n.reachable) {
@@ -233,7 +219,7 @@ pub fn prometheus(snap: &Snapshot, run: &Run) -> String {
         "pveops_storage_used_ratio",
         "Used share of a storage as the node reports it (pvesm status), 0 to 1.",
     );
-    let shared = shared_storages(snap);
+    let shared = snap.shared_storages();
     for n in snap.nodes.iter().filter(|n| n.reachable) {
         // An inactive storage reports no usage of its own (pvesm status prints 0 for it).
         for s in n.storages.iter().filter(|s| s.status == "active") {
@@ -297,6 +283,7 @@ pub fn prometheus(snap: &Snapshot, run: &Run) -> String {
 mod tests {
     use super::*;
     use crate::snapshot::{NewestBackup, NodeSnapshot};
+    use std::collections::BTreeSet;
 
     fn snap() -> Snapshot {
         let storage = |name: &str, pct: f64| crate::health::Storage {
@@ -377,8 +364,7 @@ mod tests {
             exit_code: 2,
             now: 1_000_000,
             duration_seconds: 1.5,
-            storage_warning_pct: Some(80.0),
-            storage_critical_pct: Some(90.0),
+            storage_thresholds_pct: Some((80.0, 90.0)),
         }
     }
 

@@ -291,12 +291,7 @@ fn members(snap: &Snapshot) -> Option<String> {
 /// The storage table: a shared storage (`shared` in `/cluster/resources`) once, for the nodes
 /// that agree on its state, then a row for each node that differs; local storages per node.
 fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
-    let shared: std::collections::BTreeSet<&str> = snap
-        .resources
-        .iter()
-        .filter(|r| r.kind == "storage" && r.shared == Some(true))
-        .filter_map(|r| r.storage.as_deref())
-        .collect();
+    let shared = snap.shared_storages();
     let one = |node: String, s: &crate::health::Storage| StorageRow {
         node,
         name: s.name.clone(),

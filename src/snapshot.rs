@@ -124,6 +124,16 @@ pub struct Diagnosis {
 }
 
 impl Snapshot {
+    /// The storages `/cluster/resources` marks as shared: one storage for the whole cluster,
+    /// which every node reports on its own.
+    pub fn shared_storages(&self) -> std::collections::BTreeSet<&str> {
+        self.resources
+            .iter()
+            .filter(|r| r.kind == "storage" && r.shared == Some(true))
+            .filter_map(|r| r.storage.as_deref())
+            .collect()
+    }
+
     /// Computes what is derived from the facts read: each guest's newest backup. Its time is
     /// the content API's `ctime` epoch. Without one (an older snapshot file), the name's time:
     /// vzdump names its files in the node's local time (pve-manager `PVE/VZDump.pm`,

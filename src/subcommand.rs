@@ -546,22 +546,16 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
     let report_path = bundle.write("report.md", report.as_bytes())?;
     bundle.sync()?;
     let ended = jiff::Timestamp::now();
-    let usage = checks
-        .iter()
-        .find(|c| c.enabled && c.rule.as_deref() == Some("storage-usage"));
     let run = crate::monitoring::Run {
         exit_code: code,
         now: ended.as_second(),
         duration_seconds: ended.duration_since(started).as_secs_f64(),
-        storage_warning_pct: usage.map(|c| c.params.warning_pct.unwrap_or(80.0)),
-        storage_critical_pct: usage.map(|c| c.params.critical_pct.unwrap_or(90.0)),
+        storage_thresholds_pct: crate::check::storage_usage_thresholds_pct(&checks),
     };
-    if let Some(path) = &args.prom_file {
-        crate::atomic::write(
-            path,
-            crate::monitoring::prometheus(&snap, &run).as_bytes(),
-            Some(0o644),
-        )?;
+    let prometheus = (args.prom_file.is_some() || args.format == Format::Prometheus)
+        .then(|| crate::monitoring::prometheus(&snap, &run));
+    if let (Some(path), Some(text)) = (&args.prom_file, &prometheus) {
+        crate::atomic::write(path, text.as_bytes(), Some(0o644))?;
     }
     match args.format {
         Format::Text => {
@@ -571,7 +565,7 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
             print_summary(&snap);
         }
         Format::Nagios => print!("{}", crate::monitoring::nagios(&snap, &run)),
-        Format::Prometheus => print!("{}", crate::monitoring::prometheus(&snap, &run)),
+        Format::Prometheus => print!("{}", prometheus.unwrap_or_default()),
     }
     eprintln!("evidence: {}", report_path.display());
     Ok(code)
