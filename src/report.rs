@@ -223,7 +223,7 @@ struct NodeRow {
     services: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct StorageRow {
     node: String,
     name: String,
@@ -232,6 +232,20 @@ struct StorageRow {
     used_pct: String,
     used: String,
     total: String,
+}
+
+impl StorageRow {
+    /// Everything a node reports about the storage: two rows with the same state read alike.
+    fn state(&self) -> (&str, &str, &str, &str, &str, &str) {
+        (
+            &self.name,
+            &self.kind,
+            &self.status,
+            &self.used_pct,
+            &self.used,
+            &self.total,
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -316,44 +330,33 @@ fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
                     .map(|s| one(n.name.clone(), s))
             })
             .collect();
-        let state = |r: &StorageRow| {
-            (
-                r.kind.clone(),
-                r.status.clone(),
-                r.used_pct.clone(),
-                r.used.clone(),
-                r.total.clone(),
-            )
-        };
         // The state most nodes report (the first one seen on a tie) is the storage's row.
-        let mut counts: Vec<(_, usize)> = Vec::new();
+        let mut counts: Vec<(&StorageRow, usize)> = Vec::new();
         for r in &per_node {
-            match counts.iter_mut().find(|(k, _)| *k == state(r)) {
+            match counts.iter_mut().find(|(k, _)| k.state() == r.state()) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((state(r), 1)),
+                None => counts.push((r, 1)),
             }
         }
-        let Some((common, agree)) = counts.iter().max_by_key(|(_, n)| *n).cloned() else {
+        // `max_by_key` keeps the last of equal maxima; reversed, that is the first seen.
+        let Some(&(first, agree)) = counts.iter().rev().max_by_key(|(_, n)| *n) else {
             continue;
         };
-        let first = per_node.iter().find(|r| state(r) == common);
-        if let Some(first) = first {
-            let label = if agree == per_node.len() {
-                format!("all {agree} nodes (shared)")
-            } else {
-                format!("{agree} of {} nodes (shared)", per_node.len())
-            };
-            rows.push(StorageRow {
-                node: label,
-                name: first.name.clone(),
-                kind: first.kind.clone(),
-                status: first.status.clone(),
-                used_pct: first.used_pct.clone(),
-                used: first.used.clone(),
-                total: first.total.clone(),
-            });
-        }
-        rows.extend(per_node.into_iter().filter(|r| state(r) != common));
+        let label = if agree == per_node.len() {
+            format!("all {agree} nodes (shared)")
+        } else {
+            format!("{agree} of {} nodes (shared)", per_node.len())
+        };
+        rows.push(StorageRow {
+            node: label,
+            ..first.clone()
+        });
+        rows.extend(
+            per_node
+                .iter()
+                .filter(|r| r.state() != first.state())
+                .cloned(),
+        );
     }
     let mut local: Vec<StorageRow> = snap
         .nodes
@@ -370,16 +373,7 @@ fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
         local,
         |r| r.node.clone(),
         |r, label| r.node = label,
-        |r| {
-            Some((
-                r.name.clone(),
-                r.kind.clone(),
-                r.status.clone(),
-                r.used_pct.clone(),
-                r.used.clone(),
-                r.total.clone(),
-            ))
-        },
+        |a, b| a.state() == b.state(),
     ));
     rows
 }
@@ -410,14 +404,14 @@ fn natural(s: &str) -> Vec<(String, u64)> {
 /// Runs shorter than this stay row by row.
 const FOLD_MIN: usize = 3;
 
-/// Folds runs of at least [`FOLD_MIN`] consecutive rows whose `same` key is equal (and not
-/// `None`: such a row stays on its own) into the run's first row, labelled
-/// "first – last (N nodes)": at 50 nodes the identical rows would hide the one that differs.
-fn fold<R, K: PartialEq>(
+/// Folds runs of at least [`FOLD_MIN`] consecutive rows that `joins` pairwise into the run's
+/// first row, labelled "first – last (N nodes)": at 50 nodes the identical rows would hide
+/// the one that differs.
+fn fold<R>(
     rows: Vec<R>,
     name: impl Fn(&R) -> String,
     relabel: impl Fn(&mut R, String),
-    same: impl Fn(&R) -> Option<K>,
+    joins: impl Fn(&R, &R) -> bool,
 ) -> Vec<R> {
     let mut out: Vec<R> = Vec::new();
     let mut run: Vec<R> = Vec::new();
@@ -434,10 +428,7 @@ fn fold<R, K: PartialEq>(
         }
     };
     for r in rows {
-        if run
-            .last()
-            .is_some_and(|l| same(l).is_none() || same(l) != same(&r))
-        {
+        if run.last().is_some_and(|l| !joins(l, &r)) {
             flush(&mut run, &mut out);
         }
         run.push(r);
@@ -459,14 +450,11 @@ fn fold_nodes(rows: Vec<NodeRow>) -> Vec<NodeRow> {
             r.address = String::new();
             r.pve_node = "(same)".into();
         },
-        |r| {
-            foldable(r).then(|| {
-                (
-                    r.manager_version.clone(),
-                    r.kernel.clone(),
-                    r.services.clone(),
-                )
-            })
+        |a, b| {
+            foldable(a)
+                && foldable(b)
+                && (&a.manager_version, &a.kernel, &a.services)
+                    == (&b.manager_version, &b.kernel, &b.services)
         },
     )
 }
