@@ -113,7 +113,8 @@ pub fn nagios(snap: &Snapshot, run: &Run) -> String {
     // A shared storage is one value: the highest any node reports.
     let mut shared_used: BTreeMap<&str, f64> = BTreeMap::new();
     for n in snap.nodes.iter().filter(|n| n.reachable) {
-        // An inactive storage reports no usage of its own (pvesm status prints 0 for it).
+        // An inactive storage reports no usage: pve-storage `PVE::Storage::storage_info` leaves
+        // its total, used and avail at 0 unless the plugin's status call says it is active.
         for s in n.storages.iter().filter(|s| s.status == "active") {
             let Some(pct) = s.used_pct else { continue };
             if shared.contains(s.name.as_str()) {
@@ -221,7 +222,8 @@ pub fn prometheus(snap: &Snapshot, run: &Run) -> String {
     );
     let shared = snap.shared_storages();
     for n in snap.nodes.iter().filter(|n| n.reachable) {
-        // An inactive storage reports no usage of its own (pvesm status prints 0 for it).
+        // An inactive storage reports no usage: pve-storage `PVE::Storage::storage_info` leaves
+        // its total, used and avail at 0 unless the plugin's status call says it is active.
         for s in n.storages.iter().filter(|s| s.status == "active") {
             let Some(pct) = s.used_pct else { continue };
             let is_shared = if shared.contains(s.name.as_str()) {
