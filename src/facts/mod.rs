@@ -26,6 +26,7 @@ pub mod apt_lists;
 pub mod apt_log;
 pub mod apt_policy;
 pub mod backup_list;
+pub mod cluster_options;
 pub mod corosync_cfgtool;
 pub mod df;
 pub mod dpkg_audit;
@@ -235,6 +236,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "pvesh get /nodes/N/storage/S/content --content backup: volumes with ctime (epoch)",
     ),
     (
+        cluster_options::KIND,
+        "pvesh get /cluster/options --output-format json: datacenter.cfg options (max_workers)",
+    ),
+    (
         ha_rules::KIND,
         "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
     ),
@@ -311,6 +316,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
         "migrate-preflight" => to_json(migrate_preflight::KIND, migrate_preflight::parse(text)),
         "ha-rules" => to_json(ha_rules::KIND, ha_rules::parse(text)),
+        "cluster-options" => to_json(cluster_options::KIND, cluster_options::parse(text)),
         "ha-groups" => to_json(ha_groups::KIND, ha_groups::parse(text)),
         "ha-resources" => to_json(ha_resources::KIND, ha_resources::parse(text)),
         "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
@@ -382,6 +388,7 @@ mod tests {
         ("date-z.", "utc-offset"),
         ("pvesh-get-migrate.", "migrate-preflight"),
         ("pvesh-get-cluster-ha-rules.json", "ha-rules"),
+        ("pvesh-get-cluster-options.json", "cluster-options"),
         ("pvesh-get-cluster-ha-groups.json", "ha-groups"),
         ("pvesh-get-cluster-ha-resources.json", "ha-resources"),
         ("pvesh-get-storage-content.", "storage-content"),

@@ -1853,6 +1853,19 @@ fn ha_rules_json(c: &Cluster) -> Value {
     Value::Array(rules)
 }
 
+/// GET `/cluster/options` (pve-manager `PVE/API2/Cluster.pm` `get_options`, as root): the
+/// datacenter.cfg keys as pve-cluster `parse_datacenter_config` reads them, values kept as the
+/// file's text (pve-common `PVE::JSONSchema::parse_config`: `max_workers` is the string `"4"`),
+/// `description` the comment lines (`""`), `mac_prefix` the Proxmox OUI when unset, and
+/// `allowed-tags` (no tags defined: empty).
+fn cluster_options_json(c: &Cluster) -> Value {
+    let mut v = json!({"allowed-tags": [], "description": "", "mac_prefix": "BC:24:11"});
+    if let Some(n) = c.datacenter.max_workers {
+        v["max_workers"] = json!(n.to_string());
+    }
+    v
+}
+
 /// `pvesh get PATH --output-format json` (§6): compact key-sorted JSON and a newline.
 pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
     if let Err(r) = asker(c, node) {
@@ -1883,6 +1896,7 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
     let v = match parts.as_slice() {
         ["cluster", "status"] => cluster_status_json(c, node),
         ["cluster", "resources"] => cluster_resources_json(c, filter),
+        ["cluster", "options"] => cluster_options_json(c),
         ["cluster", "ha", "rules"] => match asker(c, node) {
             Ok(n) if pve_ge(n, &[9]) => ha_rules_json(c),
             _ => return no_handler(),

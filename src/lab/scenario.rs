@@ -268,6 +268,7 @@ pub fn healthy(n: u32) -> Cluster {
         serial: 0,
         qdevice: None,
         ha_rules: Vec::new(),
+        datacenter: Default::default(),
     }
 }
 

@@ -37,6 +37,24 @@ pub struct Cluster {
     /// `/etc/pve/ha/rules.cfg` (PVE 9): node- and resource-affinity rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ha_rules: Vec<HaRule>,
+    /// `/etc/pve/datacenter.cfg`: the options the lab knows.
+    #[serde(default, skip_serializing_if = "Datacenter::is_empty")]
+    pub datacenter: Datacenter,
+}
+
+/// `/etc/pve/datacenter.cfg` (pve-cluster `src/PVE/DataCenterConfig.pm`): the options the lab
+/// models.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Datacenter {
+    /// `max_workers`: parallel tasks of bulk actions (bulk migration's default).
+    pub max_workers: Option<u32>,
+}
+
+impl Datacenter {
+    fn is_empty(&self) -> bool {
+        *self == Datacenter::default()
+    }
 }
 
 /// One HA rule as `rules.cfg` holds it (pve-ha-manager `src/PVE/HA/Rules.pm`).

@@ -36,10 +36,14 @@ const RENDERED: &[&str] = &[
     "pvesh-get-cluster-resources",
     "pvesh-get-nodes-storage",
     "pvesh-get-cluster-ha-status",
+    "pvesh-get-cluster-options",
 ];
 
 /// Fixtures of rendered commands that are deliberately not reproduced, with the reason.
-const NOT_REPRODUCED: &[(&str, &str)] = &[];
+const NOT_REPRODUCED: &[(&str, &str)] = &[(
+    "pvesh-get-cluster-options.json-migration.constructed.txt",
+    "the lab models only max_workers of datacenter.cfg, not keyboard or migration",
+)];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -736,4 +740,18 @@ fn ha_groups_on_pve8_rules_on_pve9() {
     assert!(g.stderr.contains("ha groups have been migrated to rules"));
     let r = json_of(&pvesh_get(&c, "pve1", "/cluster/ha/resources", now()));
     assert!(r[0].get("group").is_none());
+}
+
+#[test]
+fn cluster_options_print_datacenter_cfg_as_parse_config_keeps_it() {
+    let mut c = crate::lab::scenario::healthy(3);
+    let plain = pvesh_get(&c, "pve1", "/cluster/options", now());
+    assert_eq!(
+        plain.stdout,
+        "{\"allowed-tags\":[],\"description\":\"\",\"mac_prefix\":\"BC:24:11\"}\n"
+    );
+    c.datacenter.max_workers = Some(3);
+    let v = json_of(&pvesh_get(&c, "pve1", "/cluster/options", now()));
+    // The file's text, not a number (pve-common `parse_config`).
+    assert_eq!(v["max_workers"], "3");
 }
