@@ -619,6 +619,9 @@ pub struct OpArgs {
     /// Seconds a migration step may take until it is verified
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub migrate_timeout: u64,
+    /// Migrations run at once while draining, in waves, each wave verified before the next [default: max_workers of /etc/pve/datacenter.cfg, else 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_migrations: Option<u32>,
     /// The maintenance window, local time: "YYYY-MM-DD HH:MM/2h"; outside it the operation refuses
     #[arg(long, value_name = "START/DURATION")]
     pub window: Option<String>,

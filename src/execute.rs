@@ -86,6 +86,17 @@ impl std::fmt::Display for LookFailed {
     }
 }
 
+/// The journal as the steps of a wave share it: each entry written whole, in the order the
+/// steps reach it (a line is never interleaved with another).
+struct Log<'a>(std::sync::Mutex<&'a mut Journal>);
+
+impl Log<'_> {
+    fn write(&self, e: &Entry) -> Result<(), crate::Error> {
+        let mut j = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        j.write(e)
+    }
+}
+
 /// What the runner needs to reach the cluster.
 pub struct Runner {
     pub connector: Arc<Connector>,
@@ -218,6 +229,25 @@ impl Runner {
         .await
     }
 
+    /// Guest `vmid` as `/cluster/resources` shows it now (`None`: not in the cluster).
+    async fn guest(&self, vmid: u64) -> Result<Option<Resource>, LookFailed> {
+        Ok(self
+            .resources()
+            .await?
+            .into_iter()
+            .find(|r| r.vmid == Some(vmid) && matches!(r.kind.as_str(), "qemu" | "lxc")))
+    }
+
+    /// The datacenter options (`/etc/pve/datacenter.cfg`) from the first node that answers.
+    pub async fn cluster_options(
+        &self,
+    ) -> Result<facts::cluster_options::ClusterOptions, LookFailed> {
+        self.first_answer("cluster-options", |out| {
+            facts::cluster_options::parse(out).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
     /// The LRM state of `node` as `ha-manager status` of the first node that answers says it.
     async fn lrm_state(&self, node: &str) -> Result<Option<String>, LookFailed> {
         self.first_answer("ha-manager-status", |out| {
@@ -237,10 +267,7 @@ impl Runner {
     async fn holds(&self, v: &Verify) -> Result<(bool, String), LookFailed> {
         match v {
             Verify::GuestOn { vmid, node, status } => {
-                let res = self.resources().await?;
-                let g = res
-                    .iter()
-                    .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
+                let g = self.guest(*vmid).await?;
                 Ok(match g {
                     None => (false, format!("guest {vmid} is not in /cluster/resources")),
                     Some(g) => {
@@ -300,11 +327,8 @@ impl Runner {
             }
             Verify::Upgraded { node, packages } => self.upgraded(node, packages).await,
             Verify::GuestUnlocked { vmid } => {
-                let res = self.resources().await?;
-                let g = res
-                    .iter()
-                    .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"));
-                Ok(match g.and_then(|g| g.lock.clone()) {
+                let g = self.guest(*vmid).await?;
+                Ok(match g.and_then(|g| g.lock) {
                     Some(lock) => (false, format!("guest {vmid} is still locked ({lock})")),
                     None => (true, format!("guest {vmid} is unlocked")),
                 })
@@ -540,30 +564,66 @@ impl Runner {
 
     /// Runs the plan's steps in order, writing the journal; stops at the first failure. A step
     /// with a condition (`only_if`) runs only when it holds at that moment; the condition is
-    /// decided once per node and the skipped steps are journaled with why.
+    /// decided once per node and the skipped steps are journaled with why. The steps of a wave
+    /// (`Plan::waves`) start together, once the live state has the memory for all of them;
+    /// when one fails the others of its wave still run to their end, and nothing after starts.
     pub async fn execute(
         &self,
         plan: &Plan,
         journal: &mut Journal,
     ) -> Result<(Outcome, Vec<Done>), crate::Error> {
+        let journal = Log(std::sync::Mutex::new(journal));
         let mut done = Vec::new();
         let mut decided: BTreeMap<String, (bool, String)> = BTreeMap::new();
-        for step in &plan.steps {
-            if let Some(Condition::RebootNeeded { node }) = &step.only_if {
-                if !decided.contains_key(node) {
-                    let d = self.reboot_needed(node).await;
-                    eprintln!("  {node}: {}", d.1);
-                    decided.insert(node.clone(), d);
-                }
-                if let Some((false, why)) = decided.get(node) {
-                    done.push(self.skip(step, journal, why.clone())?);
-                    continue;
+        let mut i = 0;
+        while let Some(step) = plan.steps.get(i) {
+            if let Some(w) = plan.wave_at(step.seq) {
+                let steps: Vec<&Step> = plan.steps[i..]
+                    .iter()
+                    .take_while(|s| w.steps.contains(&s.seq))
+                    .collect();
+                i += steps.len();
+                let (mut ran, end) = self.wave(w.wave, &steps, &journal).await?;
+                done.append(&mut ran);
+                match end {
+                    Some(end) => return Ok((end, done)),
+                    None => continue,
                 }
             }
+            i += 1;
+            match &step.only_if {
+                Some(Condition::RebootNeeded { node }) => {
+                    if !decided.contains_key(node) {
+                        let d = self.reboot_needed(node).await;
+                        eprintln!("  {node}: {}", d.1);
+                        decided.insert(node.clone(), d);
+                    }
+                    if let Some((false, why)) = decided.get(node) {
+                        done.push(self.skip(step, &journal, why.clone())?);
+                        continue;
+                    }
+                }
+                Some(Condition::GuestOn { vmid, node }) => {
+                    let why = match self.guest(*vmid).await {
+                        Ok(Some(g)) if g.node.as_deref() == Some(node.as_str()) => None,
+                        Ok(Some(g)) => Some(format!(
+                            "guest {vmid} is on {}, not on {node}: nothing to move back",
+                            g.node.as_deref().unwrap_or("?")
+                        )),
+                        Ok(None) => Some(format!("guest {vmid} is gone from the cluster")),
+                        Err(e) => Some(format!("cannot tell where guest {vmid} is: {e}")),
+                    };
+                    if let Some(why) = why {
+                        done.push(self.skip(step, &journal, why)?);
+                        continue;
+                    }
+                }
+                None => {}
+            }
             let result = tokio::select! {
-                r = self.step(step, journal) => r?,
+                r = self.step(step, &journal) => r?,
                 _ = tokio::signal::ctrl_c() => {
-                    journal.write(&end(step, "aborted", None, false, "interrupted (Ctrl-C); a migration or upgrade already started goes on running on the node".into()))?;
+                    journal.write(&end(step, "aborted", None, false, ABORTED.into()))?;
                     return Ok((Outcome::Aborted { seq: step.seq }, done));
                 }
             };
@@ -583,8 +643,151 @@ impl Runner {
         Ok((Outcome::Success, done))
     }
 
+    /// Runs the migrations of wave `n` at once and waits for every one of them to end, verified
+    /// or failed. It starts only when each target has the memory for all of the wave's running
+    /// guests now (`operation::memory_needed` on a fresh `/cluster/resources`). Returns what ran
+    /// and, when the wave failed or was interrupted, how the plan ends.
+    async fn wave(
+        &self,
+        n: u32,
+        steps: &[&Step],
+        journal: &Log<'_>,
+    ) -> Result<(Vec<Done>, Option<Outcome>), crate::Error> {
+        let seqs: Vec<String> = steps.iter().map(|s| s.seq.to_string()).collect();
+        eprintln!(
+            "  wave {n}: {} migrations at once (steps {})",
+            steps.len(),
+            seqs.join(", ")
+        );
+        let Some(first) = steps.first() else {
+            return Ok((Vec::new(), None));
+        };
+        if let Some(why) = self.wave_memory(steps).await {
+            let message = format!("wave {n} not started: {why}");
+            eprintln!("    {message}");
+            let d = self.refuse(first, journal, message.clone())?;
+            return Ok((
+                vec![d],
+                Some(Outcome::Failed {
+                    seq: first.seq,
+                    message,
+                }),
+            ));
+        }
+        let ended: std::sync::Mutex<BTreeMap<u32, Done>> = Default::default();
+        let all = futures::future::join_all(steps.iter().map(|s| async {
+            let d = self.step(s, journal).await?;
+            ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(s.seq, d.clone());
+            Ok::<Done, crate::Error>(d)
+        }));
+        let results = tokio::select! {
+            r = all => r,
+            _ = tokio::signal::ctrl_c() => {
+                let ended = ended.into_inner().unwrap_or_else(|p| p.into_inner());
+                let mut aborted = None;
+                for s in steps.iter().filter(|s| !ended.contains_key(&s.seq)) {
+                    journal.write(&end(s, "aborted", None, false, ABORTED.into()))?;
+                    aborted.get_or_insert(s.seq);
+                }
+                let seq = aborted.unwrap_or(first.seq);
+                return Ok((ended.into_values().collect(), Some(Outcome::Aborted { seq })));
+            }
+        };
+        let mut done = Vec::new();
+        for r in results {
+            done.push(r?);
+        }
+        let failed: Vec<&Done> = done.iter().filter(|d| d.outcome == "failed").collect();
+        let end = failed.first().map(|f| Outcome::Failed {
+            seq: f.seq,
+            message: if failed.len() > 1 {
+                let others: Vec<String> = failed[1..].iter().map(|d| d.seq.to_string()).collect();
+                format!(
+                    "{} (steps {} of wave {n} failed too)",
+                    f.message,
+                    others.join(", ")
+                )
+            } else {
+                f.message.clone()
+            },
+        });
+        if end.is_none() {
+            eprintln!("  wave {n}: every migration verified");
+        }
+        Ok((done, end))
+    }
+
+    /// Why the wave's running guests do not fit on their targets now, if they do not.
+    async fn wave_memory(&self, steps: &[&Step]) -> Option<String> {
+        let moves: Vec<(u64, String)> = steps
+            .iter()
+            .filter_map(|s| match &s.verify {
+                Some(Verify::GuestOn { vmid, node, .. }) => Some((*vmid, node.clone())),
+                _ => None,
+            })
+            .collect();
+        let res = match self.resources().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(format!(
+                    "the free memory of its targets could not be read: {e}"
+                ));
+            }
+        };
+        let short: Vec<String> = crate::operation::memory_needed(&res, &moves)
+            .into_iter()
+            .filter(|(_, (free, need))| need > free)
+            .map(|(t, (free, need))| {
+                format!(
+                    "{t} has {} free for {} of guests migrating to it at once",
+                    crate::check::human_bytes(free),
+                    crate::check::human_bytes(need)
+                )
+            })
+            .collect();
+        (!short.is_empty()).then(|| short.join("; "))
+    }
+
+    /// Journals a step that was not started because what it needs does not hold, with why.
+    fn refuse(&self, step: &Step, journal: &Log<'_>, why: String) -> Result<Done, crate::Error> {
+        let started = now();
+        journal.write(&Entry {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: step.command.as_ref().map(|c| c.script.clone()),
+            phase: "start".into(),
+            time: started.clone(),
+            outcome: None,
+            exit_code: None,
+            verified: None,
+            message: None,
+            undo: None,
+            detail: Some(step.detail.clone()),
+        })?;
+        journal.write(&end(step, "failed", None, false, why.clone()))?;
+        Ok(Done {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: step
+                .command
+                .as_ref()
+                .map(|c| c.script.clone())
+                .unwrap_or_default(),
+            started,
+            duration_ms: 0,
+            exit_code: None,
+            outcome: "failed".into(),
+            verified: false,
+            message: why,
+            log: None,
+        })
+    }
+
     /// Journals a step that does not run, with why.
-    fn skip(&self, step: &Step, journal: &mut Journal, why: String) -> Result<Done, crate::Error> {
+    fn skip(&self, step: &Step, journal: &Log<'_>, why: String) -> Result<Done, crate::Error> {
         eprintln!("  step {}: {} (skipped: {why})", step.seq, step.title);
         let started = now();
         journal.write(&Entry {
@@ -619,7 +822,7 @@ impl Runner {
         })
     }
 
-    async fn step(&self, step: &Step, journal: &mut Journal) -> Result<Done, crate::Error> {
+    async fn step(&self, step: &Step, journal: &Log<'_>) -> Result<Done, crate::Error> {
         let line = step.command.as_ref().map(|c| c.script.clone());
         match &line {
             Some(l) => eprintln!(
@@ -721,7 +924,7 @@ impl Runner {
             Err(e) => (false, "failed", format!("cannot verify: {e}")),
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
-        eprintln!("    {outcome}: {msg}");
+        eprintln!("    step {} {outcome}: {msg}", step.seq);
         Ok(mk(outcome, exit, verified, msg, kept))
     }
 
@@ -795,6 +998,10 @@ impl Runner {
         Ok(c)
     }
 }
+
+/// What the journal says of a step Ctrl-C interrupted.
+const ABORTED: &str =
+    "interrupted (Ctrl-C); a migration or upgrade already started goes on running on the node";
 
 /// `exit 2`, or `no exit status` (killed by a signal).
 fn exited(code: Option<u32>) -> String {

@@ -53,6 +53,8 @@ pub struct Request {
     /// The maintenance window (start, end) in Unix seconds.
     pub window: Option<(i64, i64)>,
     pub force_window: bool,
+    /// Migrations at once (`--max-migrations`); none: `max_workers` of datacenter.cfg, else 1.
+    pub max_migrations: Option<u32>,
 }
 
 /// Runs one operation end to end; returns the exit status.
@@ -155,6 +157,8 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         _ => BTreeMap::new(),
     };
     let prechecks = preflight(&runner, op, &before, templates).await;
+    let (max_migrations, max_migrations_from) =
+        migrations_at_once(&runner, op, req.max_migrations).await;
     let opts = crate::operation::Options {
         backup_gate: req.backup_gate,
         backup_max_age_hours: req.backup_max_age_hours,
@@ -174,6 +178,8 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         }),
         refresh_failures,
         space,
+        max_migrations,
+        max_migrations_from,
     };
     let plan = crate::operation::plan(op, &before, &prechecks, templates, &opts)?;
     bundle.write_raw(&raws_before)?;
@@ -642,6 +648,40 @@ async fn preflight(
     out
 }
 
+/// How many migrations run at once, and where that came from: `--max-migrations`, else (for the
+/// operations that move several guests) `max_workers` of datacenter.cfg as PVE's bulk migration
+/// uses it (pve-manager `PVE/API2/Nodes.pm` `migrateall`), else 1.
+async fn migrations_at_once(runner: &Runner, op: &Operation, asked: Option<u32>) -> (u32, String) {
+    if let Some(n) = asked {
+        return (n.max(1), "--max-migrations".into());
+    }
+    if matches!(
+        op,
+        Operation::Migrate { .. } | Operation::Maintenance { .. }
+    ) {
+        return (1, "one guest at most".into());
+    }
+    match runner.cluster_options().await {
+        Ok(o) => match o.max_workers {
+            Some(n) => (
+                u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 64),
+                "max_workers in /etc/pve/datacenter.cfg".into(),
+            ),
+            None => (1, "the default: datacenter.cfg sets no max_workers".into()),
+        },
+        Err(e) => {
+            eprintln!(
+                "{}: datacenter.cfg's max_workers could not be read ({e}); one migration at a time",
+                op.name()
+            );
+            (
+                1,
+                format!("the default: datacenter.cfg could not be read ({e})"),
+            )
+        }
+    }
+}
+
 fn confirm(yes: bool) -> Result<bool, crate::Error> {
     if yes {
         return Ok(true);
@@ -684,6 +724,16 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     for st in &plan.steps {
+        if let Some(w) = plan.wave_at(st.seq) {
+            let seqs: Vec<String> = w.steps.iter().map(|n| n.to_string()).collect();
+            s.push_str(&format!(
+                "  wave {}: steps {} at once (up to {} migrations: {})\n",
+                w.wave,
+                seqs.join(", "),
+                plan.max_migrations,
+                plan.max_migrations_from
+            ));
+        }
         match &st.command {
             Some(c) => s.push_str(&format!(
                 "  step {} on {}: {}{}\n      $ {}\n",
@@ -777,7 +827,22 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
         ));
     }
     s.push_str("\n## Steps\n\n");
+    if !plan.waves.is_empty() {
+        s.push_str(&format!(
+            "Up to {} migrations at once ({}): the steps of a wave start together, and the next wave starts when every one of them is verified. When one fails, the others of its wave run to their end and nothing after starts.\n\n",
+            plan.max_migrations,
+            esc(&plan.max_migrations_from)
+        ));
+    }
     for st in &plan.steps {
+        if let Some(w) = plan.wave_at(st.seq) {
+            let seqs: Vec<String> = w.steps.iter().map(|n| n.to_string()).collect();
+            s.push_str(&format!(
+                "**Wave {}**: steps {} at once.\n\n",
+                w.wave,
+                seqs.join(", ")
+            ));
+        }
         match &st.command {
             Some(c) => s.push_str(&format!(
                 "{}. {}{} (on {}, timeout {} s)\n\n   ```sh\n   {}\n   ```\n\n   Undo: `{}`\n\n",
@@ -819,6 +884,9 @@ fn condition(st: &crate::operation::Step) -> String {
         Some(crate::operation::Condition::RebootNeeded { node }) => format!(
             " (only if {node} then asks for a reboot: /run/reboot-required, or a kernel newer than the running one)"
         ),
+        Some(crate::operation::Condition::GuestOn { vmid, node }) => {
+            format!(" (only if guest {vmid} is on {node} then: its migration there succeeded)")
+        }
         None => String::new(),
     }
 }

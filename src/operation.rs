@@ -94,6 +94,12 @@ pub struct Options {
     /// `update`: per node the sizes of the versions apt replaces and installs and the free
     /// space where it writes (read after the snapshot; absent: not read).
     pub space: BTreeMap<String, NodeSpace>,
+    /// Migrations started at once (`--max-migrations`, else datacenter.cfg's `max_workers`,
+    /// else 1); consecutive migration steps run in waves of this many.
+    pub max_migrations: u32,
+    /// Where `max_migrations` came from, for the runbook (`--max-migrations`, `max_workers in
+    /// /etc/pve/datacenter.cfg`, `the default`).
+    pub max_migrations_from: String,
 }
 
 /// What the disk-space gate of `update` stands on, for one node.
@@ -146,6 +152,9 @@ pub enum Condition {
     /// The node asks for a reboot: `/run/reboot-required` exists (Debian's marker, written by
     /// a package's postinst), or the running kernel is not the newest installed one.
     RebootNeeded { node: String },
+    /// The guest is on `node` then: a migration that was in flight when the journal ended has
+    /// ended there (`restore` moves it back only then; a failed one left it where it was).
+    GuestOn { vmid: u64, node: String },
 }
 
 /// One step of a plan.
@@ -199,6 +208,22 @@ pub struct Plan {
     /// `update`: per node, what apt will change and whether a reboot follows.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<NodeUpdate>,
+    /// Migration steps started together, each wave after the one before has ended and been
+    /// verified (none when migrations run one at a time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<Wave>,
+    /// Migrations at once, and where that number came from.
+    pub max_migrations: u32,
+    pub max_migrations_from: String,
+}
+
+/// Steps started at once: consecutive detached migrations, at most `max_migrations` of them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Wave {
+    /// 1, 2, … in the order of the plan.
+    pub wave: u32,
+    /// The steps' `seq`, ascending.
+    pub steps: Vec<u32>,
 }
 
 /// What `update` will do on one node.
@@ -218,6 +243,56 @@ impl Plan {
     pub fn refused(&self) -> Option<&Gate> {
         self.gates.iter().find(|g| !g.passed)
     }
+
+    /// The wave step `seq` starts, when it is the first of one.
+    pub fn wave_at(&self, seq: u32) -> Option<&Wave> {
+        self.waves.iter().find(|w| w.steps.first() == Some(&seq))
+    }
+
+    /// The wave step `seq` belongs to.
+    pub fn wave_of(&self, seq: u32) -> Option<&Wave> {
+        self.waves.iter().find(|w| w.steps.contains(&seq))
+    }
+}
+
+/// Whether a step is a migration that may run beside others: a detached `qm`/`pct migrate`
+/// verified by where the guest is afterwards.
+fn concurrent(s: &Step) -> bool {
+    s.detached
+        && s.command.is_some()
+        && s.only_if.is_none()
+        && s.detail["kind"] == "migrate"
+        && matches!(s.verify, Some(Verify::GuestOn { .. }))
+}
+
+/// Runs of consecutive migration steps cut into waves of at most `max` (none when `max` is 1:
+/// one at a time, as PVE's bulk migration with one worker). A run of one is no wave.
+pub fn waves(steps: &[Step], max: u32) -> Vec<Wave> {
+    let mut out = Vec::new();
+    if max <= 1 {
+        return out;
+    }
+    let mut run: Vec<u32> = Vec::new();
+    let flush = |run: &mut Vec<u32>, out: &mut Vec<Wave>| {
+        if run.len() > 1 {
+            for chunk in run.chunks(max as usize) {
+                out.push(Wave {
+                    wave: out.len() as u32 + 1,
+                    steps: chunk.to_vec(),
+                });
+            }
+        }
+        run.clear();
+    };
+    for s in steps {
+        if concurrent(s) {
+            run.push(s.seq);
+        } else {
+            flush(&mut run, &mut out);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 fn gate(name: &str, passed: bool, message: String) -> Gate {
@@ -304,13 +379,47 @@ fn node_resource<'a>(snap: &'a Snapshot, node: &str) -> Option<&'a Resource> {
 
 /// Free memory of a node, in bytes, from `/cluster/resources`.
 fn free_memory(snap: &Snapshot, node: &str) -> u64 {
-    node_resource(snap, node)
+    free_in(&snap.resources, node)
+}
+
+fn free_in(resources: &[Resource], node: &str) -> u64 {
+    resources
+        .iter()
+        .find(|r| r.kind == "node" && r.node.as_deref() == Some(node))
         .map(|r| {
             r.maxmem_bytes
                 .unwrap_or(0)
                 .saturating_sub(r.mem_bytes.unwrap_or(0))
         })
         .unwrap_or(0)
+}
+
+/// Per target node, its free memory and what the running guests of `moves` (VMID, target)
+/// need there, from `/cluster/resources`: a guest's configured memory (`maxmem`), which a live
+/// migration allocates on the target while the guest still runs on its source. Moves started
+/// at once need their sum at once: the plan's `memory` gate judges every move of the plan, and
+/// each wave is judged again on the live state before it starts.
+pub fn memory_needed(
+    resources: &[Resource],
+    moves: &[(u64, String)],
+) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (vmid, to) in moves {
+        let Some(g) = resources
+            .iter()
+            .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"))
+        else {
+            continue;
+        };
+        if g.status.as_deref() != Some("running") {
+            continue;
+        }
+        let e = out
+            .entry(to.clone())
+            .or_insert_with(|| (free_in(resources, to), 0));
+        e.1 += g.maxmem_bytes.unwrap_or(0);
+    }
+    out
 }
 
 /// The PVE node name of a target name (or the name itself).
@@ -346,6 +455,9 @@ pub fn plan(
         success_criteria: Vec::new(),
         rollback: Vec::new(),
         updates: Vec::new(),
+        waves: Vec::new(),
+        max_migrations: o.max_migrations.max(1),
+        max_migrations_from: o.max_migrations_from.clone(),
     };
     let mut keep_rollback = Vec::new();
     match op {
@@ -483,6 +595,7 @@ pub fn plan(
         });
     }
     p.gates.splice(0..0, reach_gates(snap, &p.steps));
+    p.waves = waves(&p.steps, p.max_migrations);
     p.rollback = p
         .steps
         .iter()
@@ -605,4 +718,50 @@ fn maintenance_step(
         only_if: None,
         detail: json!({"kind": "maintenance", "node": node, "enter": enter}),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn migration(seq: u32) -> Step {
+        Step {
+            seq,
+            title: format!("migrate {seq}"),
+            on: "pve1".into(),
+            command: Some(Command {
+                name: "qm-migrate".into(),
+                script: format!("qm migrate {seq} pve2 --online"),
+            }),
+            detached: true,
+            verify: Some(Verify::GuestOn {
+                vmid: seq.into(),
+                node: "pve2".into(),
+                status: "running".into(),
+            }),
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: None,
+            noop: None,
+            only_if: None,
+            detail: json!({"kind": "migrate"}),
+        }
+    }
+
+    #[test]
+    fn consecutive_migrations_run_in_waves_of_at_most_max() {
+        let mut steps: Vec<Step> = (1..=6).map(migration).collect();
+        let seqs = |w: &[Wave]| -> Vec<Vec<u32>> { w.iter().map(|w| w.steps.clone()).collect() };
+        assert_eq!(seqs(&waves(&steps, 3)), vec![vec![1, 2, 3], vec![4, 5, 6]]);
+        assert_eq!(seqs(&waves(&steps, 4)), vec![vec![1, 2, 3, 4], vec![5, 6]]);
+        assert!(waves(&steps, 1).is_empty(), "one at a time: no waves");
+        let numbers: Vec<u32> = waves(&steps, 2).iter().map(|w| w.wave).collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        // Anything else between migrations ends a run: the maintenance step, a reboot, a
+        // no-op; a lone migration is no wave.
+        steps[2] = noop(3, "pve1", "guest 3 is on pve2 already".into());
+        steps[4].detail = json!({"kind": "maintenance"});
+        assert_eq!(seqs(&waves(&steps, 3)), vec![vec![1, 2]]);
+    }
 }

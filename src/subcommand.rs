@@ -384,6 +384,7 @@ async fn operate(
         reboot_timeout: Duration::from_secs(args.reboot_timeout),
         window,
         force_window: args.force_window,
+        max_migrations: args.max_migrations,
     })
     .await
 }
@@ -734,6 +735,7 @@ fn demo_job(
         window: None,
         force_window: false,
         checks: None,
+        max_migrations: None,
     };
     eprintln!(
         "\ndemo 2/4: pveops -I {} drain {} --yes",

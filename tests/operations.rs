@@ -381,27 +381,38 @@ fn restore_brings_the_guests_back_and_is_idempotent() {
 
 /// Starts a drain, waits until its first migration is journaled as started, then kills it.
 fn interrupted_drain(sim: &SimCluster, signal: &str) -> (Option<i32>, std::path::PathBuf) {
+    interrupted_drain_with(sim, signal, &[])
+}
+
+fn interrupted_drain_with(
+    sim: &SimCluster,
+    signal: &str,
+    extra: &[&str],
+) -> (Option<i32>, std::path::PathBuf) {
     let inv = sim.inventory();
-    let dir = sim.lab.dir.path().join(format!("drain-{signal}"));
+    let dir = sim
+        .lab
+        .dir
+        .path()
+        .join(format!("drain-{signal}{}", extra.join("")));
     let changelog = sim.lab.dir.path().join("changelog.md");
-    let mut child = crate::support::command(
-        sim.lab.home(),
-        &[
-            "-I",
-            inv.to_str().unwrap(),
-            "drain",
-            "pve1",
-            "--yes",
-            "--out",
-            dir.to_str().unwrap(),
-            "--changelog",
-            changelog.to_str().unwrap(),
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut args = vec![
+        "-I",
+        inv.to_str().unwrap(),
+        "drain",
+        "pve1",
+        "--yes",
+        "--out",
+        dir.to_str().unwrap(),
+        "--changelog",
+        changelog.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut child = crate::support::command(sim.lab.home(), &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let journal = dir.join("journal.jsonl");
     let started = crate::support::poll_until(30, || {
         std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"phase\":\"start\""))
@@ -844,4 +855,221 @@ fn targets_pve_or_ha_would_refuse_or_undo_are_refused_before_any_change() {
     // The dry run of a drain PVE accepts exits 0.
     let r = op(&sim, &["drain", "pve1", "--dry-run"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+/// `healthy(3)` with six running guests on pve1, none HA-managed: 101 (8 GiB), 100, 104,
+/// 105, 106 (4 GiB each, VMs on Ceph) and container 102 (1 GiB). A drain orders them biggest
+/// first: 101, 100, 104 | 105, 106, 102.
+fn six_on_pve1() -> Cluster {
+    let mut c = fast(scenario::healthy(3));
+    let web = c.guest(100).unwrap().clone();
+    for vmid in [104, 105, 106] {
+        let mut g = web.clone();
+        g.vmid = vmid;
+        g.name = Some(format!("app{vmid}"));
+        c.guests.push(g);
+    }
+    c
+}
+
+/// (seq, phase) of every journal entry, in the order written.
+fn phases(j: &[serde_json::Value]) -> Vec<(u64, String)> {
+    j.iter()
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["phase"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Position of the first entry of `seq` in `phase`.
+fn at(p: &[(u64, String)], seq: u64, phase: &str) -> usize {
+    p.iter()
+        .position(|(s, ph)| *s == seq && ph == phase)
+        .unwrap_or_else(|| panic!("no {phase} of step {seq} in {p:?}"))
+}
+
+#[test]
+fn max_migrations_drains_in_waves_each_verified_and_restore_undoes_them() {
+    let sim = SimCluster::start(six_on_pve1());
+    let before: Vec<(u32, String)> = sim
+        .state()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone()))
+        .collect();
+    let r = op(&sim, &["drain", "pve1", "--max-migrations", "3", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        sim.state()
+            .guests
+            .iter()
+            .all(|g| g.node != "pve1" || g.status != "running"),
+        "pve1 is drained"
+    );
+    assert_eq!(changes(&sim).len(), 6, "{:?}", changes(&sim));
+    let j = journal(&r.dir);
+    let p = phases(&j);
+    // Wave 1 (steps 1-3) all started before any of them ended; wave 2 (4-6) started only when
+    // every step of wave 1 had ended verified.
+    let last_start_1 = (1..=3).map(|s| at(&p, s, "start")).max().unwrap();
+    let first_end_1 = (1..=3).map(|s| at(&p, s, "end")).min().unwrap();
+    let last_end_1 = (1..=3).map(|s| at(&p, s, "end")).max().unwrap();
+    let first_start_2 = (4..=6).map(|s| at(&p, s, "start")).min().unwrap();
+    let last_start_2 = (4..=6).map(|s| at(&p, s, "start")).max().unwrap();
+    let first_end_2 = (4..=6).map(|s| at(&p, s, "end")).min().unwrap();
+    assert!(last_start_1 < first_end_1, "wave 1 ran at once: {p:?}");
+    assert!(
+        last_end_1 < first_start_2,
+        "wave 2 waited for wave 1: {p:?}"
+    );
+    assert!(last_start_2 < first_end_2, "wave 2 ran at once: {p:?}");
+    assert!(
+        j.iter()
+            .filter(|e| e["phase"] == "end")
+            .all(|e| e["outcome"] == "ok" && e["verified"] == true),
+        "{j:?}"
+    );
+    let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
+    assert!(
+        runbook.contains("Up to 3 migrations at once (--max-migrations)")
+            && runbook.contains("**Wave 1**: steps 1, 2, 3 at once.")
+            && runbook.contains("**Wave 2**: steps 4, 5, 6 at once."),
+        "{runbook}"
+    );
+    assert!(
+        r.stderr
+            .contains("wave 1: 3 migrations at once (steps 1, 2, 3)")
+            && r.stderr.contains("wave 2: every migration verified"),
+        "{}",
+        r.stderr
+    );
+    let back = restore(&sim, &r.dir.join("journal.jsonl"), "waves");
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert!(
+        crate::support::poll_until(20, || sim
+            .state()
+            .guests
+            .iter()
+            .map(|g| (g.vmid, g.node.clone()))
+            .collect::<Vec<_>>()
+            == before),
+        "restore put every guest back"
+    );
+}
+
+#[test]
+fn a_failed_migration_lets_its_wave_finish_and_starts_nothing_after_it() {
+    let mut c = six_on_pve1();
+    // Guest 100 is the second step of wave 1.
+    c.node_mut("pve1").unwrap().faults.migration_fails = vec![100];
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["drain", "pve1", "--max-migrations", "3", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let sent = changes(&sim);
+    assert_eq!(sent.len(), 3, "only wave 1 was sent: {sent:?}");
+    let j = journal(&r.dir);
+    let ends: Vec<(u64, String)> = j
+        .iter()
+        .filter(|e| e["phase"] == "end")
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = ends.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [(1, "ok".into()), (2, "failed".into()), (3, "ok".into())],
+        "the others of wave 1 ran to their end, nothing of wave 2 started: {j:?}"
+    );
+    let state = sim.state();
+    assert_eq!(
+        state.guest(100).unwrap().node,
+        "pve1",
+        "the failed one stayed"
+    );
+    for vmid in [101, 104] {
+        assert_ne!(state.guest(vmid).unwrap().node, "pve1", "{vmid} moved");
+    }
+    for vmid in [105, 106, 102] {
+        assert_eq!(state.guest(vmid).unwrap().node, "pve1", "{vmid} untouched");
+    }
+    let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
+    assert!(report.contains("step 2 failed"), "{report}");
+    let back = restore(&sim, &r.dir.join("journal.jsonl"), "failed-wave");
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert!(crate::support::poll_until(20, || {
+        let s = sim.state();
+        [101, 104].iter().all(|v| {
+            s.guest(*v)
+                .is_some_and(|g| g.node == "pve1" && g.lock.is_none())
+        })
+    }));
+}
+
+#[test]
+fn without_max_migrations_a_drain_runs_datacenter_cfg_max_workers_at_once() {
+    let mut c = six_on_pve1();
+    c.datacenter.max_workers = Some(4);
+    let sim = SimCluster::start(c);
+    let r = op(&sim, &["plan", "drain", "pve1"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
+    assert!(
+        runbook.contains(r"Up to 4 migrations at once (max\_workers in /etc/pve/datacenter.cfg)")
+            && runbook.contains("**Wave 1**: steps 1, 2, 3, 4 at once.")
+            && runbook.contains("**Wave 2**: steps 5, 6 at once."),
+        "{runbook}"
+    );
+    assert!(changes(&sim).is_empty(), "plan changes nothing");
+    // --max-migrations wins over datacenter.cfg; 1 means one at a time, no waves.
+    let one = op(&sim, &["plan", "drain", "pve1", "--max-migrations", "1"]);
+    assert_eq!(one.code, Some(0), "{}", one.stderr);
+    let runbook = std::fs::read_to_string(one.dir.join("runbook.md")).unwrap();
+    assert!(!runbook.contains("Wave"), "{runbook}");
+}
+
+#[test]
+fn ctrl_c_mid_wave_journals_every_migration_in_flight_and_restore_recovers() {
+    let mut c = six_on_pve1();
+    c.timing.migrate_secs = 2.0;
+    let sim = SimCluster::start(c);
+    let (code, journal) = interrupted_drain_with(&sim, "INT", &["--max-migrations", "3"]);
+    assert_eq!(code, Some(130));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let j: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let aborted: Vec<u64> = j
+        .iter()
+        .filter(|e| e["outcome"] == "aborted")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(aborted, [1, 2, 3], "every step of wave 1 in flight: {text}");
+    assert!(!text.contains("\"seq\":4"), "wave 2 never started: {text}");
+    let r = restore(&sim, &journal, "mid-wave");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        crate::support::poll_until(30, || {
+            let s = sim.state();
+            s.guests
+                .iter()
+                .all(|g| g.node == "pve1" || !matches!(g.vmid, 100..=106))
+                && s.guests.iter().all(|g| g.lock.is_none())
+        }),
+        "every guest of the wave is back on pve1: {:?}\n{}",
+        sim.state()
+            .guests
+            .iter()
+            .map(|g| (g.vmid, g.node.clone(), g.lock.clone()))
+            .collect::<Vec<_>>(),
+        r.stderr
+    );
 }

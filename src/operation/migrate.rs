@@ -8,8 +8,8 @@ use serde_json::json;
 use super::gates::version_gate;
 use super::targets::sid;
 use super::{
-    Affected, Options, Plan, Prechecks, Preflight, Step, Verify, any_other, free_memory, gate,
-    maintenance_step, noop,
+    Affected, Options, Plan, Prechecks, Preflight, Step, Verify, any_other, gate, maintenance_step,
+    memory_needed, noop,
 };
 use crate::command::Templates;
 use crate::health::Resource;
@@ -28,7 +28,6 @@ pub(super) fn add_moves(
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
-    let mut need: BTreeMap<String, u64> = BTreeMap::new();
     // Targets chosen so far, by HA id: a negative-affinity partner moved onto a node blocks it.
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     for (g, to) in moves {
@@ -93,9 +92,6 @@ pub(super) fn add_moves(
             }
         }
         placed.insert(sid(g), to.clone());
-        if running {
-            *need.entry(to.clone()).or_default() += g.maxmem_bytes.unwrap_or(0);
-        }
         let tool = if kind == "qemu" {
             "qm-migrate"
         } else {
@@ -120,8 +116,12 @@ pub(super) fn add_moves(
         p.success_criteria
             .push(format!("guest {vmid} runs on {to}, unlocked"));
     }
-    for (t, bytes) in need {
-        let free = free_memory(snap, &t);
+    let moved: Vec<(u64, String)> = moves
+        .iter()
+        .filter(|(g, to)| g.node.as_deref() != Some(to.as_str()))
+        .filter_map(|(g, to)| Some((g.vmid?, to.clone())))
+        .collect();
+    for (t, (free, bytes)) in memory_needed(&snap.resources, &moved) {
         let ok = free >= bytes;
         p.gates.push(gate(
             "memory",

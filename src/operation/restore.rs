@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use super::{Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step, noop};
+use super::{
+    Condition, Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step, noop,
+};
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
 
@@ -85,6 +87,42 @@ pub(super) fn plan_restore(
                     continue;
                 };
                 let now_on = g.node.clone().unwrap_or_default();
+                let running = g.status.as_deref() == Some("running");
+                let tool = if g.kind == "qemu" {
+                    "qm-migrate"
+                } else {
+                    "pct-migrate"
+                };
+                // Still on its source while its migration runs (PVE moves the guest's config
+                // only at the end, qemu-server `QemuMigrate::phase3_cleanup`): where it ends up
+                // is known only after the wait, so the move back is decided then.
+                if in_flight && now_on == from && g.lock.is_some() {
+                    let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+                    p.steps.push(Step {
+                        seq: n,
+                        title: format!(
+                            "move guest {vmid} back from {to} to {from} once its migration has ended there (undo of step {seq})"
+                        ),
+                        on: to.to_string(),
+                        command: Some(templates.render(tool, &data)?),
+                        detached: true,
+                        verify: Some(Verify::GuestOn {
+                            vmid,
+                            node: from.to_string(),
+                            status: g.status.clone().unwrap_or_default(),
+                        }),
+                        timeout: o.migrate_timeout,
+                        timeout_secs: o.migrate_timeout.as_secs(),
+                        undo: None,
+                        noop: None,
+                        only_if: Some(Condition::GuestOn {
+                            vmid,
+                            node: to.to_string(),
+                        }),
+                        detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
+                    });
+                    continue;
+                }
                 if now_on == from {
                     p.steps.push(noop(
                         n,
@@ -103,12 +141,6 @@ pub(super) fn plan_restore(
                     ));
                     continue;
                 }
-                let running = g.status.as_deref() == Some("running");
-                let tool = if g.kind == "qemu" {
-                    "qm-migrate"
-                } else {
-                    "pct-migrate"
-                };
                 let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
                 p.steps.push(Step {
                     seq: n,
