@@ -381,6 +381,7 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// Move every running guest off a node (HA guests through HA node maintenance)
     #[command(after_help = ops_help!("  pveops drain pve1 -I cluster.toml --dry-run
   pveops drain pve1 -I cluster.toml --to pve2,pve3 --yes --window \"2026-12-06 22:00/2h\"
+  pveops drain pve1 -I cluster.toml --max-migrations 3 --yes
   pveops restore --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl -I cluster.toml"))]
     #[command(display_order = 4)]
     Drain(DrainArgs),
