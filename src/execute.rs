@@ -599,7 +599,7 @@ impl Runner {
                         decided.insert(node.clone(), d);
                     }
                     if let Some((false, why)) = decided.get(node) {
-                        done.push(self.skip(step, &journal, why.clone())?);
+                        done.push(self.not_run(step, &journal, "skipped", why.clone())?);
                         continue;
                     }
                 }
@@ -614,7 +614,7 @@ impl Runner {
                         Err(e) => Some(format!("cannot tell where guest {vmid} is: {e}")),
                     };
                     if let Some(why) = why {
-                        done.push(self.skip(step, &journal, why)?);
+                        done.push(self.not_run(step, &journal, "skipped", why)?);
                         continue;
                     }
                 }
@@ -665,7 +665,7 @@ impl Runner {
         if let Some(why) = self.wave_memory(steps).await {
             let message = format!("wave {n} not started: {why}");
             eprintln!("    {message}");
-            let d = self.refuse(first, journal, message.clone())?;
+            let d = self.not_run(first, journal, "failed", message.clone())?;
             return Ok((
                 vec![d],
                 Some(Outcome::Failed {
@@ -751,8 +751,19 @@ impl Runner {
         (!short.is_empty()).then(|| short.join("; "))
     }
 
-    /// Journals a step that was not started because what it needs does not hold, with why.
-    fn refuse(&self, step: &Step, journal: &Log<'_>, why: String) -> Result<Done, crate::Error> {
+    /// Journals a step that does not run, with why: `skipped` (its condition does not hold,
+    /// which counts as verified) or `failed` (what it needs does not hold).
+    fn not_run(
+        &self,
+        step: &Step,
+        journal: &Log<'_>,
+        outcome: &str,
+        why: String,
+    ) -> Result<Done, crate::Error> {
+        let skipped = outcome == "skipped";
+        if skipped {
+            eprintln!("  step {}: {} (skipped: {why})", step.seq, step.title);
+        }
         let started = now();
         journal.write(&Entry {
             seq: step.seq,
@@ -767,7 +778,7 @@ impl Runner {
             undo: None,
             detail: Some(step.detail.clone()),
         })?;
-        journal.write(&end(step, "failed", None, false, why.clone()))?;
+        journal.write(&end(step, outcome, None, skipped, why.clone()))?;
         Ok(Done {
             seq: step.seq,
             step: step.title.clone(),
@@ -779,44 +790,8 @@ impl Runner {
             started,
             duration_ms: 0,
             exit_code: None,
-            outcome: "failed".into(),
-            verified: false,
-            message: why,
-            log: None,
-        })
-    }
-
-    /// Journals a step that does not run, with why.
-    fn skip(&self, step: &Step, journal: &Log<'_>, why: String) -> Result<Done, crate::Error> {
-        eprintln!("  step {}: {} (skipped: {why})", step.seq, step.title);
-        let started = now();
-        journal.write(&Entry {
-            seq: step.seq,
-            step: step.title.clone(),
-            command: step.command.as_ref().map(|c| c.script.clone()),
-            phase: "start".into(),
-            time: started.clone(),
-            outcome: None,
-            exit_code: None,
-            verified: None,
-            message: None,
-            undo: None,
-            detail: Some(step.detail.clone()),
-        })?;
-        journal.write(&end(step, "skipped", None, true, why.clone()))?;
-        Ok(Done {
-            seq: step.seq,
-            step: step.title.clone(),
-            command: step
-                .command
-                .as_ref()
-                .map(|c| c.script.clone())
-                .unwrap_or_default(),
-            started,
-            duration_ms: 0,
-            exit_code: None,
-            outcome: "skipped".into(),
-            verified: true,
+            outcome: outcome.into(),
+            verified: skipped,
             message: why,
             log: None,
         })

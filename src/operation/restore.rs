@@ -94,36 +94,10 @@ pub(super) fn plan_restore(
                     "pct-migrate"
                 };
                 // Still on its source while its migration runs (PVE moves the guest's config
-                // only at the end, qemu-server `QemuMigrate::phase3_cleanup`): where it ends up
+                // only at the end, qemu-server `src/PVE/QemuMigrate.pm` `phase3_cleanup`): where it ends up
                 // is known only after the wait, so the move back is decided then.
-                if in_flight && now_on == from && g.lock.is_some() {
-                    let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
-                    p.steps.push(Step {
-                        seq: n,
-                        title: format!(
-                            "move guest {vmid} back from {to} to {from} once its migration has ended there (undo of step {seq})"
-                        ),
-                        on: to.to_string(),
-                        command: Some(templates.render(tool, &data)?),
-                        detached: true,
-                        verify: Some(Verify::GuestOn {
-                            vmid,
-                            node: from.to_string(),
-                            status: g.status.clone().unwrap_or_default(),
-                        }),
-                        timeout: o.migrate_timeout,
-                        timeout_secs: o.migrate_timeout.as_secs(),
-                        undo: None,
-                        noop: None,
-                        only_if: Some(Condition::GuestOn {
-                            vmid,
-                            node: to.to_string(),
-                        }),
-                        detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
-                    });
-                    continue;
-                }
-                if now_on == from {
+                let moving = in_flight && now_on == from && g.lock.is_some();
+                if now_on == from && !moving {
                     p.steps.push(noop(
                         n,
                         from,
@@ -141,13 +115,31 @@ pub(super) fn plan_restore(
                     ));
                     continue;
                 }
+                let (on, title, only_if) = if moving {
+                    (
+                        to.to_string(),
+                        format!(
+                            "move guest {vmid} back from {to} to {from} once its migration has ended there (undo of step {seq})"
+                        ),
+                        Some(Condition::GuestOn {
+                            vmid,
+                            node: to.to_string(),
+                        }),
+                    )
+                } else {
+                    (
+                        now_on.clone(),
+                        format!(
+                            "move guest {vmid} back from {now_on} to {from} (undo of step {seq})"
+                        ),
+                        None,
+                    )
+                };
                 let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
                 p.steps.push(Step {
                     seq: n,
-                    title: format!(
-                        "move guest {vmid} back from {now_on} to {from} (undo of step {seq})"
-                    ),
-                    on: now_on.clone(),
+                    title,
+                    on: on.clone(),
                     command: Some(templates.render(tool, &data)?),
                     detached: true,
                     verify: Some(Verify::GuestOn {
@@ -159,8 +151,8 @@ pub(super) fn plan_restore(
                     timeout_secs: o.migrate_timeout.as_secs(),
                     undo: None,
                     noop: None,
-                    only_if: None,
-                    detail: json!({"kind": "migrate", "vmid": vmid, "from": now_on, "to": from}),
+                    only_if,
+                    detail: json!({"kind": "migrate", "vmid": vmid, "from": on, "to": from}),
                 });
             }
             Some("maintenance") => {
