@@ -1033,6 +1033,20 @@ fn without_max_migrations_a_drain_runs_datacenter_cfg_max_workers_at_once() {
     assert_eq!(one.code, Some(0), "{}", one.stderr);
     let runbook = std::fs::read_to_string(one.dir.join("runbook.md")).unwrap();
     assert!(!runbook.contains("Wave"), "{runbook}");
+    // A rolling reboot drains in waves and brings the guests back in waves; the reboot
+    // (step 7) is no part of one.
+    let reboot = op(&sim, &["plan", "reboot", "pve1", "--max-migrations", "3"]);
+    assert_eq!(reboot.code, Some(0), "{}", reboot.stderr);
+    let runbook = std::fs::read_to_string(reboot.dir.join("runbook.md")).unwrap();
+    for wave in [
+        "**Wave 1**: steps 1, 2, 3 at once.",
+        "**Wave 2**: steps 4, 5, 6 at once.",
+        "**Wave 3**: steps 8, 9, 10 at once.",
+        "**Wave 4**: steps 11, 12, 13 at once.",
+    ] {
+        assert!(runbook.contains(wave), "{wave}\n{runbook}");
+    }
+    assert!(runbook.contains("7. reboot pve1"), "{runbook}");
 }
 
 #[test]
