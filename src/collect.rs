@@ -69,6 +69,9 @@ pub struct Collector {
     pub upgrade_checklist: bool,
     /// Also read what gates a package upgrade (`PACKAGE_STATE`), for `pveops update`.
     pub package_state: bool,
+    /// Where each node's raw outputs go as soon as it has answered (`evidence::RawWriter`),
+    /// while the other nodes still answer; they are then not in what `collect` returns.
+    pub raw_sink: Option<std::sync::mpsc::Sender<Vec<Raw>>>,
 }
 
 /// The reads of [`crate::health::PackageState`].
@@ -134,6 +137,7 @@ impl Collector {
         let first = nodes.first().map(|n| n.name.clone());
         let on_done = Arc::new(on_done);
         let od = on_done.clone();
+        let sink = self.raw_sink.clone();
         let catalog_run = fleet::run_each(
             self.connector.clone(),
             self.templates.clone(),
@@ -147,6 +151,11 @@ impl Collector {
                     && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
                 {
                     let _ = tx.send(ids);
+                }
+                if let Some(sink) = &sink {
+                    // A writer that has stopped (its disk failed) reports that when it is
+                    // finished; the collection goes on.
+                    let _ = sink.send(raws_of(r));
                 }
                 od(r)
             },
@@ -174,12 +183,12 @@ impl Collector {
         };
         let mut raws = Vec::new();
         for r in &results {
-            snap.nodes.push(node_snapshot(
-                r,
-                &mut raws,
-                &mut snap.resources,
-                &mut snap.backups,
-            ));
+            // With a sink, each node's raw outputs went there when it answered.
+            if self.raw_sink.is_none() {
+                raws.extend(raws_of(r));
+            }
+            snap.nodes
+                .push(node_snapshot(r, &mut snap.resources, &mut snap.backups));
         }
         match early_backups {
             // Listed already (or nothing to list): keep what the listings read.
@@ -258,7 +267,8 @@ impl Collector {
 
     /// Adds what `r` read to the snapshot: the node's command records, resources and backups.
     fn absorb_alone(&self, r: NodeResult, snap: &mut Snapshot, raws: &mut Vec<Raw>) {
-        let mut scratch = node_snapshot(&r, raws, &mut snap.resources, &mut snap.backups);
+        raws.extend(raws_of(&r));
+        let mut scratch = node_snapshot(&r, &mut snap.resources, &mut snap.backups);
         if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == r.node.name) {
             target.commands.append(&mut scratch.commands);
         }
@@ -317,10 +327,24 @@ fn now_rfc3339() -> String {
     now.round(jiff::Unit::Second).unwrap_or(now).to_string()
 }
 
-/// Turns one node's results into its snapshot entry and raw outputs.
+/// The raw outputs of one node's results, as the evidence keeps them.
+fn raws_of(r: &NodeResult) -> Vec<Raw> {
+    let Ok(cmds) = &r.outcome else {
+        return Vec::new();
+    };
+    cmds.iter()
+        .map(|c| Raw {
+            node: r.node.name.clone(),
+            name: c.command.name.clone(),
+            command: c.command.script.clone(),
+            output: c.result.clone().map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// Turns one node's results into its snapshot entry.
 fn node_snapshot(
     r: &NodeResult,
-    raws: &mut Vec<Raw>,
     resources: &mut Vec<health::Resource>,
     backups: &mut Vec<health::Backup>,
 ) -> NodeSnapshot {
@@ -343,12 +367,6 @@ fn node_snapshot(
             command: c.command.script.clone(),
             ..Default::default()
         };
-        raws.push(Raw {
-            node: n.name.clone(),
-            name: c.command.name.clone(),
-            command: c.command.script.clone(),
-            output: c.result.clone().map_err(|e| e.to_string()),
-        });
         let out = match &c.result {
             Err(cause) => {
                 rec.error = Some(cause.to_string());

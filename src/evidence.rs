@@ -10,6 +10,70 @@ use serde_json::json;
 use crate::collect::Raw;
 
 /// An evidence directory being written.
+/// Writes raw outputs into a bundle on a thread of its own while the collection goes on, each
+/// node's as soon as it has answered (`collect::Collector::raw_sink`). The bundle is created
+/// when the first outputs arrive, or at `finish`: a run that fails before any node answered
+/// leaves no empty directory.
+pub struct RawWriter {
+    tx: std::sync::mpsc::Sender<Vec<Raw>>,
+    thread: std::thread::JoinHandle<Result<Option<Bundle>, crate::Error>>,
+    create: std::sync::Arc<dyn Fn() -> Result<Bundle, crate::Error> + Send + Sync>,
+}
+
+impl RawWriter {
+    pub fn start(
+        create: impl Fn() -> Result<Bundle, crate::Error> + Send + Sync + 'static,
+    ) -> RawWriter {
+        let create: std::sync::Arc<dyn Fn() -> Result<Bundle, crate::Error> + Send + Sync> =
+            std::sync::Arc::new(create);
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Raw>>();
+        let open = create.clone();
+        let thread = std::thread::spawn(move || {
+            let mut bundle: Option<Bundle> = None;
+            for raws in rx {
+                if raws.is_empty() {
+                    continue;
+                }
+                let mut b = match bundle.take() {
+                    Some(b) => b,
+                    None => open()?,
+                };
+                b.write_raw(&raws)?;
+                bundle = Some(b);
+            }
+            Ok(bundle)
+        });
+        RawWriter { tx, thread, create }
+    }
+
+    /// Where to send each node's raw outputs.
+    pub fn sink(&self) -> std::sync::mpsc::Sender<Vec<Raw>> {
+        self.tx.clone()
+    }
+
+    /// Waits until everything sent is written (every sink must be dropped first); the bundle,
+    /// created now if nothing had arrived, or the first error writing it.
+    pub fn finish(self) -> Result<Bundle, crate::Error> {
+        let create = self.create.clone();
+        match self.stop()? {
+            Some(b) => Ok(b),
+            None => create(),
+        }
+    }
+
+    /// Waits until everything sent is written; the bundle when anything was, creating none.
+    pub fn stop(self) -> Result<Option<Bundle>, crate::Error> {
+        drop(self.tx);
+        self.thread.join().unwrap_or_else(|_| {
+            Err(crate::Error::io(
+                Path::new("pveops-evidence"),
+                "write the raw outputs to",
+                std::io::Error::other("the writer thread panicked"),
+            ))
+        })
+    }
+}
+
 pub struct Bundle {
     pub dir: PathBuf,
     /// Raw files written, in order: (relative path of .stdout, command, exit code).

@@ -79,6 +79,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         only: Vec::new(),
         upgrade_checklist: false,
         package_state: matches!(op, Operation::Update { .. }),
+        raw_sink: None,
     };
     let subject = match &op {
         Operation::Migrate { vmid, .. } => vmid.to_string(),

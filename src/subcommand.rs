@@ -419,6 +419,7 @@ async fn take_snapshot(
     checks: &[crate::check::Check],
     only: Vec<String>,
     upgrade_checklist: bool,
+    raw_sink: Option<std::sync::mpsc::Sender<Vec<crate::collect::Raw>>>,
 ) -> Result<(crate::snapshot::Snapshot, Vec<crate::collect::Raw>), crate::Error> {
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
     let connector = connector(global);
@@ -431,6 +432,7 @@ async fn take_snapshot(
         only,
         upgrade_checklist,
         package_state: false,
+        raw_sink,
     };
     let progress = Arc::new(crate::progress::Progress::new("snapshot", nodes.len()));
     let p = progress.clone();
@@ -447,6 +449,55 @@ async fn take_snapshot(
     drop(progress);
     crate::check::evaluate_into(&mut snap, checks, jiff::Timestamp::now().as_second());
     Ok((snap, raws))
+}
+
+/// Takes a snapshot of `targets` while each node's raw outputs are written into the evidence
+/// bundle of `command` as soon as the node has answered; returns the snapshot and the bundle
+/// with every raw output in it. Interrupted, the bundle keeps what had arrived.
+#[allow(clippy::too_many_arguments)]
+fn snapshot_into_bundle(
+    global: &Global,
+    targets: &[String],
+    checks: &[crate::check::Check],
+    only: Vec<String>,
+    upgrade_checklist: bool,
+    out: Option<std::path::PathBuf>,
+    command: &'static str,
+    started: jiff::Timestamp,
+) -> Result<(crate::snapshot::Snapshot, crate::evidence::Bundle), crate::Error> {
+    let target = (targets.len() == 1).then(|| targets[0].clone());
+    let rt = runtime()?;
+    let writer = crate::evidence::RawWriter::start(move || {
+        crate::evidence::Bundle::create(out.as_deref(), command, target.as_deref(), started)
+    });
+    let taken = rt.block_on(take_snapshot(
+        global,
+        targets,
+        checks,
+        only,
+        upgrade_checklist,
+        Some(writer.sink()),
+    ));
+    // Every sink is dropped with the runtime's tasks (an interrupted collection's too), so
+    // the writer can see its end.
+    drop(rt);
+    let (snap, rest) = match taken {
+        Ok(t) => t,
+        Err(e) => {
+            // What had arrived stays, whole; a run that failed before any node answered
+            // leaves no directory.
+            if let Ok(Some(b)) = writer.stop() {
+                eprintln!(
+                    "{command}: the raw outputs read so far are in {}",
+                    b.dir.display()
+                );
+            }
+            return Err(e);
+        }
+    };
+    let mut bundle = writer.finish()?;
+    bundle.write_raw(&rest)?;
+    Ok((snap, bundle))
 }
 
 /// Exit status of an assessment: 3 when no node answered, else the worst finding.
@@ -493,7 +544,7 @@ fn print_summary(snap: &crate::snapshot::Snapshot) {
 fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
     let started = jiff::Timestamp::now();
-    let (snap, raws, targets) = match &args.from {
+    let (snap, bundle, targets) = match &args.from {
         Some(path) => {
             let mut snap = crate::snapshot::Snapshot::load(path)?;
             crate::check::evaluate_into(&mut snap, &checks, jiff::Timestamp::now().as_second());
@@ -502,24 +553,26 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
                 .iter()
                 .map(|n| n.name.clone())
                 .collect::<Vec<_>>();
-            (snap, Vec::new(), targets)
+            let target = (targets.len() == 1).then(|| targets[0].as_str());
+            let bundle =
+                crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
+            (snap, bundle, targets)
         }
         None => {
-            let (snap, raws) = runtime()?.block_on(take_snapshot(
+            let (snap, bundle) = snapshot_into_bundle(
                 global,
                 &args.targets,
                 &checks,
                 args.only.clone(),
                 args.upgrade_checklist,
-            ))?;
-            (snap, raws, args.targets.clone())
+                args.out.clone(),
+                "assess",
+                started,
+            )?;
+            (snap, bundle, args.targets.clone())
         }
     };
     let code = assess_exit(&snap);
-    let target = (targets.len() == 1).then(|| targets[0].as_str());
-    let mut bundle =
-        crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
-    bundle.write_raw(&raws)?;
     bundle.write("snapshot.json", snap.to_json().as_bytes())?;
     let hb = crate::report::registry(global.templates.as_deref())?;
     let summary = crate::report::Summary {
@@ -580,6 +633,7 @@ fn snapshot(global: &Global, args: SnapshotArgs) -> Result<i32, crate::Error> {
         &checks,
         Vec::new(),
         false,
+        None,
     ))?;
     crate::atomic::write(&args.output, snap.to_json().as_bytes(), Some(0o644))?;
     eprintln!(
@@ -811,23 +865,22 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
     let before = crate::snapshot::Snapshot::load(&args.against)?;
     let checks = crate::check::load(args.checks.as_deref())?;
     let started = jiff::Timestamp::now();
-    let (after, raws) = runtime()?.block_on(take_snapshot(
+    let (after, bundle) = snapshot_into_bundle(
         global,
         &args.targets,
         &checks,
         Vec::new(),
         false,
-    ))?;
+        args.out.clone(),
+        "verify",
+        started,
+    )?;
     let diffs = crate::diff::diff(&before, &after);
     let regressed = diffs.iter().any(|d| d.regression);
     let mut code = assess_exit(&after);
     if regressed && code != 3 {
         code = 2;
     }
-    let target = (args.targets.len() == 1).then(|| args.targets[0].as_str());
-    let mut bundle =
-        crate::evidence::Bundle::create(args.out.as_deref(), "verify", target, started)?;
-    bundle.write_raw(&raws)?;
     bundle.write("before.json", before.to_json().as_bytes())?;
     bundle.write("snapshot.json", after.to_json().as_bytes())?;
     let hb = crate::report::registry(global.templates.as_deref())?;

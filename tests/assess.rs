@@ -540,3 +540,91 @@ fn monitoring_formats_of_the_degraded_cluster() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Spawns `assess` of `sim` into `out`; returns the child.
+fn spawn_assess(sim: &SimCluster, out: &std::path::Path) -> std::process::Child {
+    let inv = sim.inventory();
+    crate::support::command(
+        sim.lab.home(),
+        &[
+            "assess",
+            "-I",
+            inv.to_str().unwrap(),
+            "lab",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
+}
+
+/// Files below `dir` whose name ends in `.tmp` (a write cut short).
+fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.to_string_lossy().ends_with(".tmp") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn raw_outputs_are_written_while_a_slow_node_still_answers_and_kept_when_interrupted() {
+    let mut c = scenario::healthy(3);
+    c.node_mut("pve3")
+        .unwrap()
+        .faults
+        .slow
+        .insert("pvesm status".into(), 6.0);
+    let sim = SimCluster::start(c);
+    for interrupt in [false, true] {
+        let out = sim.lab.dir.path().join(format!("streamed-{interrupt}"));
+        let mut child = spawn_assess(&sim, &out);
+        let early = crate::support::poll_until(20, || out.join("raw/pve2/meta.json").exists());
+        assert!(early, "pve2's raw outputs were written");
+        assert!(
+            child.try_wait().unwrap().is_none() && !out.join("raw/pve3").exists(),
+            "…while pve3 still answered"
+        );
+        if interrupt {
+            crate::support::sh("kill", &["-INT", &child.id().to_string()]);
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(130));
+            assert!(out.join("raw/pve2/qm-list.stdout").exists());
+            assert!(
+                !out.join("report.md").exists(),
+                "no report of a run cut short"
+            );
+        } else {
+            let status = child.wait().unwrap();
+            assert!(status.code().is_some_and(|c| c <= 2), "{status:?}");
+            let meta: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join("raw/pve3/meta.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(meta["pvesm-status"]["exit_code"], 0, "{meta}");
+            // The first node's meta.json holds its catalog and the cluster-wide reads that came
+            // after it.
+            let first: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join("raw/pve1/meta.json")).unwrap(),
+            )
+            .unwrap();
+            assert!(
+                first.get("qm-list").is_some() && first.get("storage-content").is_some(),
+                "{first}"
+            );
+            assert!(out.join("report.md").exists() && out.join("snapshot.json").exists());
+        }
+        assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    }
+}

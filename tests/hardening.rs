@@ -240,6 +240,7 @@ fn ten_snapshot_rounds_in_one_process_do_not_grow() {
             only: Vec::new(),
             upgrade_checklist: false,
             package_state: false,
+            raw_sink: None,
         };
         let (snap, _) = rt
             .block_on(collector.collect(nodes.clone(), &checks, |_| {}))
