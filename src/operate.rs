@@ -43,16 +43,7 @@ pub struct Request {
     pub dry_run: bool,
     /// `login@host` for the change log and the report.
     pub operator: String,
-    pub backup_gate: bool,
-    pub backup_max_age_hours: f64,
-    pub with_local_disks: bool,
-    /// Prefer HA node maintenance for HA-managed guests of a drained node.
-    pub ha_maintenance: bool,
-    pub migrate_timeout: Duration,
-    pub reboot_timeout: Duration,
-    /// The maintenance window (start, end) in Unix seconds.
-    pub window: Option<(i64, i64)>,
-    pub force_window: bool,
+    pub choices: crate::operation::Choices,
     /// Migrations at once (`--max-migrations`); none: `max_workers` of datacenter.cfg, else 1.
     pub max_migrations: Option<u32>,
 }
@@ -161,15 +152,8 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     let (max_migrations, max_migrations_from) =
         migrations_at_once(&runner, op, req.max_migrations).await;
     let opts = crate::operation::Options {
-        backup_gate: req.backup_gate,
-        backup_max_age_hours: req.backup_max_age_hours,
-        with_local_disks: req.with_local_disks,
-        ha_maintenance: req.ha_maintenance,
-        migrate_timeout: req.migrate_timeout,
-        reboot_timeout: req.reboot_timeout,
+        choices: req.choices.clone(),
         now: started.as_second(),
-        window: req.window,
-        force_window: req.force_window,
         upgrade_timeout: Duration::from_secs(match &op {
             Operation::Update {
                 upgrade_timeout_secs,

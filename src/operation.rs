@@ -72,9 +72,10 @@ impl Operation {
     }
 }
 
-/// Knobs of planning.
+/// What the operator chose for an operation (the command line's options, as plain data).
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct Choices {
+    /// Require a recent backup of every guest the operation touches.
     pub backup_gate: bool,
     pub backup_max_age_hours: f64,
     pub with_local_disks: bool,
@@ -82,10 +83,16 @@ pub struct Options {
     pub ha_maintenance: bool,
     pub migrate_timeout: Duration,
     pub reboot_timeout: Duration,
-    pub now: i64,
     /// The maintenance window (start, end) in Unix seconds; none means any time.
     pub window: Option<(i64, i64)>,
     pub force_window: bool,
+}
+
+/// Knobs of planning: the operator's choices and what was read or decided before the plan.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub choices: Choices,
+    pub now: i64,
     /// Seconds `apt-get -y dist-upgrade` may take on one node until it is verified.
     pub upgrade_timeout: Duration,
     /// Nodes whose `apt-get update` failed before the plan (node → why): the plan would stand
@@ -540,7 +547,7 @@ pub fn plan(
             }
         }
     }
-    if let Some((start, end)) = o.window {
+    if let Some((start, end)) = o.choices.window {
         let inside = (start..=end).contains(&o.now);
         let when = |t: i64| {
             jiff::Timestamp::from_second(t)
@@ -549,23 +556,23 @@ pub fn plan(
         };
         p.gates.push(gate(
             "maintenance-window",
-            inside || o.force_window,
+            inside || o.choices.force_window,
             if inside {
                 format!("now is inside the window {} – {}", when(start), when(end))
-            } else if o.force_window {
+            } else if o.choices.force_window {
                 format!("outside the window {} – {}, forced with --force-window", when(start), when(end))
             } else {
                 format!("now is outside the maintenance window {} – {} (pass --force-window to go anyway)", when(start), when(end))
             },
         ));
     }
-    if o.backup_gate {
+    if o.choices.backup_gate {
         let stale: Vec<String> = p
             .affected
             .iter()
             .filter(|a| {
                 a.backup_age_hours
-                    .is_none_or(|h| h > o.backup_max_age_hours)
+                    .is_none_or(|h| h > o.choices.backup_max_age_hours)
             })
             .map(|a| match a.backup_age_hours {
                 None => format!("{} (no backup)", a.vmid),
@@ -578,7 +585,7 @@ pub fn plan(
                 true,
                 format!(
                     "every affected guest has a backup younger than {:.0} h",
-                    o.backup_max_age_hours
+                    o.choices.backup_max_age_hours
                 ),
             )
         } else {
@@ -587,7 +594,7 @@ pub fn plan(
                 false,
                 format!(
                     "no backup younger than {:.0} h of: {} (or pass --no-backup-gate){}",
-                    o.backup_max_age_hours,
+                    o.choices.backup_max_age_hours,
                     stale.join(", "),
                     listing_failed(snap)
                 ),
@@ -711,8 +718,8 @@ fn maintenance_step(
             node: node.to_string(),
             enter,
         }),
-        timeout: o.migrate_timeout,
-        timeout_secs: o.migrate_timeout.as_secs(),
+        timeout: o.choices.migrate_timeout,
+        timeout_secs: o.choices.migrate_timeout.as_secs(),
         undo: if undoable { Some(cmd(!enter)?) } else { None },
         noop: None,
         only_if: None,

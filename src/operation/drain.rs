@@ -67,7 +67,7 @@ pub(super) fn add_drain(
     // exit), the others by free memory, biggest guest first.
     let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
         .into_iter()
-        .partition(|g| o.ha_maintenance && g.hastate.is_some());
+        .partition(|g| o.choices.ha_maintenance && g.hastate.is_some());
     let mut free: BTreeMap<String, u64> = usable
         .iter()
         .map(|t| (t.clone(), free_memory(snap, t)))

@@ -64,7 +64,7 @@ pub(super) fn add_moves(
                 .filter(|d| !d.cdrom && !d.is_unused)
                 .map(|d| d.volid.as_str())
                 .collect();
-            if !disks.is_empty() && !o.with_local_disks && kind == "qemu" && running {
+            if !disks.is_empty() && !o.choices.with_local_disks && kind == "qemu" && running {
                 // Only a live migration needs --with-local-disks; offline, PVE copies them.
                 p.gates.push(gate(
                     "migrate-preflight",
@@ -97,8 +97,8 @@ pub(super) fn add_moves(
         } else {
             "pct-migrate"
         };
-        let data = json!({"vmid": vmid, "target": to, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
-        let back = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+        let data = json!({"vmid": vmid, "target": to, "online": running, "restart": running, "with_local_disks": o.choices.with_local_disks});
+        let back = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.choices.with_local_disks});
         p.steps.push(Step {
             seq,
             title: format!("migrate {} {vmid} ({}) from {from} to {to}", if kind == "qemu" { "VM" } else { "CT" }, g.name.clone().unwrap_or_default()),
@@ -106,8 +106,8 @@ pub(super) fn add_moves(
             command: Some(templates.render(tool, &data)?),
             detached: true,
             verify: Some(Verify::GuestOn { vmid, node: to.clone(), status: g.status.clone().unwrap_or_default() }),
-            timeout: o.migrate_timeout,
-            timeout_secs: o.migrate_timeout.as_secs(),
+            timeout: o.choices.migrate_timeout,
+            timeout_secs: o.choices.migrate_timeout.as_secs(),
             undo: Some(templates.render(tool, &back)?),
             noop: None,
             only_if: None,

@@ -60,8 +60,8 @@ pub(super) fn plan_restore(
                 command: None,
                 detached: false,
                 verify: Some(Verify::GuestUnlocked { vmid }),
-                timeout: o.migrate_timeout,
-                timeout_secs: o.migrate_timeout.as_secs(),
+                timeout: o.choices.migrate_timeout,
+                timeout_secs: o.choices.migrate_timeout.as_secs(),
                 undo: None,
                 noop: None,
                 only_if: None,
@@ -135,7 +135,7 @@ pub(super) fn plan_restore(
                         None,
                     )
                 };
-                let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.with_local_disks});
+                let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.choices.with_local_disks});
                 p.steps.push(Step {
                     seq: n,
                     title,
@@ -147,8 +147,8 @@ pub(super) fn plan_restore(
                         node: from.to_string(),
                         status: g.status.clone().unwrap_or_default(),
                     }),
-                    timeout: o.migrate_timeout,
-                    timeout_secs: o.migrate_timeout.as_secs(),
+                    timeout: o.choices.migrate_timeout,
+                    timeout_secs: o.choices.migrate_timeout.as_secs(),
                     undo: None,
                     noop: None,
                     only_if,
