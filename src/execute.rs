@@ -86,6 +86,42 @@ impl std::fmt::Display for LookFailed {
     }
 }
 
+/// Ctrl-C for the whole execution: one listener from the first step to the last, so a Ctrl-C
+/// that comes between two steps (while a condition or a wave's memory is read) is not lost.
+struct Interrupt(Option<tokio::signal::unix::Signal>);
+
+impl Interrupt {
+    fn new() -> Interrupt {
+        Interrupt(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok())
+    }
+
+    /// Whether Ctrl-C came since the last look, without waiting.
+    fn pending(&mut self) -> bool {
+        use futures::FutureExt;
+        self.0
+            .as_mut()
+            .is_some_and(|s| s.recv().now_or_never().is_some())
+    }
+
+    /// A Ctrl-C that came before `step` started: the plan ends there, nothing of the step
+    /// having run (so nothing of it is journaled).
+    fn before(&mut self, step: &Step) -> Option<Outcome> {
+        self.pending().then(|| {
+            eprintln!("  interrupted (Ctrl-C) before step {}", step.seq);
+            Outcome::Aborted { seq: step.seq }
+        })
+    }
+
+    async fn wait(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The journal as the steps of a wave share it: each entry written whole, in the order the
 /// steps reach it (a line is never interleaved with another).
 struct Log<'a>(std::sync::Mutex<&'a mut Journal>);
@@ -573,6 +609,7 @@ impl Runner {
         journal: &mut Journal,
     ) -> Result<(Outcome, Vec<Done>), crate::Error> {
         let journal = Log(std::sync::Mutex::new(journal));
+        let mut interrupt = Interrupt::new();
         let mut done = Vec::new();
         let mut decided: BTreeMap<String, (bool, String)> = BTreeMap::new();
         let mut i = 0;
@@ -583,7 +620,7 @@ impl Runner {
                     .take_while(|s| w.steps.contains(&s.seq))
                     .collect();
                 i += steps.len();
-                let (mut ran, end) = self.wave(w.wave, &steps, &journal).await?;
+                let (mut ran, end) = self.wave(w.wave, &steps, &journal, &mut interrupt).await?;
                 done.append(&mut ran);
                 match end {
                     Some(end) => return Ok((end, done)),
@@ -620,12 +657,16 @@ impl Runner {
                 }
                 None => {}
             }
+            if let Some(out) = interrupt.before(step) {
+                return Ok((out, done));
+            }
             let result = tokio::select! {
-                r = self.step(step, &journal) => r?,
-                _ = tokio::signal::ctrl_c() => {
+                biased;
+                _ = interrupt.wait() => {
                     journal.write(&end(step, "aborted", None, false, ABORTED.into()))?;
                     return Ok((Outcome::Aborted { seq: step.seq }, done));
                 }
+                r = self.step(step, &journal) => r?,
             };
             let failed = result.outcome == "failed";
             let message = result.message.clone();
@@ -652,6 +693,7 @@ impl Runner {
         n: u32,
         steps: &[&Step],
         journal: &Log<'_>,
+        interrupt: &mut Interrupt,
     ) -> Result<(Vec<Done>, Option<Outcome>), crate::Error> {
         let seqs: Vec<String> = steps.iter().map(|s| s.seq.to_string()).collect();
         eprintln!(
@@ -674,6 +716,9 @@ impl Runner {
                 }),
             ));
         }
+        if let Some(out) = interrupt.before(first) {
+            return Ok((Vec::new(), Some(out)));
+        }
         let ended: std::sync::Mutex<BTreeMap<u32, Done>> = Default::default();
         let all = futures::future::join_all(steps.iter().map(|s| async {
             let d = self.step(s, journal).await?;
@@ -684,8 +729,8 @@ impl Runner {
             Ok::<Done, crate::Error>(d)
         }));
         let results = tokio::select! {
-            r = all => r,
-            _ = tokio::signal::ctrl_c() => {
+            biased;
+            _ = interrupt.wait() => {
                 let ended = ended.into_inner().unwrap_or_else(|p| p.into_inner());
                 let mut aborted = None;
                 for s in steps.iter().filter(|s| !ended.contains_key(&s.seq)) {
@@ -695,6 +740,7 @@ impl Runner {
                 let seq = aborted.unwrap_or(first.seq);
                 return Ok((ended.into_values().collect(), Some(Outcome::Aborted { seq })));
             }
+            r = all => r,
         };
         let mut done = Vec::new();
         for r in results {
