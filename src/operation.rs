@@ -255,11 +255,6 @@ impl Plan {
     pub fn wave_at(&self, seq: u32) -> Option<&Wave> {
         self.waves.iter().find(|w| w.steps.first() == Some(&seq))
     }
-
-    /// The wave step `seq` belongs to.
-    pub fn wave_of(&self, seq: u32) -> Option<&Wave> {
-        self.waves.iter().find(|w| w.steps.contains(&seq))
-    }
 }
 
 /// Whether a step is a migration that may run beside others: a detached `qm`/`pct migrate`
