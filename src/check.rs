@@ -103,6 +103,7 @@ pub const RULES: &[&str] = &[
     "backup-recent",
     "updates-pending",
     "lists-fresh",
+    "ceph-health",
 ];
 
 /// The checks in force: embedded ones, then `dir`'s files (same id replaces, new id adds).
@@ -531,6 +532,7 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
             }
         }
         "backup-recent" => out.extend(backup_findings(c, snap, now)),
+        "ceph-health" => out.extend(ceph_findings(c, snap)),
         "updates-pending" => {
             for n in reachable(snap) {
                 let Some(u) = &n.updates else { continue };
@@ -657,6 +659,53 @@ fn backup_findings(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Ceph's health where PVE has Ceph configured (the snapshot's `ceph`); nothing where it has
+/// none, since the ceph CLI is on every PVE node and fails there by design.
+fn ceph_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
+    use crate::facts::ceph_status::CephState;
+    let Some(ceph) = &snap.ceph else {
+        return Vec::new();
+    };
+    let subject = Some("ceph".to_string());
+    match (ceph.state, &ceph.health) {
+        (CephState::NotConfigured, _) => Vec::new(),
+        (CephState::Unreachable, _) | (_, None) => vec![finding(
+            c,
+            Severity::Critical,
+            None,
+            subject,
+            format!(
+                "Ceph is configured (/etc/pve/ceph.conf) but no node got its health: {}; check the monitors with `ceph -s`",
+                ceph.error.as_deref().unwrap_or("no answer")
+            ),
+        )],
+        (CephState::Configured, Some(h)) if h.status == "HEALTH_OK" => Vec::new(),
+        (CephState::Configured, Some(h)) => {
+            let severity = if h.status == "HEALTH_ERR" {
+                Severity::Critical
+            } else {
+                c.severity
+            };
+            let checks: Vec<&str> = h.checks.iter().map(|k| k.message.as_str()).collect();
+            vec![finding(
+                c,
+                severity,
+                ceph.health_from.as_deref(),
+                subject,
+                format!(
+                    "Ceph reports {}: {}; see `ceph health detail`",
+                    h.status,
+                    if checks.is_empty() {
+                        "no check named".to_string()
+                    } else {
+                        checks.join("; ")
+                    }
+                ),
+            )]
+        }
+    }
 }
 
 fn command_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
@@ -897,6 +946,7 @@ mod tests {
             resources: Vec::new(),
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         }
     }

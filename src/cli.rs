@@ -457,7 +457,8 @@ pub struct ParseArgs {
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// A built-in scenario (healthy-3node, degraded-3node, noquorum-3node, ha-5node, fleet-50) or a JSON file
+    /// A built-in scenario (healthy-3node, degraded-3node, noquorum-3node, ha-5node, fleet-50,
+    /// updates-4node, pve9-3node, hyperconverged-3node) or a JSON file
     #[arg(long, value_name = "NAME|FILE", conflicts_with = "nodes")]
     pub scenario: Option<String>,
     /// A healthy cluster of N nodes

@@ -43,6 +43,7 @@ const CATALOG: &[&str] = &[
     "utc-offset",
     "apt-simulate",
     "apt-lists-stamp",
+    "ceph-status",
     "systemctl-is-active",
     "cluster-resources",
     "storage-content",
@@ -84,7 +85,7 @@ pub fn node_catalog(
     only: &[String],
 ) -> Result<Vec<Command>, crate::Error> {
     let mut wanted: Vec<(&str, serde_json::Value)> =
-        CATALOG.iter().take(11).map(|n| (*n, json!({}))).collect();
+        CATALOG.iter().take(12).map(|n| (*n, json!({}))).collect();
     wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command
@@ -179,6 +180,7 @@ impl Collector {
             resources: Vec::new(),
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         };
         let mut raws = Vec::new();
@@ -511,6 +513,10 @@ fn absorb(
         "cluster-resources" => {
             let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
             resources.extend(parsed.resources.iter().map(from_fact));
+        }
+        // `ceph health` says on stderr why it gave no health (joined by the template).
+        "ceph-status" => {
+            n.ceph = Some(facts::ceph_status::parse(&format!("{stdout}{stderr}")).map_err(e)?)
         }
         "upgrade-checklist" => {
             let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;

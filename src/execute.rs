@@ -362,6 +362,44 @@ impl Runner {
                 ))
             }
             Verify::Upgraded { node, packages } => self.upgraded(node, packages).await,
+            Verify::CephNoout { node, set } => {
+                let cmd = self.plain("ceph-status")?;
+                let (_, out, err) = match self.run_on(node, &cmd).await {
+                    Err(e) if e.permanent => return Err(e),
+                    Err(e) => return Ok((false, format!("{node} does not answer: {e}"))),
+                    Ok(r) => r,
+                };
+                let Ok(s) = facts::ceph_status::parse(&format!("{out}{err}")) else {
+                    return Ok((false, format!("{node}: Ceph's health is not readable")));
+                };
+                let Some(h) = s.health else {
+                    return Ok((
+                        false,
+                        format!(
+                            "{node}: no Ceph health ({})",
+                            s.error.as_deref().unwrap_or("no answer")
+                        ),
+                    ));
+                };
+                let ok = if *set {
+                    h.noout
+                } else {
+                    !h.noout && h.recovered()
+                };
+                let checks: Vec<&str> = h.checks.iter().map(|c| c.message.as_str()).collect();
+                Ok((
+                    ok,
+                    format!(
+                        "Ceph {}{}",
+                        h.status,
+                        if checks.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", checks.join("; "))
+                        }
+                    ),
+                ))
+            }
             Verify::GuestUnlocked { vmid } => {
                 let g = self.guest(*vmid).await?;
                 Ok(match g.and_then(|g| g.lock) {

@@ -340,6 +340,7 @@ mod tests {
                 volid: "pbs:backup/vm/100/x".into(),
                 storage: "pbs".into(),
             }],
+            ceph: None,
             findings: vec![
                 finding(
                     "storage.usage",

@@ -21,7 +21,9 @@ mod restore;
 mod targets;
 mod update;
 use drain::add_drain;
-use gates::{ha_gate, listing_failed, node_gate, quorum_gates, reach_gates, version_gate};
+use gates::{
+    ceph_gate, ha_gate, listing_failed, node_gate, quorum_gates, reach_gates, version_gate,
+};
 use migrate::{add_ha_maintenance, add_moves};
 use reboot::add_reboot;
 use restore::plan_restore;
@@ -150,6 +152,11 @@ pub enum Verify {
         node: String,
         packages: BTreeMap<String, String>,
     },
+    /// Ceph's cluster-wide `noout` flag is set (or unset), as `ceph health` on `node` says.
+    /// Unset holds only once Ceph has recovered from the reboot too: not `HEALTH_ERR`, no OSD
+    /// down and no PG inactive or degraded ([`crate::facts::ceph_status::CephHealth::recovered`]),
+    /// so the next node's OSDs go down only after this one's are back.
+    CephNoout { node: String, set: bool },
 }
 
 /// A condition decided on the node when its step is reached, not when the plan is made.
@@ -486,12 +493,14 @@ pub fn plan(
             add_drain(&mut p, snap, node, to, pre, templates, o)?;
         }
         Operation::Reboot { nodes } => {
+            p.gates.extend(ceph_gate(snap));
             for node in nodes {
                 add_reboot(&mut p, snap, node, pre, templates, o)?;
             }
         }
         Operation::Update { nodes, .. } => {
             let nodes: Vec<String> = nodes.iter().map(|n| pve_name(snap, n)).collect();
+            p.gates.extend(ceph_gate(snap));
             p.gates.push(repositories_gate(snap, &nodes));
             for node in &nodes {
                 add_update(&mut p, snap, node, pre, templates, o)?;

@@ -185,6 +185,9 @@ struct Context<'a> {
     findings: Vec<FindingRow>,
     followups: Vec<FindingRow>,
     cluster: Option<ClusterRow>,
+    /// One line on Ceph: `not configured`, its health and where its OSDs are, or why it gave
+    /// none; empty when it was not read.
+    ceph: String,
     nodes: Vec<NodeRow>,
     storages: Vec<StorageRow>,
     guests: Vec<GuestRow>,
@@ -437,6 +440,40 @@ fn fold<R>(
     out
 }
 
+/// The report's Ceph line, from the snapshot's derived `ceph`.
+fn ceph_line(snap: &Snapshot) -> String {
+    use crate::facts::ceph_status::CephState;
+    let Some(c) = &snap.ceph else {
+        return String::new();
+    };
+    match (c.state, &c.health) {
+        (CephState::NotConfigured, _) => "not configured (no /etc/pve/ceph.conf)".into(),
+        (CephState::Configured, Some(h)) => {
+            let mut line = h.status.clone();
+            let checks: Vec<&str> = h.checks.iter().map(|k| k.message.as_str()).collect();
+            if !checks.is_empty() {
+                line.push_str(&format!(" ({})", checks.join("; ")));
+            }
+            let osds: Vec<String> = c
+                .osds
+                .iter()
+                .filter(|(_, o)| !o.is_empty())
+                .map(|(n, o)| format!("{n}: {}", o.len()))
+                .collect();
+            if osds.is_empty() {
+                line.push_str("; no OSD on the nodes read");
+            } else {
+                line.push_str(&format!("; OSDs on {}", osds.join(", ")));
+            }
+            line
+        }
+        _ => format!(
+            "configured, but no node got its health: {}",
+            c.error.as_deref().unwrap_or("no answer")
+        ),
+    }
+}
+
 /// The node table with runs of healthy nodes that agree on everything folded into one row.
 fn fold_nodes(rows: Vec<NodeRow>) -> Vec<NodeRow> {
     // A row folds only when nothing about it needs reading: reachable, no error, its PVE name
@@ -657,6 +694,7 @@ pub fn render_with_changes(
         findings,
         followups,
         cluster,
+        ceph: ceph_line(snap),
         nodes,
         storages,
         guests,
@@ -819,6 +857,7 @@ mod snapshot_tests {
                 volid: "pbs:backup/vm/100/2026-11-26T01:00:00Z".into(),
                 storage: "pbs".into(),
             }],
+            ceph: None,
             findings: vec![
                 Finding {
                     check: "node.reachable".into(),
@@ -888,6 +927,7 @@ mod snapshot_tests {
             resources: Vec::new(),
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         };
         let summary = Summary {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::facts::ceph_status::{CephHealth, CephState, CephStatus};
 use crate::finding::{Finding, Severity};
 use crate::health;
 
@@ -31,7 +32,42 @@ pub struct Snapshot {
     /// the `backup.recent` check and the operations' backup gate read.
     #[serde(default)]
     pub newest_backups: Vec<NewestBackup>,
+    /// Ceph as the whole cluster has it, derived once from the nodes' `ceph-status`
+    /// ([`Snapshot::derive`]); null when no node was read for it.
+    #[serde(default)]
+    pub ceph: Option<CephCluster>,
     pub findings: Vec<Finding>,
+}
+
+/// Ceph as the cluster has it: what the `ceph.health` check, the report and the reboot's
+/// `noout` steps read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CephCluster {
+    /// `configured` when a node got Ceph's health; `unreachable` when `/etc/pve/ceph.conf`
+    /// exists but no node got it; else `not-configured`.
+    pub state: CephState,
+    /// Ceph's health, as the first node that got it read it.
+    pub health: Option<CephHealth>,
+    /// The node whose `ceph health` answered.
+    pub health_from: Option<String>,
+    /// Why no node got Ceph's health (the last node's complaint), when none did.
+    pub error: Option<String>,
+    /// PVE node name → the OSDs it hosts, for every node read (an empty list: none).
+    pub osds: BTreeMap<String, Vec<u32>>,
+}
+
+impl CephCluster {
+    /// Whether rebooting `node` takes OSDs of this cluster down, so that `noout` keeps Ceph from
+    /// rebalancing meanwhile. When Ceph is configured and no node read shows an OSD, the
+    /// placement is unknown (the OSDs' directories could not be seen), so every node counts.
+    pub fn noout_wanted(&self, node: &str) -> bool {
+        if self.state == CephState::NotConfigured {
+            return false;
+        }
+        let known = self.osds.values().any(|o| !o.is_empty());
+        !known || self.osds.get(node).is_some_and(|o| !o.is_empty())
+    }
 }
 
 /// A guest's newest backup, with its absolute time.
@@ -72,6 +108,8 @@ pub struct NodeSnapshot {
     pub upgrade_checklist: Option<Vec<health::ChecklistResult>>,
     /// Pending package updates (`apt-get -s dist-upgrade`); null when not read.
     pub updates: Option<health::Updates>,
+    /// Ceph as this node sees it (`ceph-status`): PVE's Ceph config, its OSDs, the health.
+    pub ceph: Option<CephStatus>,
     /// Age of the package lists (seconds since the last `apt-get update`, by the node's clock).
     pub apt_lists_age_seconds: Option<i64>,
     /// What gates an upgrade (dpkg locks and audit, repositories); read by `pveops update`.
@@ -166,6 +204,42 @@ impl Snapshot {
             }
         }
         self.newest_backups = newest.into_values().collect();
+        self.ceph = self.derive_ceph();
+    }
+
+    /// The cluster's Ceph from each node's `ceph-status`: `/etc/pve/ceph.conf` is shared by
+    /// pmxcfs, the health is the whole Ceph cluster's, the OSDs are each node's own.
+    fn derive_ceph(&self) -> Option<CephCluster> {
+        let read: Vec<(&NodeSnapshot, &CephStatus)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.ceph.as_ref().map(|c| (n, c)))
+            .collect();
+        if read.is_empty() {
+            return None;
+        }
+        let mut c = CephCluster::default();
+        for (n, s) in &read {
+            let name = n.pve_node.clone().unwrap_or_else(|| n.name.clone());
+            c.osds.insert(name.clone(), s.osds.clone());
+            if c.health.is_none()
+                && let Some(h) = &s.health
+            {
+                c.health = Some(h.clone());
+                c.health_from = Some(name);
+            }
+        }
+        c.state = if c.health.is_some() {
+            CephState::Configured
+        } else if read.iter().any(|(_, s)| s.config) {
+            CephState::Unreachable
+        } else {
+            CephState::NotConfigured
+        };
+        if c.health.is_none() {
+            c.error = read.iter().rev().find_map(|(_, s)| s.error.clone());
+        }
+        Some(c)
     }
 
     /// The newest backup of guest `vmid`, if it has one.
@@ -241,6 +315,7 @@ mod derive_tests {
             resources: Vec::new(),
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         }
     }

@@ -26,6 +26,7 @@ pub mod apt_lists;
 pub mod apt_log;
 pub mod apt_policy;
 pub mod backup_list;
+pub mod ceph_status;
 pub mod cluster_options;
 pub mod corosync_cfgtool;
 pub mod df;
@@ -236,6 +237,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "pvesh get /nodes/N/storage/S/content --content backup: volumes with ctime (epoch)",
     ),
     (
+        ceph_status::KIND,
+        "PVE's Ceph config and the node's OSDs (stat), then ceph health --format json: not-configured/configured/unreachable, noout",
+    ),
+    (
         cluster_options::KIND,
         "pvesh get /cluster/options --output-format json: datacenter.cfg options (max_workers)",
     ),
@@ -320,6 +325,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "ha-groups" => to_json(ha_groups::KIND, ha_groups::parse(text)),
         "ha-resources" => to_json(ha_resources::KIND, ha_resources::parse(text)),
         "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
+        "ceph-status" => to_json(ceph_status::KIND, ceph_status::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -392,6 +398,7 @@ mod tests {
         ("pvesh-get-cluster-ha-groups.json", "ha-groups"),
         ("pvesh-get-cluster-ha-resources.json", "ha-resources"),
         ("pvesh-get-storage-content.", "storage-content"),
+        ("ceph-status.", "ceph-status"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {

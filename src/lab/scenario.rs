@@ -18,6 +18,7 @@ pub const NAMES: &[&str] = &[
     "fleet-50",
     "updates-4node",
     "pve9-3node",
+    "hyperconverged-3node",
 ];
 
 const GIB: u64 = 1 << 30;
@@ -32,6 +33,7 @@ pub fn builtin(name: &str) -> Option<Cluster> {
         "fleet-50" => healthy(50),
         "updates-4node" => updates(),
         "pve9-3node" => pve9(),
+        "hyperconverged-3node" => hyperconverged(),
         _ => return None,
     })
 }
@@ -83,6 +85,7 @@ fn node(i: u32) -> Node {
     Node {
         name: format!("pve{i}"),
         nodeid: i,
+        osds: Vec::new(),
         ip: format!("10.10.10.{}", 10 + i),
         votes: 1,
         online: true,
@@ -117,6 +120,7 @@ fn storage(id: &str, kind: &str, shared: bool, content: &str, total: u64, used: 
         enabled: true,
         content: content.into(),
         nodes: None,
+        monhost: None,
         total,
         used,
         avail: None,
@@ -161,8 +165,18 @@ fn guest(
 }
 
 /// `n` healthy nodes, each with two VMs and a container on shared Ceph storage, one VM on a
-/// local disk, a PBS datastore and an NFS backup share.
+/// local disk, a PBS datastore and an NFS backup share. The Ceph storage is an external
+/// cluster's (`monhost` in storage.cfg): PVE has no Ceph of its own configured here, so the
+/// ceph CLI fails as on such a node (`hyperconverged` is the other case).
 pub fn healthy(n: u32) -> Cluster {
+    let mut c = healthy_template(n);
+    if let Some(rbd) = c.storages.iter_mut().find(|s| s.id == "ceph-vm") {
+        rbd.monhost = Some("10.10.20.1 10.10.20.2 10.10.20.3".into());
+    }
+    c
+}
+
+fn healthy_template(n: u32) -> Cluster {
     let nodes: Vec<Node> = (1..=n).map(node).collect();
     let mut guests = Vec::new();
     for i in 1..=n {
@@ -269,7 +283,24 @@ pub fn healthy(n: u32) -> Cluster {
         qdevice: None,
         ha_rules: Vec::new(),
         datacenter: Default::default(),
+        ceph: None,
     }
+}
+
+/// Three nodes of a hyper-converged cluster: PVE's own Ceph (`pveceph init`: /etc/pve/ceph.conf),
+/// two OSDs on every node, `ceph-vm` an RBD storage on it (no `monhost`). A rolling reboot sets
+/// `noout` around each node.
+pub fn hyperconverged() -> Cluster {
+    let mut c = healthy(3);
+    if let Some(rbd) = c.storages.iter_mut().find(|s| s.id == "ceph-vm") {
+        rbd.monhost = None;
+    }
+    for (i, n) in c.nodes.iter_mut().enumerate() {
+        let first = 2 * i as u32;
+        n.osds = vec![first, first + 1];
+    }
+    c.ceph = Some(Default::default());
+    c
 }
 
 /// Three nodes with problems an assessment must find: an NFS storage inactive on pve2 (with

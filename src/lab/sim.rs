@@ -34,6 +34,7 @@ pub const TOOLS: &[&str] = &[
     "pve8to9",
     "corosync-cfgtool",
     "zpool",
+    "ceph",
     "systemctl",
     "reboot",
     "cat",
@@ -80,7 +81,7 @@ pub fn main(tool: &str, args: &[String]) -> i32 {
     if tool == "stat"
         && !args
             .iter()
-            .any(|a| super::apt::STAT_PATHS.contains(&a.as_str()))
+            .any(|a| super::apt::STAT_PATHS.contains(&a.as_str()) || super::ceph::is_ceph_path(a))
     {
         return real("/usr/bin/stat", args);
     }
@@ -337,6 +338,23 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
         ("dpkg", ["--audit" | "-C"]) => with_node(&read()?, node, apt::dpkg_audit),
         ("dpkg", _) => fail(2, "simulated dpkg: only --audit is available on a lab node"),
         ("lslocks", _) => with_node(&read()?, node, apt::lslocks),
+        ("stat", a) if a.iter().any(|p| super::ceph::is_ceph_path(p)) => {
+            let paths: Vec<&str> = a.iter().copied().filter(|x| x.starts_with('/')).collect();
+            super::ceph::stat(&read()?, node, &paths)
+        }
+        ("ceph", a) => match super::ceph::noout_change(a) {
+            Some(set) => {
+                let mut s = Locked::open(&env.state)?;
+                s.cluster.advance(now());
+                if let Some(ceph) = s.cluster.ceph.as_mut().filter(|c| !c.monitors_down) {
+                    ceph.noout = set;
+                }
+                let reply = super::ceph::ceph(&s.cluster, a);
+                s.save()?;
+                reply
+            }
+            None => super::ceph::ceph(&read()?, a),
+        },
         ("stat", a) => {
             let paths: Vec<&str> = a
                 .iter()

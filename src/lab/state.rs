@@ -40,6 +40,31 @@ pub struct Cluster {
     /// `/etc/pve/datacenter.cfg`: the options the lab knows.
     #[serde(default, skip_serializing_if = "Datacenter::is_empty")]
     pub datacenter: Datacenter,
+    /// Hyper-converged Ceph (`pveceph init` wrote `/etc/pve/ceph.conf`); `None`: no Ceph set
+    /// up, the ceph CLI fails as on a PVE node without it. OSDs are the nodes' `osds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceph: Option<Ceph>,
+}
+
+/// The cluster's own Ceph (`src/lab/ceph.rs` prints it as ceph does).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ceph {
+    /// The cluster-wide `noout` flag (`ceph osd set noout`).
+    pub noout: bool,
+    /// The monitors do not answer: every ceph command times out connecting.
+    pub monitors_down: bool,
+    /// Health checks besides the ones the state implies (OSDs down, flags): code, severity
+    /// (`HEALTH_WARN`, `HEALTH_ERR`) and summary message, e.g. `OSD_FULL` for a knob.
+    pub checks: Vec<CephCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CephCheck {
+    pub code: String,
+    pub severity: String,
+    pub message: String,
 }
 
 /// `/etc/pve/datacenter.cfg` (pve-cluster `src/PVE/DataCenterConfig.pm`): the options the lab
@@ -134,6 +159,10 @@ impl Default for Timing {
 pub struct Node {
     pub name: String,
     pub nodeid: u32,
+    /// Ids of the Ceph OSDs this node hosts (`/var/lib/ceph/osd/ceph-<id>`); they are down
+    /// while the node is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub osds: Vec<u32>,
     /// The corosync link address (what `pvecm status -i` shows).
     pub ip: String,
     #[serde(default = "one_u32")]
@@ -304,6 +333,10 @@ pub struct Storage {
     /// storage.cfg `nodes`: where it is available (all nodes when absent).
     #[serde(default)]
     pub nodes: Option<Vec<String>>,
+    /// storage.cfg `monhost` of an RBD or CephFS storage: an external Ceph cluster's monitors
+    /// (pve-storage `RBDPlugin.pm`), not the cluster's own Ceph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monhost: Option<String>,
     pub total: u64,
     pub used: u64,
     /// Available bytes; `total - used` when absent.

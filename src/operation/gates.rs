@@ -4,6 +4,40 @@
 use super::{Gate, Step, Verify, gate, lrm_state, node_resource, read_ok, unread, unread_on};
 use crate::snapshot::Snapshot;
 
+/// Ceph where PVE has it configured: a reboot or an update takes OSDs down, which a cluster in
+/// `HEALTH_ERR` (or one no node gets an answer from) cannot afford. No gate where there is no
+/// Ceph.
+pub(super) fn ceph_gate(snap: &Snapshot) -> Option<Gate> {
+    use crate::facts::ceph_status::CephState;
+    let ceph = snap.ceph.as_ref()?;
+    Some(match (ceph.state, &ceph.health) {
+        (CephState::NotConfigured, _) => return None,
+        (CephState::Configured, Some(h)) if h.status != "HEALTH_ERR" => {
+            gate("ceph-health", true, format!("Ceph reports {}", h.status))
+        }
+        (CephState::Configured, Some(h)) => gate(
+            "ceph-health",
+            false,
+            format!(
+                "Ceph reports HEALTH_ERR ({}); bring it back to HEALTH_OK or HEALTH_WARN before taking OSDs down (`ceph health detail`)",
+                h.checks
+                    .iter()
+                    .map(|c| c.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        _ => gate(
+            "ceph-health",
+            false,
+            format!(
+                "Ceph is configured (/etc/pve/ceph.conf) but no node got its health ({}); check the monitors with `ceph -s`",
+                ceph.error.as_deref().unwrap_or("no answer")
+            ),
+        ),
+    })
+}
+
 /// Quorum gates: the cluster is quorate now, and stays quorate without the votes of `without`.
 pub(super) fn quorum_gates(snap: &Snapshot, without: Option<&str>) -> Vec<Gate> {
     let mut out = Vec::new();
@@ -292,6 +326,7 @@ mod tests {
             resources: Vec::new(),
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         };
         let g = &quorum_gates(&snap, None)[0];

@@ -56,28 +56,29 @@ pub(super) fn add_cycle(
         w.seq = p.steps.len() as u32 + 1;
         p.steps.push(w);
     }
-    // On Ceph, keep the cluster from rebalancing while the node's OSDs are down; the noout
-    // warning this raises is expected (PRODUCT.md "Operations").
-    let ceph = snap.node(&node).is_some_and(|n| {
-        n.probes
-            .get("ceph-health")
-            .is_some_and(|p| p.exit_code != Some(127))
-    });
+    // Where this node hosts OSDs of the cluster's own Ceph, keep Ceph from marking them out
+    // and rebalancing while the node is down (`ceph osd set noout`); the HEALTH_WARN this
+    // raises is expected (PRODUCT.md "Operations"). Not where PVE has no Ceph configured, nor
+    // for an external cluster (RBD/CephFS with `monhost`): it hosts no OSD here.
+    let ceph = snap.ceph.as_ref().is_some_and(|c| c.noout_wanted(&node));
     if ceph {
         let seq = p.steps.len() as u32 + 1;
         p.steps.push(Step {
             seq,
-            title: "set the Ceph noout flag".into(),
+            title: format!("set the Ceph noout flag while {node}'s OSDs are down"),
             on: node.clone(),
             command: Some(templates.render("ceph-noout", &json!({"action": "set"}))?),
             detached: false,
-            verify: None,
+            verify: Some(Verify::CephNoout {
+                node: node.clone(),
+                set: true,
+            }),
             timeout: Duration::from_secs(60),
             timeout_secs: 60,
             undo: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
             noop: None,
             only_if: reboot_if.clone(),
-            detail: json!({"kind": "ceph-noout", "set": true}),
+            detail: json!({"kind": "ceph-noout", "set": true, "node": node}),
         });
     }
     let seq = p.steps.len() as u32 + 1;
@@ -104,17 +105,22 @@ pub(super) fn add_cycle(
         let seq = p.steps.len() as u32 + 1;
         p.steps.push(Step {
             seq,
-            title: "unset the Ceph noout flag".into(),
+            title: format!(
+                "unset the Ceph noout flag and wait until {node}'s OSDs are back (no OSD down, no PG degraded)"
+            ),
             on: node.clone(),
             command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
             detached: false,
-            verify: None,
-            timeout: Duration::from_secs(60),
-            timeout_secs: 60,
+            verify: Some(Verify::CephNoout {
+                node: node.clone(),
+                set: false,
+            }),
+            timeout: o.choices.reboot_timeout,
+            timeout_secs: o.choices.reboot_timeout.as_secs(),
             undo: None,
             noop: None,
             only_if: reboot_if.clone(),
-            detail: json!({"kind": "ceph-noout", "set": false}),
+            detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
         });
     }
     for s in drained.iter().rev() {

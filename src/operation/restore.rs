@@ -184,6 +184,56 @@ pub(super) fn plan_restore(
                     o,
                 )?);
             }
+            // `noout` the operation set and did not unset: cleared once Ceph has its OSDs back.
+            Some("ceph-noout") if detail["set"] == true => {
+                let unset_later = steps.iter().any(|(s, d, o)| {
+                    s > seq
+                        && d["kind"] == "ceph-noout"
+                        && d["set"] == false
+                        && o.as_deref() == Some("ok")
+                });
+                if unset_later {
+                    continue;
+                }
+                let node = detail["node"].as_str().unwrap_or("").to_string();
+                let on = if snap.node(&node).is_some_and(|n| n.reachable) {
+                    node.clone()
+                } else {
+                    any_other(snap, &node)
+                };
+                let noout = snap
+                    .ceph
+                    .as_ref()
+                    .and_then(|c| c.health.as_ref())
+                    .map(|h| h.noout);
+                if noout == Some(false) {
+                    p.steps.push(noop(
+                        n,
+                        &on,
+                        format!("the Ceph noout flag is not set (step {seq})"),
+                    ));
+                    continue;
+                }
+                p.steps.push(Step {
+                    seq: n,
+                    title: format!(
+                        "unset the Ceph noout flag set for {node}'s reboot and wait until its OSDs are back (undo of step {seq})"
+                    ),
+                    on: on.clone(),
+                    command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+                    detached: false,
+                    verify: Some(Verify::CephNoout {
+                        node: on,
+                        set: false,
+                    }),
+                    timeout: o.choices.reboot_timeout,
+                    timeout_secs: o.choices.reboot_timeout.as_secs(),
+                    undo: None,
+                    noop: None,
+                    only_if: None,
+                    detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
+                });
+            }
             _ => {}
         }
     }
@@ -194,7 +244,9 @@ pub(super) fn plan_restore(
             "the journal records nothing to undo".into(),
         ));
     }
-    p.success_criteria
-        .push("every guest the journal moved is back where it was; maintenance left".into());
+    p.success_criteria.push(
+        "every guest the journal moved is back where it was; maintenance left; Ceph noout unset"
+            .into(),
+    );
     Ok(())
 }

@@ -150,6 +150,7 @@ mod tests {
             resources: vec![guest(101, "pve1", true), guest(103, "pve3", true)],
             backups: Vec::new(),
             newest_backups: Vec::new(),
+            ceph: None,
             findings: Vec::new(),
         };
         let rules = crate::facts::ha_rules::parse(
