@@ -23,6 +23,8 @@ const READ_ONLY: &[&str] = &[
     "pvesh get /cluster/resources --output-format json",
     "apt-get -s dist-upgrade",
     "stat -c %Y %n /var/lib/apt/lists /var/cache/apt/pkgcache.bin",
+    "stat -c %n /etc/pve/ceph.conf /etc/pve/ceph /var/lib/ceph/osd/",
+    "ceph health --format json --connect-timeout 15",
 ];
 
 struct Run {

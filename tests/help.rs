@@ -160,3 +160,11 @@ fn the_command_list_follows_the_discipline() {
         .collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "order wrong:\n{text}");
 }
+
+#[test]
+fn lab_help_names_every_built_in_scenario() {
+    let text = help(&["lab", "--help"]);
+    for name in pveops::lab::scenario::NAMES {
+        assert!(text.contains(name), "`lab --help` lacks {name}:\n{text}");
+    }
+}

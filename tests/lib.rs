@@ -15,6 +15,8 @@ mod help;
 mod hardening;
 // Host key verification: unknown, changed, accept-new, hashed, revoked, certificates.
 mod host_keys;
+// Ceph as PVE has it: none, external, hyper-converged (noout around reboots), HEALTH_ERR.
+mod ceph;
 // `pveops exec`: output, JSON, exit codes, faults, timeouts, fan-out, jump hosts.
 mod exec;
 // Faults injected through real sshd and the lab's knobs into every operation.

@@ -6,15 +6,8 @@ use pveops::lab::scenario;
 use pveops::lab::state::Cluster;
 
 use crate::support::cluster::SimCluster;
+use crate::support::ops::{Op, fast, journal, op, restore};
 use crate::support::{pveops, stderr};
-
-fn fast(mut c: Cluster) -> Cluster {
-    c.timing.migrate_secs = 0.3;
-    c.timing.ha_delay_secs = 0.2;
-    c.timing.reboot_secs = 0.5;
-    c.timing.shutdown_secs = 0.1;
-    c
-}
 
 /// The commands that change something, in the order the lab received them.
 fn changes(sim: &SimCluster) -> Vec<String> {
@@ -31,38 +24,6 @@ fn changes(sim: &SimCluster) -> Vec<String> {
         .collect()
 }
 
-struct Op {
-    code: Option<i32>,
-    dir: std::path::PathBuf,
-    stderr: String,
-}
-
-fn op(sim: &SimCluster, args: &[&str]) -> Op {
-    let inv = sim.inventory();
-    let dir = sim
-        .lab
-        .dir
-        .path()
-        .join(format!("op-{}", args.join("-").replace('/', "_")));
-    let changelog = sim.lab.dir.path().join("changelog.md");
-    let mut a = vec!["-I", inv.to_str().unwrap()];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&[
-        "--out",
-        dir.to_str().unwrap(),
-        "--changelog",
-        changelog.to_str().unwrap(),
-        "--migrate-timeout",
-        "30",
-    ]);
-    let out = pveops(sim.lab.home(), &a, &[]);
-    Op {
-        code: out.status.code(),
-        dir,
-        stderr: stderr(&out),
-    }
-}
-
 /// The `outcome` of every entry of a change log's JSONL, in order.
 fn outcomes(jsonl: &str) -> Vec<String> {
     jsonl
@@ -73,14 +34,6 @@ fn outcomes(jsonl: &str) -> Vec<String> {
                 .unwrap()
                 .to_string()
         })
-        .collect()
-}
-
-fn journal(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
@@ -299,35 +252,6 @@ fn maintenance_enter_and_exit() {
             "ha-manager crm-command node-maintenance disable pve2".into()
         ]
     );
-}
-
-fn restore(sim: &SimCluster, journal: &std::path::Path, tag: &str) -> Op {
-    let inv = sim.inventory();
-    let dir = sim.lab.dir.path().join(format!("restore-{tag}"));
-    let changelog = sim.lab.dir.path().join("changelog.md");
-    let out = pveops(
-        sim.lab.home(),
-        &[
-            "-I",
-            inv.to_str().unwrap(),
-            "restore",
-            "--journal",
-            journal.to_str().unwrap(),
-            "--yes",
-            "--out",
-            dir.to_str().unwrap(),
-            "--changelog",
-            changelog.to_str().unwrap(),
-            "--migrate-timeout",
-            "30",
-        ],
-        &[],
-    );
-    Op {
-        code: out.status.code(),
-        dir,
-        stderr: stderr(&out),
-    }
 }
 
 #[test]

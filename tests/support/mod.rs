@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod netns;
+pub mod ops;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
