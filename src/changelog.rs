@@ -52,20 +52,39 @@ pub fn append(path: &Path, e: &Entry) -> Result<(), crate::Error> {
             md.push_str(&format!("  - [ ] {}\n", esc(f)));
         }
     }
-    let new_file = !path.exists();
+    let new_file = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
     if new_file {
         md.insert_str(0, "# pveops change log\n");
     }
     append_bytes(path, md.as_bytes())?;
-    let jsonl = path.with_file_name(format!(
+    let jsonl = jsonl_path(path);
+    let mut line = serde_json::to_string(e).unwrap_or_default();
+    line.push('\n');
+    append_bytes(&jsonl, line.as_bytes())
+}
+
+/// The JSONL twin of the markdown change log (`FILE.jsonl`).
+fn jsonl_path(path: &Path) -> std::path::PathBuf {
+    path.with_file_name(format!(
         "{}.jsonl",
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("pveops-changelog.md")
-    ));
-    let mut line = serde_json::to_string(e).unwrap_or_default();
-    line.push('\n');
-    append_bytes(&jsonl, line.as_bytes())
+    ))
+}
+
+/// Opens both change-log files for appending (creating them empty), writing nothing: an
+/// operation calls this before its first change, so a change log it could not write is found
+/// then, not after the changes (exit 3).
+pub fn ensure_writable(path: &Path) -> Result<(), crate::Error> {
+    for p in [path.to_path_buf(), jsonl_path(path)] {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| crate::Error::io(&p, "open the change log", e))?;
+    }
+    Ok(())
 }
 
 fn append_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {

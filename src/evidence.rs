@@ -124,6 +124,27 @@ impl Bundle {
         unreachable!("the loop only ends by returning")
     }
 
+    /// Like `create`, for an operation: an `out` directory that holds an earlier run's
+    /// evidence keeps it, moved whole into `earlier-<UTC stamp>/` inside it (said on stderr),
+    /// so nothing is overwritten and this run's journal is its own; and the directory is
+    /// written to once, so one that cannot be written is found before the first change.
+    pub fn create_fresh(
+        out: Option<&Path>,
+        command: &str,
+        target: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<Bundle, crate::Error> {
+        if let Some(dir) = out {
+            keep_earlier(dir, now)?;
+        }
+        let b = Self::create(out, command, target, now)?;
+        let probe = b.dir.join(".pveops-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| crate::Error::io(&b.dir, "write into the evidence directory", e))?;
+        Ok(b)
+    }
+
     fn at(dir: PathBuf) -> Bundle {
         Bundle {
             dir,
@@ -302,4 +323,52 @@ pub fn safe(s: &str) -> String {
         out.replace_range(0..1, "_");
     }
     if out.is_empty() { "_".into() } else { out }
+}
+
+/// The names a bundle writes at its top level: an earlier run's are moved aside, not
+/// overwritten; any other file in the directory is left alone.
+const BUNDLE_NAMES: &[&str] = &[
+    "report.md",
+    "snapshot.json",
+    "before.json",
+    "after.json",
+    "runbook.md",
+    "journal.jsonl",
+    "raw",
+];
+
+/// Moves an earlier run's evidence in `dir` into `dir/earlier-<stamp>/`.
+fn keep_earlier(dir: &Path, now: jiff::Timestamp) -> Result<(), crate::Error> {
+    let present: Vec<&str> = BUNDLE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| dir.join(n).symlink_metadata().is_ok())
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let mut aside = dir.join(format!("earlier-{stamp}"));
+    for n in 2.. {
+        if std::fs::create_dir(&aside).is_ok() {
+            break;
+        }
+        if n > 100 {
+            return Err(crate::Error::file(
+                dir,
+                "cannot make a directory to keep the earlier run's evidence in; name a new directory with --out",
+            ));
+        }
+        aside = dir.join(format!("earlier-{stamp}-{n}"));
+    }
+    for n in present {
+        std::fs::rename(dir.join(n), aside.join(n))
+            .map_err(|e| crate::Error::io(&dir.join(n), "keep the earlier run's evidence", e))?;
+    }
+    eprintln!(
+        "{} held an earlier run's evidence; it is kept in {}",
+        dir.display(),
+        aside.display()
+    );
+    Ok(())
 }

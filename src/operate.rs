@@ -87,8 +87,13 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         Operation::Update { .. } => "update",
     };
     let restoring = matches!(op, Operation::Restore { .. });
+    // Every output is opened before anything is read or changed: an evidence directory or a
+    // change log that cannot be written ends the run here (exit 3), not after the changes.
     let mut bundle =
-        crate::evidence::Bundle::create(req.out.as_deref(), name, Some(&subject), started)?;
+        crate::evidence::Bundle::create_fresh(req.out.as_deref(), name, Some(&subject), started)?;
+    if !req.dry_run {
+        crate::changelog::ensure_writable(&req.changelog)?;
+    }
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
     let (mut before, mut raws_before) = collector.collect(nodes.clone(), checks, |_| {}).await?;
     crate::check::evaluate_into(&mut before, checks, now());
@@ -127,11 +132,14 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     // assessment again, so the plan shows what apt will really install.
     let mut journal: Option<crate::journal::Journal> = None;
     let mut refresh_failures = BTreeMap::new();
+    // A name that is not a member refuses at once: nothing more is read or sent for it.
+    let stranger = crate::operation::membership_gate(op, &before).is_some();
     if let Operation::Update {
         nodes: wanted,
         refresh: true,
         ..
     } = &op
+        && !stranger
     {
         let j = journal.insert(crate::journal::Journal::create(
             &bundle.dir.join("journal.jsonl"),
@@ -143,14 +151,19 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         crate::check::evaluate_into(&mut before, checks, now());
     }
     let space = match &op {
-        Operation::Update { nodes: wanted, .. } => {
+        Operation::Update { nodes: wanted, .. } if !stranger => {
             read_space(&runner, &before, wanted, templates, &mut bundle).await?
         }
         _ => BTreeMap::new(),
     };
-    let prechecks = preflight(&runner, op, &before, templates).await;
-    let (max_migrations, max_migrations_from) =
-        migrations_at_once(&runner, op, req.max_migrations).await;
+    let (prechecks, (max_migrations, max_migrations_from)) = if stranger {
+        (Default::default(), (1, "the default".to_string()))
+    } else {
+        (
+            preflight(&runner, op, &before, templates).await,
+            migrations_at_once(&runner, op, req.max_migrations).await,
+        )
+    };
     let opts = crate::operation::Options {
         choices: req.choices.clone(),
         now: started.as_second(),
@@ -361,6 +374,16 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         bundle.dir.join("report.md").display()
     );
     Ok(code)
+}
+
+/// The lock a failed preflight names (`VM is locked (backup)`, read by the `pve-stderr` parser).
+fn locked(stderr: &str) -> Option<String> {
+    crate::facts::stderr::parse(stderr)
+        .ok()?
+        .diagnostics
+        .into_iter()
+        .find(|d| d.code == "guest-locked")
+        .and_then(|d| d.subject)
 }
 
 /// What to do after a failed step, in one sentence.
@@ -589,7 +612,10 @@ async fn preflight(
                     Err(e) => Preflight::Unreadable(e.to_string()),
                 },
                 Ok((_, _, err)) if missing(&err) => continue,
-                Ok((code, _, err)) => Preflight::Unreadable(failed(&cmd, code, &err)),
+                Ok((code, _, err)) => match locked(&err) {
+                    Some(lock) => Preflight::Locked(lock),
+                    None => Preflight::Unreadable(failed(&cmd, code, &err)),
+                },
                 Err(e) => Preflight::Unreadable(e.message),
             };
             out.preflight.insert(vmid, entry);

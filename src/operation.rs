@@ -21,6 +21,7 @@ mod restore;
 mod targets;
 mod update;
 use drain::add_drain;
+pub use gates::membership_gate;
 use gates::{
     ceph_gate, ha_gate, listing_failed, node_gate, quorum_gates, reach_gates, version_gate,
 };
@@ -431,6 +432,31 @@ pub fn memory_needed(
     out
 }
 
+/// The guests the plan moves that are locked; `None` when it moves none.
+fn lock_gate(snap: &Snapshot, affected: &[Affected]) -> Option<Gate> {
+    if affected.is_empty() {
+        return None;
+    }
+    let locked: Vec<String> = affected
+        .iter()
+        .filter(|a| a.target.as_deref() != Some(a.node.as_str()))
+        .filter_map(|a| {
+            let r = guests(snap).into_iter().find(|g| g.vmid == Some(a.vmid))?;
+            let lock = r.lock.as_deref()?;
+            Some(targets::locked_sentence(a.vmid, r, lock))
+        })
+        .collect();
+    Some(if locked.is_empty() {
+        gate(
+            "guests-unlocked",
+            true,
+            format!("none of the {} guest(s) to move is locked", affected.len()),
+        )
+    } else {
+        gate("guests-unlocked", false, locked.join("; "))
+    })
+}
+
 /// The PVE node name of a target name (or the name itself).
 pub fn pve_name(snap: &Snapshot, name: &str) -> String {
     snap.node(name)
@@ -468,6 +494,12 @@ pub fn plan(
         max_migrations: o.max_migrations.max(1),
         max_migrations_from: o.max_migrations_from.clone(),
     };
+    // A name that is not a member refuses before anything else is judged: no gate or step may
+    // speak of a node that is not there.
+    if let Some(g) = membership_gate(op, snap) {
+        p.gates.push(g);
+        return Ok(p);
+    }
     let mut keep_rollback = Vec::new();
     match op {
         Operation::Migrate { vmid, to } => {
@@ -550,6 +582,13 @@ pub fn plan(
                 }
             }
         }
+    }
+    // A locked guest the plan would move: PVE refuses it (`check_lock` in the migrate
+    // preflight), so a rollout would stop half-way at it. Refused first, naming guest and lock.
+    if !matches!(op, Operation::Restore { .. })
+        && let Some(g) = lock_gate(snap, &p.affected)
+    {
+        p.gates.insert(0, g);
     }
     if let Some((start, end)) = o.choices.window {
         let inside = (start..=end).contains(&o.now);

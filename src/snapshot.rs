@@ -274,6 +274,38 @@ impl Snapshot {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
     }
 
+    /// The cluster's members by PVE node name: `/cluster/resources`' nodes, else the members
+    /// `pvecm status` lists, else (a standalone node) the PVE names of the nodes read. Empty
+    /// when nothing says.
+    pub fn members(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .resources
+            .iter()
+            .filter(|r| r.kind == "node")
+            .filter_map(|r| r.node.clone())
+            .collect();
+        if m.is_empty() {
+            m = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.cluster.as_ref())
+                .flat_map(|c| c.members.iter().map(|x| x.name.clone()))
+                .filter(|n| !n.is_empty() && !n.contains('.') && !n.contains(':'))
+                .collect();
+        }
+        if m.is_empty() {
+            m = self
+                .nodes
+                .iter()
+                .filter(|n| n.reachable)
+                .filter_map(|n| n.pve_node.clone())
+                .collect();
+        }
+        m.sort();
+        m.dedup();
+        m
+    }
+
     /// The node whose target name or PVE node name is `name`.
     pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
         self.nodes

@@ -29,6 +29,8 @@ mod operations;
 mod parse;
 // `pveops snapshot`, `diff` and `verify`: before/after against the lab.
 mod verify;
+// Refusals before the first change: non-members, locks, unwritable outputs, reused --out.
+mod safety;
 // Shell quoting: arbitrary values survive template → sh -c → argv.
 mod quoting;
 // `pveops update`: rolling package updates against the lab's apt behind sshd.

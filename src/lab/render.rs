@@ -1952,6 +1952,20 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
                 return no_handler();
             };
             match local_guest(c, &t.name, kind, vmid) {
+                // `migrate_vm_precondition` checks the lock first ("try to detect errors
+                // early": `PVE::QemuConfig->check_lock`, qemu-server `src/PVE/API2/Qemu.pm`;
+                // `PVE::LXC::Config->check_lock`, pve-container `src/PVE/API2/LXC.pm`, PVE 9),
+                // and `PVE::AbstractConfig::check_lock` dies `VM is locked (backup)`.
+                Ok(g) if g.lock.is_some() && (kind == GuestKind::Qemu || pve_ge(t, &[9])) => {
+                    let what = if kind == GuestKind::Qemu { "VM" } else { "CT" };
+                    return Reply::err(
+                        format!(
+                            "{what} is locked ({})",
+                            g.lock.as_deref().unwrap_or_default()
+                        ),
+                        255,
+                    );
+                }
                 Ok(g) => match migrate_json(c, g, t) {
                     Some(v) => v,
                     None => return no_handler(),

@@ -4,6 +4,66 @@
 use super::{Gate, Step, Verify, gate, lrm_state, node_resource, read_ok, unread, unread_on};
 use crate::snapshot::Snapshot;
 
+/// The node names an operation acts on (operands, `--to`) that are not cluster members: the
+/// gate refuses before anything else is judged or sent, names the members and suggests the
+/// member a wrong case or a typo meant. `None` when every name is a member, or when the
+/// snapshot names no members at all.
+pub fn membership_gate(op: &super::Operation, snap: &Snapshot) -> Option<Gate> {
+    use super::Operation;
+    let members = snap.members();
+    if members.is_empty() {
+        return None;
+    }
+    let names: Vec<&String> = match op {
+        Operation::Migrate { to, .. } => vec![to],
+        Operation::Drain { node, to } => std::iter::once(node).chain(to.iter()).collect(),
+        Operation::Maintenance { node, .. } => vec![node],
+        Operation::Reboot { nodes } | Operation::Update { nodes, .. } => nodes.iter().collect(),
+        Operation::Restore { .. } => Vec::new(),
+    };
+    let strangers: Vec<String> = names
+        .into_iter()
+        .filter(|n| !members.contains(&super::pve_name(snap, n)))
+        .map(|n| match suggestion(n, &members) {
+            Some(m) => format!("{n} (did you mean {m}?)"),
+            None => n.clone(),
+        })
+        .collect();
+    if strangers.is_empty() {
+        return None;
+    }
+    Some(gate(
+        "node-member",
+        false,
+        format!(
+            "{} {} not a member of the cluster; its members are {}",
+            strangers.join(", "),
+            if strangers.len() == 1 { "is" } else { "are" },
+            members.join(", ")
+        ),
+    ))
+}
+
+/// The member `name` most likely meant: the same but for case, else one within two edits.
+fn suggestion<'a>(name: &str, members: &'a [String]) -> Option<&'a String> {
+    members
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(name))
+        .or_else(|| {
+            members
+                .iter()
+                .map(|m| {
+                    (
+                        strsim::levenshtein(&m.to_lowercase(), &name.to_lowercase()),
+                        m,
+                    )
+                })
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, m)| m)
+        })
+}
+
 /// Ceph where PVE has it configured: a reboot or an update takes OSDs down, which a cluster in
 /// `HEALTH_ERR` (or one no node gets an answer from) cannot afford. No gate where there is no
 /// Ceph.

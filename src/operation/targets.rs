@@ -18,6 +18,9 @@ pub enum Preflight {
     /// The node has the endpoint but its answer could not be used (timeout, failure, not the
     /// expected JSON): the gate refuses rather than pass unchecked.
     Unreadable(String),
+    /// PVE refused the preflight because the guest is locked (`backup`, `migrate`, …):
+    /// `check_lock` comes first in `migrate_vm_precondition`.
+    Locked(String),
 }
 
 /// The facts about targets an operation reads before it plans.
@@ -63,6 +66,21 @@ fn location<'a>(
         .and_then(|r| r.node.as_deref())
 }
 
+/// A locked guest, in one sentence with what to do: PVE refuses to migrate it.
+pub fn locked_sentence(vmid: u64, g: &Resource, lock: &str) -> String {
+    let on = g.node.as_deref().unwrap_or("its node");
+    let tool = if g.kind == "lxc" { "pct" } else { "qm" };
+    let wait = match lock {
+        "backup" => "wait for its backup to finish",
+        "migrate" => "wait for its migration to end",
+        "snapshot" | "snapshot-delete" | "rollback" => "wait for the snapshot task to end",
+        _ => "wait for the task that holds it to end",
+    };
+    format!(
+        "guest {vmid} on {on} is locked ({lock}) and PVE refuses to migrate a locked guest: {wait}, or, if no task holds it any more, `{tool} unlock {vmid}` on {on}, then run again"
+    )
+}
+
 impl Prechecks {
     /// Why `g` may not move to `to`, in one sentence; `None` when PVE and HA would accept and
     /// keep it there. `placed` holds the targets already chosen for other guests (by HA id).
@@ -81,6 +99,9 @@ impl Prechecks {
                     return Some(format!(
                         "the migrate preflight of guest {vmid} on {from} could not be read: {why}"
                     ));
+                }
+                Preflight::Locked(lock) => {
+                    return Some(locked_sentence(vmid, g, lock));
                 }
                 Preflight::Read(pf) => {
                     if let Some(b) = pf.verdict(to).filter(|b| !b.is_empty()) {
