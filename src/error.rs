@@ -27,6 +27,9 @@ pub enum Error {
     /// The run was interrupted.
     #[error("interrupted")]
     Interrupted,
+    /// An operation ended by a signal (SIGINT, SIGTERM, SIGHUP), after recording it.
+    #[error("interrupted by {}", .0.name())]
+    Signal(crate::signals::Sig),
 }
 
 impl Error {
@@ -50,6 +53,7 @@ impl Error {
         match self {
             Error::Usage(_) => 64,
             Error::Interrupted => 130,
+            Error::Signal(s) => s.exit_code(),
             _ => 3,
         }
     }

@@ -18,6 +18,7 @@ use crate::journal::{Entry, Journal, now};
 use crate::operation::{Condition, Plan, Step, Verify};
 use crate::output::Output;
 use crate::session::{Connector, Session};
+use crate::signals::{Sig, Signals};
 
 /// How a plan's execution ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +27,8 @@ pub enum Outcome {
     Success,
     /// This step failed (its seq and why); the steps after it did not run.
     Failed { seq: u32, message: String },
-    /// Interrupted during this step.
-    Aborted { seq: u32 },
+    /// Interrupted by `signal` during this step (or before it started).
+    Aborted { seq: u32, signal: Sig },
 }
 
 /// One executed step, for the report's Changes section.
@@ -86,40 +87,16 @@ impl std::fmt::Display for LookFailed {
     }
 }
 
-/// Ctrl-C for the whole execution: one listener from the first step to the last, so a Ctrl-C
-/// that comes between two steps (while a condition or a wave's memory is read) is not lost.
-struct Interrupt(Option<tokio::signal::unix::Signal>);
-
-impl Interrupt {
-    fn new() -> Interrupt {
-        Interrupt(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok())
-    }
-
-    /// Whether Ctrl-C came since the last look, without waiting.
-    fn pending(&mut self) -> bool {
-        use futures::FutureExt;
-        self.0
-            .as_mut()
-            .is_some_and(|s| s.recv().now_or_never().is_some())
-    }
-
-    /// A Ctrl-C that came before `step` started: the plan ends there, nothing of the step
-    /// having run (so nothing of it is journaled).
-    fn before(&mut self, step: &Step) -> Option<Outcome> {
-        self.pending().then(|| {
-            eprintln!("  interrupted (Ctrl-C) before step {}", step.seq);
-            Outcome::Aborted { seq: step.seq }
-        })
-    }
-
-    async fn wait(&mut self) {
-        match &mut self.0 {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
+/// A signal (`crate::signals`) that came before `step` started: the plan ends there, nothing
+/// of the step having run (so nothing of it is journaled).
+fn interrupted_before(signals: &mut Signals, step: &Step) -> Option<Outcome> {
+    signals.pending().map(|sig| {
+        eprintln!("  interrupted ({}) before step {}", sig.name(), step.seq);
+        Outcome::Aborted {
+            seq: step.seq,
+            signal: sig,
         }
-    }
+    })
 }
 
 /// The journal as the steps of a wave share it: each entry written whole, in the order the
@@ -645,9 +622,9 @@ impl Runner {
         &self,
         plan: &Plan,
         journal: &mut Journal,
+        interrupt: &mut Signals,
     ) -> Result<(Outcome, Vec<Done>), crate::Error> {
         let journal = Log(std::sync::Mutex::new(journal));
-        let mut interrupt = Interrupt::new();
         let mut done = Vec::new();
         let mut decided: BTreeMap<String, (bool, String)> = BTreeMap::new();
         let mut i = 0;
@@ -658,7 +635,7 @@ impl Runner {
                     .take_while(|s| w.steps.contains(&s.seq))
                     .collect();
                 i += steps.len();
-                let (mut ran, end) = self.wave(w.wave, &steps, &journal, &mut interrupt).await?;
+                let (mut ran, end) = self.wave(w.wave, &steps, &journal, interrupt).await?;
                 done.append(&mut ran);
                 match end {
                     Some(end) => return Ok((end, done)),
@@ -695,14 +672,14 @@ impl Runner {
                 }
                 None => {}
             }
-            if let Some(out) = interrupt.before(step) {
+            if let Some(out) = interrupted_before(interrupt, step) {
                 return Ok((out, done));
             }
             let result = tokio::select! {
                 biased;
-                _ = interrupt.wait() => {
-                    journal.write(&end(step, "aborted", None, false, ABORTED.into()))?;
-                    return Ok((Outcome::Aborted { seq: step.seq }, done));
+                sig = interrupt.wait() => {
+                    journal.write(&end(step, "aborted", None, false, aborted(sig)))?;
+                    return Ok((Outcome::Aborted { seq: step.seq, signal: sig }, done));
                 }
                 r = self.step(step, &journal) => r?,
             };
@@ -731,7 +708,7 @@ impl Runner {
         n: u32,
         steps: &[&Step],
         journal: &Log<'_>,
-        interrupt: &mut Interrupt,
+        interrupt: &mut Signals,
     ) -> Result<(Vec<Done>, Option<Outcome>), crate::Error> {
         let seqs: Vec<String> = steps.iter().map(|s| s.seq.to_string()).collect();
         eprintln!(
@@ -754,7 +731,7 @@ impl Runner {
                 }),
             ));
         }
-        if let Some(out) = interrupt.before(first) {
+        if let Some(out) = interrupted_before(interrupt, first) {
             return Ok((Vec::new(), Some(out)));
         }
         let ended: std::sync::Mutex<BTreeMap<u32, Done>> = Default::default();
@@ -768,15 +745,15 @@ impl Runner {
         }));
         let results = tokio::select! {
             biased;
-            _ = interrupt.wait() => {
+            sig = interrupt.wait() => {
                 let ended = ended.into_inner().unwrap_or_else(|p| p.into_inner());
-                let mut aborted = None;
+                let mut first_aborted = None;
                 for s in steps.iter().filter(|s| !ended.contains_key(&s.seq)) {
-                    journal.write(&end(s, "aborted", None, false, ABORTED.into()))?;
-                    aborted.get_or_insert(s.seq);
+                    journal.write(&end(s, "aborted", None, false, aborted(sig)))?;
+                    first_aborted.get_or_insert(s.seq);
                 }
-                let seq = aborted.unwrap_or(first.seq);
-                return Ok((ended.into_values().collect(), Some(Outcome::Aborted { seq })));
+                let seq = first_aborted.unwrap_or(first.seq);
+                return Ok((ended.into_values().collect(), Some(Outcome::Aborted { seq, signal: sig })));
             }
             r = all => r,
         };
@@ -1059,8 +1036,13 @@ impl Runner {
 }
 
 /// What the journal says of a step Ctrl-C interrupted.
-const ABORTED: &str =
-    "interrupted (Ctrl-C); a migration or upgrade already started goes on running on the node";
+/// The journal's message for a step a signal ended.
+fn aborted(sig: Sig) -> String {
+    format!(
+        "interrupted by {}; a migration or upgrade already started goes on running on the node (in flight)",
+        sig.name()
+    )
+}
 
 /// `exit 2`, or `no exit status` (killed by a signal).
 fn exited(code: Option<u32>) -> String {

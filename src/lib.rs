@@ -31,6 +31,7 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod session;
+pub mod signals;
 pub mod snapshot;
 pub mod ssh_config;
 pub mod stream;
@@ -72,6 +73,8 @@ where
     init_logging(cli.global.verbose);
     match subcommand::dispatch(cli) {
         Ok(code) => code,
+        // The operation said what happened and what to do next; those stay the last lines.
+        Err(Error::Signal(s)) => s.exit_code(),
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()

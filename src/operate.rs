@@ -12,10 +12,11 @@ use serde_json::json;
 
 use crate::check::Check;
 use crate::command::Templates;
-use crate::execute::{Outcome, Runner};
+use crate::execute::{Done, Outcome, Runner};
 use crate::inventory::Node;
 use crate::operation::{Operation, Plan, Prechecks, Preflight};
 use crate::session::Connector;
+use crate::signals::Signals;
 use crate::snapshot::Snapshot;
 
 /// One operation run as the caller resolved it: the nodes to reach, how, and the operator's
@@ -94,8 +95,15 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     if !req.dry_run {
         crate::changelog::ensure_writable(&req.changelog)?;
     }
+    // From here on SIGINT, SIGTERM and SIGHUP end the operation only the way it decides.
+    let mut signals = Signals::new();
     eprintln!("{}: assessing {} node(s)", op.name(), nodes.len());
-    let (mut before, mut raws_before) = collector.collect(nodes.clone(), checks, |_| {}).await?;
+    let (mut before, mut raws_before) = or_signal(
+        &mut signals,
+        op,
+        collector.collect(nodes.clone(), checks, |_| {}),
+    )
+    .await??;
     crate::check::evaluate_into(&mut before, checks, now());
     // A node that did not answer is said at once, with its cause: the gates may not need it
     // (a migration target is reached by PVE, not by pveops), but the operator must not learn
@@ -144,8 +152,18 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         let j = journal.insert(crate::journal::Journal::create(
             &bundle.dir.join("journal.jsonl"),
         )?);
-        refresh_failures = refresh(&runner, &before, wanted, templates, j, &mut bundle).await?;
-        let (again, raws) = collector.collect(nodes.clone(), checks, |_| {}).await?;
+        refresh_failures = or_signal(
+            &mut signals,
+            op,
+            refresh(&runner, &before, wanted, templates, j, &mut bundle),
+        )
+        .await??;
+        let (again, raws) = or_signal(
+            &mut signals,
+            op,
+            collector.collect(nodes.clone(), checks, |_| {}),
+        )
+        .await??;
         before = again;
         raws_before = raws;
         crate::check::evaluate_into(&mut before, checks, now());
@@ -159,10 +177,13 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     let (prechecks, (max_migrations, max_migrations_from)) = if stranger {
         (Default::default(), (1, "the default".to_string()))
     } else {
-        (
-            preflight(&runner, op, &before, templates).await,
-            migrations_at_once(&runner, op, req.max_migrations).await,
-        )
+        or_signal(&mut signals, op, async {
+            (
+                preflight(&runner, op, &before, templates).await,
+                migrations_at_once(&runner, op, req.max_migrations).await,
+            )
+        })
+        .await?
     };
     let opts = crate::operation::Options {
         choices: req.choices.clone(),
@@ -244,7 +265,15 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     }
     // The plan and the before-snapshot are on disk before the first change.
     bundle.sync()?;
-    if !confirm(req.yes)? {
+    let yes = req.yes;
+    let answer = or_signal(
+        &mut signals,
+        op,
+        tokio::task::spawn_blocking(move || confirm(yes)),
+    )
+    .await?
+    .unwrap_or(Ok(false))?;
+    if !answer {
         eprintln!("{}: not confirmed, nothing changed", plan.operation);
         return Ok(64);
     }
@@ -252,7 +281,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         Some(j) => j,
         None => crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?,
     };
-    let (outcome, done) = runner.execute(&plan, &mut journal).await?;
+    let (outcome, done) = runner.execute(&plan, &mut journal, &mut signals).await?;
     for d in &done {
         let Some(log) = &d.log else { continue };
         let Some(step) = plan.steps.iter().find(|s| s.seq == d.seq) else {
@@ -275,23 +304,70 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     for d in done.iter().filter(|d| d.outcome != "ok") {
         eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
     }
-    if let Outcome::Aborted { seq } = &outcome {
+    let restore = format!("pveops restore --journal {}", journal.path().display());
+    if let Outcome::Aborted { seq, signal } = &outcome {
+        // A second signal from now on ends the process at once; this one is recorded first.
+        signals.exit_on_next();
+        // The step the signal ended had started (a migration in flight goes on).
+        let next = next_steps(&plan, &done, &restore, true);
         record(
             "aborted",
-            vec![format!(
-                "interrupted at step {seq}; see {}",
+            std::iter::once(format!(
+                "interrupted by {} at step {seq}; see {}",
+                signal.name(),
                 journal.path().display()
-            )],
+            ))
+            .chain(next.iter().cloned())
+            .collect(),
             Vec::new(),
         )?;
+        let rollout = crate::report::rollout_rows(&plan, &done, &[], &before);
+        write_report(
+            &req,
+            &bundle,
+            &plan,
+            &before,
+            Some(&done),
+            &[],
+            &rollout,
+            &format!("interrupted by {} at step {seq}", signal.name()),
+            signal.exit_code(),
+            started,
+        )?;
         eprintln!(
-            "{}: interrupted at step {seq}; the journal is {}",
+            "{}: interrupted by {} at step {seq}; the journal is {}",
             plan.operation,
+            signal.name(),
             journal.path().display()
         );
-        return Err(crate::Error::Interrupted);
+        print_next(&next);
+        return Err(crate::Error::Signal(*signal));
     }
-    let (mut after, raws_after) = collector.collect(nodes.clone(), checks, |_| {}).await?;
+    let after = or_signal(
+        &mut signals,
+        op,
+        collector.collect(nodes.clone(), checks, |_| {}),
+    )
+    .await;
+    let (mut after, raws_after) = match after {
+        Ok(a) => a?,
+        Err(crate::Error::Signal(sig)) => {
+            let next = next_steps(&plan, &done, &restore, true);
+            record(
+                "aborted",
+                std::iter::once(format!(
+                    "interrupted by {} after the last step, during the after-snapshot: the changes were made and verified, the after-snapshot and its diff are missing",
+                    sig.name()
+                ))
+                .chain(next.iter().cloned())
+                .collect(),
+                Vec::new(),
+            )?;
+            print_next(&next);
+            return Err(crate::Error::Signal(sig));
+        }
+        Err(e) => return Err(e),
+    };
     crate::check::evaluate_into(&mut after, checks, now());
     bundle.write_raw(&raws_after)?;
     bundle.write("after.json", after.to_json().as_bytes())?;
@@ -320,7 +396,6 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         }
     };
     let rollout = crate::report::rollout_rows(&plan, &done, &diffs, &after);
-    let restore = format!("pveops restore --journal {}", journal.path().display());
     let followups: Vec<String> = rollout
         .iter()
         .filter(|r| r.outcome.starts_with("FAILED") || r.reboot.starts_with("FAILED"))
@@ -373,7 +448,76 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         plan.operation,
         bundle.dir.join("report.md").display()
     );
+    if matches!(outcome, Outcome::Failed { .. }) {
+        print_next(&next_steps(&plan, &done, &restore, true));
+    }
     Ok(code)
+}
+
+/// Runs `f` unless a signal comes first: then the operation ends with that signal, having
+/// changed nothing at this point (what was changed before is journaled).
+async fn or_signal<T>(
+    signals: &mut Signals,
+    op: &Operation,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, crate::Error> {
+    tokio::select! {
+        biased;
+        sig = signals.wait() => {
+            eprintln!("{}: interrupted by {}", op.name(), sig.name());
+            Err(crate::Error::Signal(sig))
+        }
+        v = f => Ok(v),
+    }
+}
+
+/// What the operator does next after a failure or an interruption, most important first: the
+/// restore command, then a repair the journal shows to be needed.
+fn next_steps(plan: &Plan, done: &[Done], restore: &str, started: bool) -> Vec<String> {
+    if done.is_empty() && !started {
+        return Vec::new();
+    }
+    let mut out = vec![format!("to bring every guest home: {restore}")];
+    let ok = |kind: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+        done.iter()
+            .filter(|d| d.outcome == "ok")
+            .filter_map(|d| plan.steps.iter().find(|s| s.seq == d.seq))
+            .filter(|s| s.detail["kind"] == kind && want(&s.detail))
+            .map(|s| s.on.clone())
+            .collect::<Vec<String>>()
+    };
+    for d in done.iter().filter(|d| d.outcome == "failed") {
+        if let Some(s) = plan.steps.iter().find(|s| s.seq == d.seq)
+            && s.detail["kind"] == "upgrade"
+        {
+            out.push(format!(
+                "repair the packages on {}: `dpkg --configure -a`, then `apt-get -f install` (apt's log is in the evidence's raw/{}/)",
+                s.on, s.on
+            ));
+        }
+    }
+    let entered = ok("maintenance", &|d| d["enter"] == true);
+    let left = ok("maintenance", &|d| d["enter"] == false);
+    for n in entered.iter().filter(|n| !left.contains(n)) {
+        out.push(format!(
+            "{n} is in HA maintenance (restore leaves it): by hand `ha-manager crm-command node-maintenance disable {n}`"
+        ));
+    }
+    let set = ok("ceph-noout", &|d| d["set"] == true);
+    let unset = ok("ceph-noout", &|d| d["set"] == false);
+    if set.len() > unset.len() {
+        out.push(
+            "Ceph's noout flag is set (restore unsets it once the OSDs are back): by hand `ceph osd unset noout`".into(),
+        );
+    }
+    out
+}
+
+/// The next steps as the last lines on the terminal.
+fn print_next(next: &[String]) {
+    for (i, n) in next.iter().enumerate() {
+        eprintln!("{} {n}", if i == 0 { "next:" } else { "     " });
+    }
 }
 
 /// The lock a failed preflight names (`VM is locked (backup)`, read by the `pve-stderr` parser).

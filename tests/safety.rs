@@ -147,3 +147,80 @@ fn reusing_an_out_directory_keeps_the_earlier_evidence() {
     );
     assert!(again.dir.join("report.md").exists());
 }
+
+#[test]
+fn sighup_and_sigterm_mid_drain_are_recorded_and_restore_brings_every_guest_home() {
+    for (signal, code) in [("HUP", 129), ("TERM", 143)] {
+        let mut c = fast(scenario::healthy(3));
+        c.timing.migrate_secs = 2.0;
+        let sim = SimCluster::start(c);
+        let home: Vec<(u32, String)> = sim
+            .state()
+            .guests
+            .iter()
+            .map(|g| (g.vmid, g.node.clone()))
+            .collect();
+        let inv = sim.inventory();
+        let dir = sim.lab.dir.path().join(format!("drain-{signal}"));
+        let changelog = sim.lab.dir.path().join("changelog.md");
+        let err_path = sim.lab.dir.path().join(format!("stderr-{signal}"));
+        let mut child = crate::support::command(
+            sim.lab.home(),
+            &[
+                "-I",
+                inv.to_str().unwrap(),
+                "drain",
+                "pve1",
+                "--yes",
+                "--out",
+                dir.to_str().unwrap(),
+                "--changelog",
+                changelog.to_str().unwrap(),
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+        let migrating = crate::support::poll_until(30, || {
+            sim.state()
+                .guests
+                .iter()
+                .any(|g| g.lock.as_deref() == Some("migrate"))
+        });
+        assert!(migrating, "{signal}: no migration started");
+        crate::support::sh("kill", &[&format!("-{signal}"), &child.id().to_string()]);
+        let status = child.wait().unwrap();
+        let err = std::fs::read_to_string(&err_path).unwrap();
+        assert_eq!(status.code(), Some(code), "{signal}: {err}");
+        let journal = dir.join("journal.jsonl");
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert!(text.contains("\"outcome\":\"aborted\""), "{signal}: {text}");
+        assert!(text.contains(&format!("SIG{signal}")), "{signal}: {text}");
+        let log = std::fs::read_to_string(sim.lab.dir.path().join("changelog.md.jsonl")).unwrap();
+        assert!(log.contains("\"outcome\":\"aborted\""), "{signal}: {log}");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        assert!(
+            err.lines()
+                .rev()
+                .take(4)
+                .any(|l| l.contains(&format!("pveops restore --journal {}", journal.display()))),
+            "{signal}: the way back is not among the last lines: {last}\n{err}"
+        );
+        assert!(dir.join("report.md").exists(), "{signal}: no report");
+
+        let r = crate::support::ops::restore(&sim, &journal, signal);
+        assert_eq!(r.code, Some(0), "{signal}: {}", r.stderr);
+        let now: Vec<(u32, String)> = sim
+            .state()
+            .guests
+            .iter()
+            .map(|g| (g.vmid, g.node.clone()))
+            .collect();
+        assert_eq!(now, home, "{signal}: every guest home");
+    }
+}
