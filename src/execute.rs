@@ -114,8 +114,11 @@ impl Log<'_> {
 pub struct Runner {
     pub connector: Arc<Connector>,
     pub templates: Arc<Templates>,
-    /// Target nodes with their PVE node names.
+    /// Target nodes with their PVE node names: every target, answering or not (a node that
+    /// was rebooting when the operation began is waited for through its target).
     pub nodes: Vec<(String, Node)>,
+    /// The PVE names of the nodes that answered the before-snapshot.
+    pub answered: std::collections::BTreeSet<String>,
     pub command_timeout: Duration,
     /// Between two looks at the state while a step is verified.
     pub poll_every: Duration,
@@ -127,7 +130,7 @@ pub struct Runner {
 impl Runner {
     /// Whether a target reaches node `pve` (it answered the before-snapshot).
     pub fn node_answers(&self, pve: &str) -> bool {
-        self.node(pve).is_some()
+        self.answered.contains(pve)
     }
 
     /// The target that reaches PVE node `pve` (or is named so).
@@ -216,7 +219,14 @@ impl Runner {
             .render(name, &json!({}))
             .map_err(|e| LookFailed::retry(e.to_string()))?;
         let mut last = LookFailed::retry("no node to ask");
-        for (pve, _) in &self.nodes {
+        // The nodes that answered the before-snapshot first: one that did not would cost a
+        // connect timeout on every look.
+        let (answered, others): (Vec<&String>, Vec<&String>) = self
+            .nodes
+            .iter()
+            .map(|(pve, _)| pve)
+            .partition(|pve| self.answered.contains(*pve));
+        for pve in answered.into_iter().chain(others) {
             match self.run_on(pve, &cmd).await {
                 Ok((Some(0), out, _)) => match read(&out) {
                     Ok(v) => return Ok(v),
@@ -339,6 +349,28 @@ impl Runner {
                 ))
             }
             Verify::Upgraded { node, packages } => self.upgraded(node, packages).await,
+            Verify::NodeUp { node } => {
+                // The cluster's view first: a node is up for its guests when the cluster
+                // counts it online (`/cluster/resources`), not merely when it answers SSH.
+                let online = self.resources().await?.iter().any(|r| {
+                    r.kind == "node"
+                        && r.node.as_deref() == Some(node.as_str())
+                        && r.status.as_deref() == Some("online")
+                });
+                if !online {
+                    return Ok((false, format!("{node} is not online in the cluster yet")));
+                }
+                let cat = self.plain("boot-id")?;
+                match self.run_on(node, &cat).await {
+                    Ok((Some(0), _, _)) => self.node_healthy(node).await,
+                    Ok((code, _, err)) => Ok((
+                        false,
+                        format!("{node}: not up yet ({}: {})", exited(code), err.trim()),
+                    )),
+                    Err(e) if e.permanent => Err(e),
+                    Err(e) => Ok((false, format!("{node} does not answer yet: {e}"))),
+                }
+            }
             Verify::CephNoout { node, set } => {
                 let cmd = self.plain("ceph-status")?;
                 let (_, out, err) = match self.run_on(node, &cmd).await {

@@ -124,13 +124,19 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
             .nodes
             .iter()
             .zip(nodes.iter())
-            .filter(|(s, _)| s.reachable)
             .map(|(s, n)| {
                 (
                     s.pve_node.clone().unwrap_or_else(|| n.name.clone()),
                     n.clone(),
                 )
             })
+            .collect(),
+        answered: before
+            .nodes
+            .iter()
+            .zip(nodes.iter())
+            .filter(|(s, _)| s.reachable)
+            .map(|(s, n)| s.pve_node.clone().unwrap_or_else(|| n.name.clone()))
             .collect(),
         command_timeout: req.command_timeout,
         poll_every: Duration::from_millis(500),
@@ -281,6 +287,20 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         Some(j) => j,
         None => crate::journal::Journal::create(&bundle.dir.join("journal.jsonl"))?,
     };
+    // Where every guest the operation may touch runs now: what `restore` converges to.
+    journal.write(&crate::journal::Entry {
+        seq: 0,
+        step: "where each guest the operation may touch runs before it".into(),
+        command: None,
+        phase: "home".into(),
+        time: crate::journal::now(),
+        outcome: None,
+        exit_code: None,
+        verified: None,
+        message: None,
+        undo: None,
+        detail: Some(json!({"kind": "home", "guests": plan.home})),
+    })?;
     let (outcome, done) = runner.execute(&plan, &mut journal, &mut signals).await?;
     for d in &done {
         let Some(log) = &d.log else { continue };

@@ -153,6 +153,9 @@ pub enum Verify {
         node: String,
         packages: BTreeMap<String, String>,
     },
+    /// The node answers SSH, is quorate and its PVE services are active (a node `restore`
+    /// waits for: it was rebooting when the operation ended).
+    NodeUp { node: String },
     /// Ceph's cluster-wide `noout` flag is set (or unset), as `ceph health` on `node` says.
     /// Unset holds only once Ceph has recovered from the reboot too: not `HEALTH_ERR`, no OSD
     /// down and no PG inactive or degraded ([`crate::facts::ceph_status::CephHealth::recovered`]),
@@ -230,6 +233,21 @@ pub struct Plan {
     /// Migrations at once, and where that number came from.
     pub max_migrations: u32,
     pub max_migrations_from: String,
+    /// Where each guest the operation may touch runs before it, and in which state: the
+    /// journal's `home` line, what `restore` converges to.
+    pub home: Vec<Home>,
+}
+
+/// A guest's place and state before the operation.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Home {
+    pub vmid: u64,
+    /// The PVE node it runs on.
+    pub node: String,
+    /// `running`, `stopped`, …
+    pub status: String,
+    /// Its HA state (`started`, …), or null when HA does not manage it.
+    pub ha: Option<String>,
 }
 
 /// Steps started at once: consecutive detached migrations, at most `max_migrations` of them.
@@ -432,6 +450,28 @@ pub fn memory_needed(
     out
 }
 
+/// The home of every guest the plan touches, from the before-snapshot.
+fn homes(snap: &Snapshot, affected: &[Affected]) -> Vec<Home> {
+    let mut out: Vec<Home> = Vec::new();
+    for a in affected {
+        if out.iter().any(|h| h.vmid == a.vmid) {
+            continue;
+        }
+        let g = guests(snap).into_iter().find(|g| g.vmid == Some(a.vmid));
+        out.push(Home {
+            vmid: a.vmid,
+            node: g
+                .and_then(|g| g.node.clone())
+                .unwrap_or_else(|| a.node.clone()),
+            status: g
+                .and_then(|g| g.status.clone())
+                .unwrap_or_else(|| a.status.clone()),
+            ha: g.and_then(|g| g.hastate.clone()),
+        });
+    }
+    out
+}
+
 /// The guests the plan moves that are locked; `None` when it moves none.
 fn lock_gate(snap: &Snapshot, affected: &[Affected]) -> Option<Gate> {
     if affected.is_empty() {
@@ -493,6 +533,7 @@ pub fn plan(
         waves: Vec::new(),
         max_migrations: o.max_migrations.max(1),
         max_migrations_from: o.max_migrations_from.clone(),
+        home: Vec::new(),
     };
     // A name that is not a member refuses before anything else is judged: no gate or step may
     // speak of a node that is not there.
@@ -589,6 +630,9 @@ pub fn plan(
         && let Some(g) = lock_gate(snap, &p.affected)
     {
         p.gates.insert(0, g);
+    }
+    if !matches!(op, Operation::Restore { .. }) {
+        p.home = homes(snap, &p.affected);
     }
     if let Some((start, end)) = o.choices.window {
         let inside = (start..=end).contains(&o.now);

@@ -691,7 +691,8 @@ fn stderr_noise_from_the_login_shell_stops_no_migration_drain_or_restore() {
         &drained,
         &noisy(
             RESTORE,
-            &[(1, "ok"), (2, "ok"), (3, "ok")],
+            // Leave maintenance, move 101 and 102 home, see HA bring 100 home.
+            &[(1, "ok"), (2, "ok"), (3, "ok"), (4, "ok")],
             &[
                 "pve2: ha-manager crm-command node-maintenance disable pve1",
                 "pve",

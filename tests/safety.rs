@@ -224,3 +224,238 @@ fn sighup_and_sigterm_mid_drain_are_recorded_and_restore_brings_every_guest_home
         assert_eq!(now, home, "{signal}: every guest home");
     }
 }
+
+/// (vmid, node) of every guest.
+fn placement(sim: &SimCluster) -> Vec<(u32, String, String)> {
+    sim.state()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.node.clone(), g.status.clone()))
+        .collect()
+}
+
+/// The VMIDs the migrations sent since command `from` of the lab's log moved.
+fn migrated_since(sim: &SimCluster, from: usize) -> Vec<u32> {
+    sim.commands()
+        .into_iter()
+        .skip(from)
+        .filter(|(_, l)| l.contains(" migrate "))
+        .filter_map(|(_, l)| l.split_whitespace().nth(2)?.parse().ok())
+        .collect()
+}
+
+/// Restores `journal` twice: the first brings every guest home moving only guests in `may_move`,
+/// the second sends nothing and says so.
+fn restore_converges(
+    sim: &SimCluster,
+    journal: &std::path::Path,
+    home: &[(u32, String, String)],
+    may_move: &[u32],
+    what: &str,
+) {
+    let n = sim.commands().len();
+    let r = crate::support::ops::restore(sim, journal, &format!("{what}-1"));
+    assert_eq!(r.code, Some(0), "{what}: {}", r.stderr);
+    assert_eq!(
+        placement(sim),
+        home,
+        "{what}: every guest home, in the state it had"
+    );
+    let moved = migrated_since(sim, n);
+    assert!(
+        moved.iter().all(|v| may_move.contains(v)),
+        "{what}: restore moved {moved:?}, only {may_move:?} were away from home"
+    );
+    let n = sim.commands().len();
+    let again = crate::support::ops::restore(sim, journal, &format!("{what}-2"));
+    assert_eq!(again.code, Some(0), "{what}: {}", again.stderr);
+    assert!(
+        migrated_since(sim, n).is_empty(),
+        "{what}: the second restore moved guests"
+    );
+    assert!(
+        again
+            .stderr
+            .contains("nothing to restore: every guest is home"),
+        "{what}: {}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_rolling_reboot_that_fails_on_its_second_node_is_restored_without_moving_the_first_nodes_guests()
+ {
+    let mut c = fast(scenario::healthy(3));
+    // pve3's smallest guest is drained last: 301 and 300 have moved when 302 fails.
+    c.node_mut("pve3").unwrap().faults.migration_fails = vec![302];
+    let sim = SimCluster::start(c);
+    let home = placement(&sim);
+    let r = op(
+        &sim,
+        &["reboot", "pve2", "pve3", "--yes", "--reboot-timeout", "20"],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pveops restore --journal"),
+        "{}",
+        r.stderr
+    );
+    sim.edit(|c| c.node_mut("pve3").unwrap().faults.migration_fails.clear());
+    restore_converges(
+        &sim,
+        &r.dir.join("journal.jsonl"),
+        &home,
+        &[300, 301],
+        "reboot",
+    );
+}
+
+#[test]
+fn each_step_of_a_rolling_reboot_failing_in_turn_is_restored_to_the_home_placement() {
+    type Break = fn(&mut pveops::lab::state::Cluster);
+    let cases: Vec<(&str, Break, Vec<u32>)> = vec![
+        // The drain: pve1's second migration fails.
+        (
+            "drain",
+            |c| c.node_mut("pve1").unwrap().faults.migration_fails = vec![100],
+            vec![101, 102],
+        ),
+        // HA maintenance is refused.
+        (
+            "maintenance",
+            |c| {
+                c.node_mut("pve2").unwrap().faults.fail.insert(
+                    "ha-manager crm-command node-maintenance".into(),
+                    pveops::lab::state::Failure {
+                        exit: 255,
+                        stderr: "simulated: cannot enter maintenance".into(),
+                    },
+                );
+            },
+            vec![101, 102, 200, 201, 202],
+        ),
+        // The reboot command fails.
+        (
+            "reboot",
+            |c| {
+                c.node_mut("pve1").unwrap().faults.fail.insert(
+                    "reboot".into(),
+                    pveops::lab::state::Failure {
+                        exit: 1,
+                        stderr: "simulated: reboot refused".into(),
+                    },
+                );
+            },
+            vec![100, 101, 102],
+        ),
+        // The node takes longer than --reboot-timeout to come back.
+        ("wait", |c| c.timing.reboot_secs = 6.0, vec![100, 101, 102]),
+        // A move back fails.
+        (
+            "move back",
+            |c| {
+                c.node_mut("pve2").unwrap().faults.migration_fails = vec![101];
+                c.node_mut("pve3").unwrap().faults.migration_fails = vec![101];
+            },
+            vec![100, 101, 102],
+        ),
+    ];
+    for (what, breaks, may_move) in cases {
+        let mut c = fast(scenario::healthy(3));
+        c.guest_mut(200).unwrap().ha = Some("started".into());
+        breaks(&mut c);
+        let sim = SimCluster::start(c);
+        let home = placement(&sim);
+        let r = op(
+            &sim,
+            &["reboot", "pve1", "pve2", "--yes", "--reboot-timeout", "3"],
+        );
+        assert_eq!(r.code, Some(2), "{what}: {}", r.stderr);
+        // The fault is gone (repaired); the node that was rebooting is back or coming back.
+        sim.edit(|c| {
+            for n in c.nodes.iter_mut() {
+                n.faults = Default::default();
+            }
+        });
+        restore_converges(&sim, &r.dir.join("journal.jsonl"), &home, &may_move, what);
+    }
+}
+
+#[test]
+fn restore_right_after_ctrl_c_during_a_reboot_waits_for_the_node_and_brings_every_guest_home() {
+    let mut c = fast(scenario::healthy(3));
+    c.timing.reboot_secs = 4.0;
+    let sim = SimCluster::start(c);
+    let home = placement(&sim);
+    let inv = sim.inventory();
+    let dir = sim.lab.dir.path().join("reboot-int");
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let mut child = crate::support::command(
+        sim.lab.home(),
+        &[
+            "-I",
+            inv.to_str().unwrap(),
+            "reboot",
+            "pve3",
+            "--yes",
+            "--reboot-timeout",
+            "30",
+            "--out",
+            dir.to_str().unwrap(),
+            "--changelog",
+            changelog.to_str().unwrap(),
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    assert!(
+        crate::support::poll_until(60, || !sim.state().node("pve3").unwrap().online),
+        "pve3 never went down"
+    );
+    crate::support::sh("kill", &["-INT", &child.id().to_string()]);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        !sim.state().node("pve3").unwrap().online,
+        "restore starts while pve3 is down"
+    );
+    restore_converges(
+        &sim,
+        &dir.join("journal.jsonl"),
+        &home,
+        &[300, 301, 302],
+        "ctrl-c",
+    );
+}
+
+#[test]
+fn a_rolling_update_that_fails_on_pve2_after_pve1_is_restored_without_moving_pve1s_guests() {
+    let mut c = fast(scenario::updates());
+    c.timing.upgrade_secs = 0.3;
+    c.node_mut("pve2").unwrap().apt.fail_package = Some("pve-manager".into());
+    let sim = SimCluster::start(c);
+    let home = placement(&sim);
+    let on_pve2: Vec<u32> = home
+        .iter()
+        .filter(|(_, n, _)| n == "pve2")
+        .map(|(v, _, _)| *v)
+        .collect();
+    let r = op(
+        &sim,
+        &["update", "pve1", "pve2", "--yes", "--reboot-timeout", "20"],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let tail: Vec<&str> = r.stderr.lines().rev().take(3).collect();
+    assert!(
+        tail.iter().any(|l| l.contains("dpkg --configure -a")),
+        "the repair is among the last lines: {tail:?}"
+    );
+    restore_converges(
+        &sim,
+        &r.dir.join("journal.jsonl"),
+        &home,
+        &on_pve2,
+        "update",
+    );
+}

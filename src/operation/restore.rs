@@ -1,36 +1,89 @@
-//! Planning `restore`: undo what a journal recorded, waiting first for steps in flight.
+//! Planning `restore`: converge to the placement recorded before the operation. The journal's
+//! `home` line says where each guest the operation touched ran, and in which state; the live
+//! state says where it is now. Restore waits for what is still moving (migrations in flight, a
+//! home node that is rebooting), leaves the HA maintenance and clears the Ceph `noout` the
+//! operation set, and moves back only the guests that are not home. A guest that is home is
+//! never moved, so restoring twice sends nothing the second time.
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
 use super::{
-    Condition, Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step, noop,
+    Condition, Home, Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step,
+    noop,
 };
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
 
-/// What the journal says happened to each step: started, ended ok, or in flight.
-fn journal_steps(
-    journal: &[crate::journal::Entry],
-) -> Vec<(u32, serde_json::Value, Option<String>)> {
-    let mut out: Vec<(u32, serde_json::Value, Option<String>)> = Vec::new();
+/// One step of the journal: its seq, detail and how it ended (`None`: it never ended).
+struct Journaled {
+    seq: u32,
+    detail: serde_json::Value,
+    outcome: Option<String>,
+}
+
+impl Journaled {
+    /// Started and not ended, or ended by a signal: it may still be running on the node.
+    fn in_flight(&self) -> bool {
+        self.outcome.is_none() || self.outcome.as_deref() == Some("aborted")
+    }
+
+    fn ok(&self) -> bool {
+        self.outcome.as_deref() == Some("ok")
+    }
+
+    fn kind(&self) -> &str {
+        self.detail["kind"].as_str().unwrap_or("")
+    }
+}
+
+/// The journal's steps (start lines, with how they ended) and its home placement.
+fn read_journal(journal: &[crate::journal::Entry]) -> (Vec<Journaled>, Option<Vec<Home>>) {
+    let mut steps: Vec<Journaled> = Vec::new();
+    let mut home = None;
     for e in journal {
         let detail = e.detail.clone().unwrap_or_default();
         match e.phase.as_str() {
-            "start" => out.push((e.seq, detail, None)),
+            "home" => home = serde_json::from_value(detail["guests"].clone()).ok(),
+            "start" => steps.push(Journaled {
+                seq: e.seq,
+                detail,
+                outcome: None,
+            }),
             _ => {
-                if let Some(s) = out.iter_mut().rev().find(|s| s.0 == e.seq) {
-                    s.2 = e.outcome.clone();
+                if let Some(s) = steps.iter_mut().rev().find(|s| s.seq == e.seq) {
+                    s.outcome = e.outcome.clone();
                 }
             }
         }
     }
-    out
+    (steps, home)
 }
 
-/// Restore: wait for steps in flight, then undo, newest first, what is still to undo: guests
-/// back to the node they left (unless HA moved them: leaving maintenance brings those back),
-/// maintenance left. A step whose effect is gone already is a no-op, so restoring twice does
-/// nothing the second time.
+/// A journal written before `home` lines existed: each moved guest's home is the source of its
+/// first migration.
+fn home_from_steps(steps: &[Journaled], snap: &Snapshot) -> Vec<Home> {
+    let mut home: BTreeMap<u64, Home> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.kind() == "migrate") {
+        let vmid = s.detail["vmid"].as_u64().unwrap_or(0);
+        let from = s.detail["from"].as_str().unwrap_or("").to_string();
+        home.entry(vmid).or_insert_with(|| {
+            let live = guests(snap).into_iter().find(|g| g.vmid == Some(vmid));
+            Home {
+                vmid,
+                node: from,
+                status: live
+                    .and_then(|g| g.status.clone())
+                    .unwrap_or_else(|| "running".into()),
+                ha: live.and_then(|g| g.hastate.clone()),
+            }
+        });
+    }
+    home.into_values().collect()
+}
+
+/// Restore: converge every guest of the journal's home placement back to its home.
 pub(super) fn plan_restore(
     p: &mut Plan,
     journal: &[crate::journal::Entry],
@@ -38,28 +91,156 @@ pub(super) fn plan_restore(
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
-    let steps = journal_steps(journal);
-    let where_is = |vmid: u64| {
+    let (steps, recorded) = read_journal(journal);
+    let home = recorded.unwrap_or_else(|| home_from_steps(&steps, snap));
+    p.home = home.clone();
+    let next = |p: &Plan| p.steps.len() as u32 + 1;
+    let live = |vmid: u64| {
         guests(snap)
             .into_iter()
             .find(|g| g.vmid == Some(vmid))
             .cloned()
     };
-    for (seq, detail, outcome) in &steps {
-        if outcome.as_deref().is_some_and(|o| o != "aborted") {
+
+    // 1. Migrations still in flight end first, one way or the other.
+    let in_flight: Vec<&Journaled> = steps
+        .iter()
+        .filter(|s| s.kind() == "migrate" && s.in_flight())
+        .collect();
+    for s in &in_flight {
+        let vmid = s.detail["vmid"].as_u64().unwrap_or(0);
+        let seq = next(p);
+        p.steps.push(Step {
+            seq,
+            title: format!(
+                "wait for the migration of guest {vmid} (step {}, in flight when the journal ends)",
+                s.seq
+            ),
+            on: s.detail["from"].as_str().unwrap_or("").to_string(),
+            command: None,
+            detached: false,
+            verify: Some(Verify::GuestUnlocked { vmid }),
+            timeout: o.choices.migrate_timeout,
+            timeout_secs: o.choices.migrate_timeout.as_secs(),
+            undo: None,
+            noop: None,
+            only_if: None,
+            detail: json!({"kind": "wait", "vmid": vmid}),
+        });
+    }
+
+    // 2. A home node that does not answer (rebooting) is waited for, as a reboot step would.
+    let mut down: Vec<String> = home
+        .iter()
+        .map(|h| h.node.clone())
+        .filter(|n| !node_up(snap, n))
+        .collect();
+    down.sort();
+    down.dedup();
+    for node in &down {
+        let seq = next(p);
+        p.steps.push(Step {
+            seq,
+            title: format!(
+                "wait until {node} is back (SSH, quorate, services active): guests belong there"
+            ),
+            on: node.clone(),
+            command: None,
+            detached: false,
+            verify: Some(Verify::NodeUp { node: node.clone() }),
+            timeout: o.choices.reboot_timeout,
+            timeout_secs: o.choices.reboot_timeout.as_secs(),
+            undo: None,
+            noop: None,
+            only_if: None,
+            detail: json!({"kind": "wait-node", "node": node}),
+        });
+    }
+
+    // 3. HA maintenance the operation entered and did not leave: leaving it brings the HA
+    //    guests back (HA chooses), so restore does not move those itself.
+    let mut ha_returns: Vec<String> = Vec::new();
+    for s in steps.iter().filter(|s| s.kind() == "maintenance") {
+        let node = s.detail["node"].as_str().unwrap_or("").to_string();
+        let entered = s.detail["enter"].as_bool().unwrap_or(true);
+        if !entered || !(s.ok() || s.in_flight()) {
             continue;
         }
-        if detail["kind"] == "migrate" {
-            let vmid = detail["vmid"].as_u64().unwrap_or(0);
-            let n = p.steps.len() as u32 + 1;
-            let on = detail["from"].as_str().unwrap_or("").to_string();
+        let left_later = steps.iter().any(|l| {
+            l.seq > s.seq
+                && l.kind() == "maintenance"
+                && l.detail["node"] == node.as_str()
+                && l.detail["enter"] == false
+                && l.ok()
+        });
+        if left_later || ha_returns.contains(&node) {
+            continue;
+        }
+        let now_in = lrm_state(snap, &node).is_some_and(|st| st.contains("maintenance"));
+        if !now_in {
+            continue;
+        }
+        ha_returns.push(node.clone());
+        let seq = next(p);
+        p.steps.push(maintenance_step(
+            seq,
+            format!(
+                "leave HA maintenance on {node} (entered at step {}; HA brings its guests back)",
+                s.seq
+            ),
+            any_other(snap, &node),
+            &node,
+            false,
+            false,
+            templates,
+            o,
+        )?);
+    }
+
+    // 4. Every guest not home goes home; a guest home stays.
+    let mut home_already = Vec::new();
+    for h in &home {
+        let vmid = h.vmid;
+        let Some(g) = live(vmid) else {
+            p.steps.push(noop(
+                next(p),
+                &h.node,
+                format!("guest {vmid} is gone from the cluster: nothing to bring home"),
+            ));
+            continue;
+        };
+        let now_on = g.node.clone().unwrap_or_default();
+        let flight = in_flight
+            .iter()
+            .rev()
+            .find(|s| s.detail["vmid"].as_u64() == Some(vmid));
+        // Where it may be once the waits are over: its migration's two ends, or where it is.
+        let ends: Vec<String> = match flight {
+            Some(s) if g.lock.as_deref() == Some("migrate") => [&s.detail["from"], &s.detail["to"]]
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![now_on.clone()],
+        };
+        let away: Vec<&String> = ends.iter().filter(|n| **n != h.node).collect();
+        if away.is_empty() {
+            home_already.push(vmid);
+            continue;
+        }
+        // HA brings it back when its home node leaves maintenance.
+        if h.ha.is_some() && ha_returns.contains(&h.node) {
+            let seq = next(p);
             p.steps.push(Step {
-                seq: n,
-                title: format!("wait for the migration of guest {vmid} (step {seq}, in flight when the journal ends)"),
-                on,
+                seq,
+                title: format!("guest {vmid} back on {} (HA brings it home)", h.node),
+                on: h.node.clone(),
                 command: None,
                 detached: false,
-                verify: Some(Verify::GuestUnlocked { vmid }),
+                verify: Some(Verify::GuestOn {
+                    vmid,
+                    node: h.node.clone(),
+                    status: h.status.clone(),
+                }),
                 timeout: o.choices.migrate_timeout,
                 timeout_secs: o.choices.migrate_timeout.as_secs(),
                 undo: None,
@@ -67,186 +248,322 @@ pub(super) fn plan_restore(
                 only_if: None,
                 detail: json!({"kind": "wait", "vmid": vmid}),
             });
-        }
-    }
-    for (seq, detail, outcome) in steps.iter().rev() {
-        let n = p.steps.len() as u32 + 1;
-        let in_flight = outcome.is_none() || outcome.as_deref() == Some("aborted");
-        if outcome.as_deref() != Some("ok") && !in_flight {
             continue;
         }
-        match detail["kind"].as_str() {
-            Some("migrate") => {
-                let vmid = detail["vmid"].as_u64().unwrap_or(0);
-                let (from, to) = (
-                    detail["from"].as_str().unwrap_or(""),
-                    detail["to"].as_str().unwrap_or(""),
-                );
-                let Some(g) = where_is(vmid) else {
-                    p.steps.push(noop(n, from, format!("guest {vmid} is gone from the cluster: nothing to move back (step {seq})")));
-                    continue;
-                };
-                let now_on = g.node.clone().unwrap_or_default();
-                let running = g.status.as_deref() == Some("running");
-                let tool = if g.kind == "qemu" {
-                    "qm-migrate"
-                } else {
-                    "pct-migrate"
-                };
-                // Still on its source while its migration runs (PVE moves the guest's config
-                // only at the end, qemu-server `src/PVE/QemuMigrate.pm` `phase3_cleanup`): where it ends up
-                // is known only after the wait, so the move back is decided then.
-                let moving = in_flight && now_on == from && g.lock.is_some();
-                if now_on == from && !moving {
-                    p.steps.push(noop(
-                        n,
-                        from,
-                        format!("guest {vmid} is on {from} already (step {seq})"),
-                    ));
-                    continue;
-                }
-                if now_on != to && !in_flight {
-                    p.steps.push(noop(
-                        n,
-                        &now_on,
-                        format!(
-                            "guest {vmid} was moved on to {now_on} since; left there (step {seq})"
-                        ),
-                    ));
-                    continue;
-                }
-                let (on, title, only_if) = if moving {
-                    (
-                        to.to_string(),
-                        format!(
-                            "move guest {vmid} back from {to} to {from} once its migration has ended there (undo of step {seq})"
-                        ),
-                        Some(Condition::GuestOn {
-                            vmid,
-                            node: to.to_string(),
-                        }),
-                    )
-                } else {
-                    (
-                        now_on.clone(),
-                        format!(
-                            "move guest {vmid} back from {now_on} to {from} (undo of step {seq})"
-                        ),
-                        None,
-                    )
-                };
-                let data = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.choices.with_local_disks});
-                p.steps.push(Step {
-                    seq: n,
-                    title,
-                    on: on.clone(),
-                    command: Some(templates.render(tool, &data)?),
-                    detached: true,
-                    verify: Some(Verify::GuestOn {
-                        vmid,
-                        node: from.to_string(),
-                        status: g.status.clone().unwrap_or_default(),
-                    }),
-                    timeout: o.choices.migrate_timeout,
-                    timeout_secs: o.choices.migrate_timeout.as_secs(),
-                    undo: None,
-                    noop: None,
-                    only_if,
-                    detail: json!({"kind": "migrate", "vmid": vmid, "from": on, "to": from}),
-                });
-            }
-            Some("maintenance") => {
-                let node = detail["node"].as_str().unwrap_or("").to_string();
-                let entered = detail["enter"].as_bool().unwrap_or(true);
-                let now_in = lrm_state(snap, &node).is_some_and(|s| s.contains("maintenance"));
-                if now_in != entered {
-                    p.steps.push(noop(
-                        n,
-                        &node,
-                        format!(
-                            "{node} is {} maintenance already (step {seq})",
-                            if entered { "out of" } else { "in" }
-                        ),
-                    ));
-                    continue;
-                }
-                p.steps.push(maintenance_step(
-                    n,
+        let tool = if g.kind == "qemu" {
+            "qm-migrate"
+        } else {
+            "pct-migrate"
+        };
+        let running = h.status == "running";
+        let decided_later = ends.len() > 1;
+        for from in away {
+            let data = json!({"vmid": vmid, "target": h.node, "online": running,
+                "restart": running, "with_local_disks": o.choices.with_local_disks});
+            let seq = next(p);
+            p.steps.push(Step {
+                seq,
+                title: if decided_later {
                     format!(
-                        "{} HA maintenance on {node} (undo of step {seq})",
-                        if entered { "leave" } else { "re-enter" }
-                    ),
-                    any_other(snap, &node),
-                    &node,
-                    !entered,
-                    false,
-                    templates,
-                    o,
-                )?);
-            }
-            // `noout` the operation set and did not unset: cleared once Ceph has its OSDs back.
-            Some("ceph-noout") if detail["set"] == true => {
-                let unset_later = steps.iter().any(|(s, d, o)| {
-                    s > seq
-                        && d["kind"] == "ceph-noout"
-                        && d["set"] == false
-                        && o.as_deref() == Some("ok")
-                });
-                if unset_later {
-                    continue;
-                }
-                let node = detail["node"].as_str().unwrap_or("").to_string();
-                let on = if snap.node(&node).is_some_and(|n| n.reachable) {
-                    node.clone()
+                        "move guest {vmid} home from {from} to {} if its migration ended on {from}",
+                        h.node
+                    )
                 } else {
-                    any_other(snap, &node)
-                };
-                let noout = snap
-                    .ceph
-                    .as_ref()
-                    .and_then(|c| c.health.as_ref())
-                    .map(|h| h.noout);
-                if noout == Some(false) {
-                    p.steps.push(noop(
-                        n,
-                        &on,
-                        format!("the Ceph noout flag is not set (step {seq})"),
-                    ));
-                    continue;
-                }
-                p.steps.push(Step {
-                    seq: n,
-                    title: format!(
-                        "unset the Ceph noout flag set for {node}'s reboot and wait until its OSDs are back (undo of step {seq})"
-                    ),
-                    on: on.clone(),
-                    command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
-                    detached: false,
-                    verify: Some(Verify::CephNoout {
-                        node: on,
-                        set: false,
-                    }),
-                    timeout: o.choices.reboot_timeout,
-                    timeout_secs: o.choices.reboot_timeout.as_secs(),
-                    undo: None,
-                    noop: None,
-                    only_if: None,
-                    detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
-                });
-            }
-            _ => {}
+                    format!("move guest {vmid} home from {from} to {}", h.node)
+                },
+                on: from.clone(),
+                command: Some(templates.render(tool, &data)?),
+                detached: true,
+                verify: Some(Verify::GuestOn {
+                    vmid,
+                    node: h.node.clone(),
+                    status: h.status.clone(),
+                }),
+                timeout: o.choices.migrate_timeout,
+                timeout_secs: o.choices.migrate_timeout.as_secs(),
+                undo: None,
+                noop: None,
+                only_if: decided_later.then(|| Condition::GuestOn {
+                    vmid,
+                    node: from.clone(),
+                }),
+                detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": h.node}),
+            });
         }
     }
+
+    // 5. Ceph's noout the operation set and did not unset, once the OSDs are back.
+    for s in steps
+        .iter()
+        .filter(|s| s.kind() == "ceph-noout" && s.detail["set"] == true)
+        .filter(|s| s.ok() || s.in_flight())
+    {
+        let unset_later = steps.iter().any(|u| {
+            u.seq > s.seq && u.kind() == "ceph-noout" && u.detail["set"] == false && u.ok()
+        });
+        let node = s.detail["node"].as_str().unwrap_or("").to_string();
+        let noout = snap
+            .ceph
+            .as_ref()
+            .and_then(|c| c.health.as_ref())
+            .map(|h| h.noout);
+        if unset_later || noout == Some(false) {
+            continue;
+        }
+        let on = if node_up(snap, &node) {
+            node.clone()
+        } else {
+            any_other(snap, &node)
+        };
+        let seq = next(p);
+        p.steps.push(Step {
+            seq,
+            title: format!(
+                "unset the Ceph noout flag set for {node}'s reboot (step {}) and wait until its OSDs are back",
+                s.seq
+            ),
+            on: on.clone(),
+            command: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
+            detached: false,
+            verify: Some(Verify::CephNoout {
+                node: on,
+                set: false,
+            }),
+            timeout: o.choices.reboot_timeout,
+            timeout_secs: o.choices.reboot_timeout.as_secs(),
+            undo: None,
+            noop: None,
+            only_if: None,
+            detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
+        });
+        break;
+    }
+
     if p.steps.is_empty() {
         p.steps.push(noop(
             1,
             &any_other(snap, ""),
-            "the journal records nothing to undo".into(),
+            if home.is_empty() {
+                "nothing to restore: the journal records no guest the operation touched".into()
+            } else {
+                format!(
+                    "nothing to restore: every guest is home ({} guest(s))",
+                    home_already.len()
+                )
+            },
         ));
     }
     p.success_criteria.push(
-        "every guest the journal moved is back where it was; maintenance left; Ceph noout unset"
-            .into(),
+        "every guest the operation touched is on the node it ran on before, in the state it had; maintenance left; Ceph noout unset".into(),
     );
     Ok(())
+}
+
+/// Whether `node` answered and is online (`/cluster/resources`).
+fn node_up(snap: &Snapshot, node: &str) -> bool {
+    let answered = snap.node(node).is_some_and(|n| n.reachable);
+    let online = snap
+        .resources
+        .iter()
+        .find(|r| r.kind == "node" && r.node.as_deref() == Some(node))
+        .is_none_or(|r| r.status.as_deref() == Some("online"));
+    answered && online
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::health::Resource;
+    use crate::journal::Entry;
+    use crate::snapshot::NodeSnapshot;
+
+    fn snap(placement: &[(u64, &str, Option<&str>)], up: &[&str]) -> Snapshot {
+        let mut s: Snapshot = serde_json::from_value(json!({
+            "format": 1, "taken_at": "", "status": "ok", "nodes": [], "findings": []
+        }))
+        .unwrap();
+        for n in ["pve1", "pve2", "pve3"] {
+            s.nodes.push(NodeSnapshot {
+                name: n.into(),
+                pve_node: Some(n.into()),
+                reachable: up.contains(&n),
+                ..Default::default()
+            });
+            s.resources.push(Resource {
+                id: format!("node/{n}"),
+                kind: "node".into(),
+                node: Some(n.into()),
+                status: Some(if up.contains(&n) { "online" } else { "offline" }.into()),
+                ..Default::default()
+            });
+        }
+        for (vmid, node, lock) in placement {
+            s.resources.push(Resource {
+                id: format!("qemu/{vmid}"),
+                kind: "qemu".into(),
+                node: Some(node.to_string()),
+                vmid: Some(*vmid),
+                status: Some("running".into()),
+                lock: lock.map(str::to_string),
+                ..Default::default()
+            });
+        }
+        s
+    }
+
+    fn entry(seq: u32, phase: &str, outcome: Option<&str>, detail: serde_json::Value) -> Entry {
+        Entry {
+            seq,
+            step: String::new(),
+            command: None,
+            phase: phase.into(),
+            time: String::new(),
+            outcome: outcome.map(str::to_string),
+            exit_code: None,
+            verified: None,
+            message: None,
+            undo: None,
+            detail: Some(detail),
+        }
+    }
+
+    fn home(guests: &[(u64, &str)]) -> Entry {
+        let g: Vec<Home> = guests
+            .iter()
+            .map(|(v, n)| Home {
+                vmid: *v,
+                node: n.to_string(),
+                status: "running".into(),
+                ha: None,
+            })
+            .collect();
+        entry(0, "home", None, json!({"kind": "home", "guests": g}))
+    }
+
+    fn mig(seq: u32, vmid: u64, from: &str, to: &str, outcome: Option<&str>) -> Vec<Entry> {
+        let d = json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to});
+        let mut v = vec![entry(seq, "start", None, d.clone())];
+        if let Some(o) = outcome {
+            v.push(entry(seq, "end", Some(o), d));
+        }
+        v
+    }
+
+    fn restore(journal: &[Entry], s: &Snapshot) -> Vec<Step> {
+        let templates = crate::command::Templates::load(None).unwrap();
+        let o = Options {
+            choices: crate::operation::Choices {
+                backup_gate: false,
+                backup_max_age_hours: 168.0,
+                with_local_disks: false,
+                ha_maintenance: true,
+                migrate_timeout: std::time::Duration::from_secs(60),
+                reboot_timeout: std::time::Duration::from_secs(60),
+                window: None,
+                force_window: false,
+            },
+            now: 0,
+            upgrade_timeout: std::time::Duration::from_secs(60),
+            refresh_failures: Default::default(),
+            space: Default::default(),
+            max_migrations: 1,
+            max_migrations_from: String::new(),
+        };
+        let op = crate::operation::Operation::Restore {
+            journal: journal.to_vec(),
+            source: "j".into(),
+        };
+        crate::operation::plan(&op, s, &Default::default(), &templates, &o)
+            .unwrap()
+            .steps
+    }
+
+    /// (vmid, from, to) of each move planned.
+    fn moves(steps: &[Step]) -> Vec<(u64, String, String)> {
+        steps
+            .iter()
+            .filter(|s| s.detail["kind"] == "migrate")
+            .map(|s| {
+                (
+                    s.detail["vmid"].as_u64().unwrap(),
+                    s.detail["from"].as_str().unwrap().to_string(),
+                    s.detail["to"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollout_that_failed_after_its_first_node_moves_only_what_is_not_home() {
+        // reboot pve2 pve3: pve2 done (200 out and back), pve3's 300 moved, 301 failed.
+        let mut j = vec![home(&[(200, "pve2"), (300, "pve3"), (301, "pve3")])];
+        j.extend(mig(1, 200, "pve2", "pve1", Some("ok")));
+        j.extend(mig(2, 200, "pve1", "pve2", Some("ok")));
+        j.extend(mig(3, 300, "pve3", "pve1", Some("ok")));
+        j.extend(mig(4, 301, "pve3", "pve1", Some("failed")));
+        let s = snap(
+            &[
+                (200, "pve2", None),
+                (300, "pve1", None),
+                (301, "pve3", None),
+            ],
+            &["pve1", "pve2", "pve3"],
+        );
+        let steps = restore(&j, &s);
+        assert_eq!(moves(&steps), [(300, "pve1".into(), "pve3".into())]);
+    }
+
+    #[test]
+    fn every_guest_home_plans_nothing() {
+        let mut j = vec![home(&[(100, "pve1")])];
+        j.extend(mig(1, 100, "pve1", "pve2", Some("ok")));
+        j.extend(mig(2, 100, "pve2", "pve1", Some("ok")));
+        let steps = restore(&j, &snap(&[(100, "pve1", None)], &["pve1", "pve2", "pve3"]));
+        assert_eq!(steps.len(), 1);
+        assert!(
+            steps[0]
+                .noop
+                .as_deref()
+                .unwrap()
+                .starts_with("nothing to restore: every guest is home")
+        );
+    }
+
+    #[test]
+    fn a_migration_in_flight_is_waited_for_and_its_far_end_moved_home_if_it_landed_there() {
+        let mut j = vec![home(&[(101, "pve1")])];
+        j.extend(mig(1, 101, "pve1", "pve2", Some("aborted")));
+        let steps = restore(
+            &j,
+            &snap(&[(101, "pve1", Some("migrate"))], &["pve1", "pve2"]),
+        );
+        assert!(matches!(
+            steps[0].verify,
+            Some(Verify::GuestUnlocked { vmid: 101 })
+        ));
+        assert_eq!(moves(&steps), [(101, "pve2".into(), "pve1".into())]);
+        assert!(matches!(
+            &steps[1].only_if,
+            Some(Condition::GuestOn { vmid: 101, node }) if node == "pve2"
+        ));
+    }
+
+    #[test]
+    fn a_home_node_that_is_rebooting_is_waited_for_before_its_guests_go_home() {
+        let mut j = vec![home(&[(300, "pve3")])];
+        j.extend(mig(1, 300, "pve3", "pve1", Some("ok")));
+        let steps = restore(&j, &snap(&[(300, "pve1", None)], &["pve1", "pve2"]));
+        assert!(matches!(&steps[0].verify, Some(Verify::NodeUp { node }) if node == "pve3"));
+        assert_eq!(moves(&steps), [(300, "pve1".into(), "pve3".into())]);
+    }
+
+    #[test]
+    fn an_old_journal_without_a_home_line_takes_each_guests_first_source() {
+        let mut j = Vec::new();
+        j.extend(mig(1, 200, "pve2", "pve1", Some("ok")));
+        j.extend(mig(2, 200, "pve1", "pve3", Some("ok")));
+        let steps = restore(&j, &snap(&[(200, "pve3", None)], &["pve1", "pve2", "pve3"]));
+        assert_eq!(moves(&steps), [(200, "pve3".into(), "pve2".into())]);
+    }
 }
