@@ -993,7 +993,35 @@ impl Runner {
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
         eprintln!("    step {} {outcome}: {msg}", step.seq);
+        // A verified step's detached log has been read into the evidence: nothing of it stays
+        // in the node's /tmp. A failed one's stays there too, for whoever repairs the node.
+        if verified
+            && let (Some(path), Some(k)) = (&log, &kept)
+            && k.rc.is_some()
+        {
+            self.remove_detached(&step.on, path).await;
+        }
         Ok(mk(outcome, exit, verified, msg, kept))
+    }
+
+    /// Removes a detached command's log and exit-status file from `node`; a failure is only
+    /// logged (the step is done, the files are small).
+    async fn remove_detached(&self, node: &str, log: &str) {
+        let rm = self.templates.render(
+            "detached-cleanup",
+            &json!({ "logfile": log, "rcfile": format!("{log}.rc") }),
+        );
+        let done = match rm {
+            Ok(cmd) => self
+                .run_on(node, &cmd)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = done {
+            tracing::warn!("{node}: could not remove {log}: {e}");
+        }
     }
 
     /// Polls until the state holds or the step's timeout passes; returns the last thing seen

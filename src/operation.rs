@@ -563,20 +563,21 @@ pub fn plan(
             add_moves(&mut p, snap, &moves, pre, templates, o)?;
         }
         Operation::Drain { node, to } => {
-            add_drain(&mut p, snap, node, to, pre, templates, o)?;
+            add_drain(&mut p, snap, node, to, &[], pre, templates, o)?;
         }
         Operation::Reboot { nodes } => {
             p.gates.extend(ceph_gate(snap));
-            for node in nodes {
-                add_reboot(&mut p, snap, node, pre, templates, o)?;
+            let names: Vec<String> = nodes.iter().map(|n| pve_name(snap, n)).collect();
+            for (i, node) in names.iter().enumerate() {
+                add_reboot(&mut p, snap, node, &names[i + 1..], pre, templates, o)?;
             }
         }
         Operation::Update { nodes, .. } => {
             let nodes: Vec<String> = nodes.iter().map(|n| pve_name(snap, n)).collect();
             p.gates.extend(ceph_gate(snap));
             p.gates.push(repositories_gate(snap, &nodes));
-            for node in &nodes {
-                add_update(&mut p, snap, node, pre, templates, o)?;
+            for (i, node) in nodes.iter().enumerate() {
+                add_update(&mut p, snap, node, &nodes[i + 1..], pre, templates, o)?;
             }
             keep_rollback = update_rollback(&p.updates);
         }

@@ -459,3 +459,68 @@ fn a_rolling_update_that_fails_on_pve2_after_pve1_is_restored_without_moving_pve
         "update",
     );
 }
+
+#[test]
+fn detached_logs_leave_the_node_once_their_step_is_verified_and_stay_in_the_evidence() {
+    let sim = SimCluster::start(fast(scenario::healthy(3)));
+    let inv = sim.inventory();
+    let dir = sim.lab.dir.path().join("drain-logs");
+    let changelog = sim.lab.dir.path().join("changelog.md");
+    let child = crate::support::command(
+        sim.lab.home(),
+        &[
+            "-I",
+            inv.to_str().unwrap(),
+            "drain",
+            "pve1",
+            "--yes",
+            "--out",
+            dir.to_str().unwrap(),
+            "--changelog",
+            changelog.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The lab's nodes share this machine's /tmp; the logs carry the pveops process id.
+    let left: Vec<String> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pveops-step-") && n.contains(&format!("-{pid}.log")))
+        .collect();
+    assert!(left.is_empty(), "left on the node: {left:?}");
+    let kept: Vec<_> = crate::support::files_below(&dir.join("raw/pve1"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("migrate.log"))
+        .collect();
+    assert!(!kept.is_empty(), "the migration logs are in the evidence");
+}
+
+#[test]
+fn a_rollout_parks_each_nodes_guests_outside_the_rest_of_the_rollout() {
+    let sim = SimCluster::start(fast(scenario::healthy(3)));
+    let r = op(&sim, &["plan", "reboot", "pve1", "pve2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let away: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": migrate ") && l.contains(" from pve1 to "))
+        .collect();
+    assert!(!away.is_empty(), "{}", r.stderr);
+    assert!(away.iter().all(|l| l.ends_with("to pve3")), "{away:?}");
+    assert!(
+        r.stderr
+            .contains("pve1's guests go to nodes outside the rest of the rollout"),
+        "{}",
+        r.stderr
+    );
+}

@@ -14,11 +14,13 @@ use crate::health::Resource;
 use crate::snapshot::Snapshot;
 
 /// The gates and steps that move every running guest off `node`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn add_drain(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
     to: &[String],
+    avoid: &[String],
     pre: &Prechecks,
     templates: &Templates,
     o: &Options,
@@ -75,6 +77,7 @@ pub(super) fn add_drain(
     let mut plain = plain;
     plain.sort_by_key(|g| std::cmp::Reverse(g.maxmem_bytes.unwrap_or(0)));
     let mut moves = Vec::new();
+    let mut twice: Vec<String> = Vec::new();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     for g in plain {
         let need = g.maxmem_bytes.unwrap_or(0);
@@ -82,11 +85,28 @@ pub(super) fn add_drain(
             .keys()
             .filter_map(|t| pre.refusal(snap, g, t, &placed).map(|w| (t.clone(), w)))
             .collect();
-        let best = free
+        // A node later in the same rollout is taken only when no other fits: a guest parked
+        // there would have to move again when that node's turn comes. When none fits, the
+        // roomiest is named and the memory gate judges it, as before.
+        let open: Vec<(&String, u64)> = free
             .iter()
             .filter(|(t, _)| !refusals.iter().any(|(r, _)| r == *t))
-            .max_by_key(|(_, f)| **f)
-            .map(|(t, f)| (t.clone(), *f));
+            .map(|(t, f)| (t, *f))
+            .collect();
+        let roomiest = |later: Option<bool>| {
+            open.iter()
+                .filter(|(t, f)| later.is_none_or(|l| avoid.contains(t) == l && *f >= need))
+                .max_by_key(|(_, f)| *f)
+                .map(|(t, f)| ((*t).clone(), *f))
+        };
+        let best = roomiest(Some(false))
+            .or_else(|| roomiest(Some(true)))
+            .or_else(|| roomiest(None));
+        if let Some((t, _)) = &best
+            && avoid.contains(t)
+        {
+            twice.push(format!("guest {} to {t}", g.vmid.unwrap_or(0)));
+        }
         match best {
             Some((t, f)) => {
                 free.insert(t.clone(), f.saturating_sub(need));
@@ -106,6 +126,20 @@ pub(super) fn add_drain(
                 ))
             }
         }
+    }
+    if !avoid.is_empty() {
+        p.gates.push(gate(
+            "moves-once",
+            true,
+            if twice.is_empty() {
+                format!("{node}'s guests go to nodes outside the rest of the rollout")
+            } else {
+                format!(
+                    "no other node fits, so these go to a node later in the rollout and will move again there: {}",
+                    twice.join(", ")
+                )
+            },
+        ));
     }
     add_moves(p, snap, &moves, pre, templates, o)?;
     if !ha.is_empty() {

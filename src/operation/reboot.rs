@@ -11,16 +11,18 @@ use crate::command::Templates;
 use crate::snapshot::Snapshot;
 
 /// Drain `node`, reboot it, wait until it is back, move its guests back.
+/// `later`: the nodes after this one in the rollout, which its guests avoid.
 pub(super) fn add_reboot(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
+    later: &[String],
     pre: &Prechecks,
     templates: &Templates,
     o: &Options,
 ) -> Result<(), crate::Error> {
     let node = pve_name(snap, node);
-    add_cycle(p, snap, &node, None, None, pre, templates, o)?;
+    add_cycle(p, snap, &node, later, None, None, pre, templates, o)?;
     p.success_criteria.push(format!(
         "{node} rebooted (new boot id), quorate, services active, its guests back"
     ));
@@ -34,6 +36,7 @@ pub(super) fn add_cycle(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
+    later: &[String],
     work: Option<Step>,
     reboot_if: Option<Condition>,
     pre: &Prechecks,
@@ -46,7 +49,7 @@ pub(super) fn add_cycle(
         .and_then(|n| n.boot_id.clone())
         .unwrap_or_default();
     let first = p.steps.len();
-    add_drain(p, snap, &node, &[], pre, templates, o)?;
+    add_drain(p, snap, &node, &[], later, pre, templates, o)?;
     let drained: Vec<Step> = p.steps[first..]
         .iter()
         .filter(|s| s.command.is_some())

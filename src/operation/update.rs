@@ -20,10 +20,13 @@ const BOOT_BYTES_PER_KERNEL: u64 = 128 << 20;
 /// One node of a rolling update: with nothing to install a no-op that says so; else the
 /// package gates, then drain, `apt-get -y dist-upgrade` (detached, its exit status and log
 /// kept on the node), the reboot when due, the guests back.
+/// `later`: the nodes after this one in the rollout, which its guests avoid.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn add_update(
     p: &mut Plan,
     snap: &Snapshot,
     node: &str,
+    later: &[String],
     pre: &Prechecks,
     templates: &Templates,
     o: &Options,
@@ -223,7 +226,17 @@ pub(super) fn add_update(
         only_if: None,
         detail: json!({"kind": "upgrade", "node": node, "packages": count}),
     };
-    add_cycle(p, snap, node, Some(work), reboot_if, pre, templates, o)?;
+    add_cycle(
+        p,
+        snap,
+        node,
+        later,
+        Some(work),
+        reboot_if,
+        pre,
+        templates,
+        o,
+    )?;
     p.success_criteria.push(format!(
         "{node} runs the new versions (pveversion -v), has nothing left to install, is quorate with its services active, rebooted {} (new boot id), its guests back",
         if reboot == "yes" { "".to_string() } else { "only if it asked for it".to_string() }
