@@ -929,6 +929,54 @@ pub fn plan_text(plan: &Plan) -> String {
 }
 
 /// The runbook: window, affected guests, backups, steps, success criteria, rollback, gates.
+/// A restore's runbook: for each guest, where it is, where it belongs, what will happen.
+fn placement_table(plan: &Plan, live: &Snapshot) -> String {
+    let esc = crate::report::md;
+    let mut s = String::from(
+        "\n## Placement\n\n| VMID | Now on | Home | State now → at home | What happens |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for h in &plan.home {
+        let g = live
+            .resources
+            .iter()
+            .find(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.vmid == Some(h.vmid));
+        let now_on = g
+            .and_then(|g| g.node.clone())
+            .unwrap_or_else(|| "(gone)".into());
+        let state = g.and_then(|g| g.status.clone()).unwrap_or_default();
+        let lock = g
+            .and_then(|g| g.lock.clone())
+            .map(|l| format!(", locked {l}"))
+            .unwrap_or_default();
+        let action = plan
+            .steps
+            .iter()
+            .filter(|st| st.detail["vmid"].as_u64() == Some(h.vmid))
+            .map(|st| format!("step {}: {}", st.seq, st.title))
+            .collect::<Vec<_>>();
+        let action = if action.is_empty() {
+            if g.is_none() {
+                "nothing: gone from the cluster".to_string()
+            } else {
+                "nothing: it is home".to_string()
+            }
+        } else {
+            action.join("; ")
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {}{} → {} | {} |\n",
+            h.vmid,
+            esc(&now_on),
+            esc(&h.node),
+            esc(&state),
+            esc(&lock),
+            esc(&h.status),
+            esc(&action)
+        ));
+    }
+    s
+}
+
 pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
     let esc = crate::report::md;
     let mut s = format!(
@@ -984,6 +1032,9 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
                 ));
             }
         }
+    }
+    if plan.operation.starts_with("restore ") && !plan.home.is_empty() {
+        s.push_str(&placement_table(plan, before));
     }
     s.push_str("\n## Affected guests\n\n| VMID | Kind | Name | Node | Status | HA | Target | Newest backup |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for a in &plan.affected {

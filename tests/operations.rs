@@ -88,7 +88,18 @@ fn drain_moves_every_running_guest_with_exactly_the_planned_commands() {
         .map(str::trim)
         .collect();
     assert_eq!(planned, sent.iter().map(String::as_str).collect::<Vec<_>>());
-    let j = journal(&r.dir);
+    let mut j = journal(&r.dir);
+    // First the home line: where each guest the drain may touch ran before it.
+    let home = j.remove(0);
+    assert_eq!(home["phase"], "home", "{home}");
+    let mut homes: Vec<(u64, &str)> = home["detail"]["guests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["vmid"].as_u64().unwrap(), g["node"].as_str().unwrap()))
+        .collect();
+    homes.sort();
+    assert_eq!(homes, [(100, "pve1"), (101, "pve1"), (102, "pve1")]);
     assert_eq!(j.len(), 6, "start and end of three steps");
     assert!(
         j.iter()

@@ -256,6 +256,17 @@ fn restore_converges(
     let n = sim.commands().len();
     let r = crate::support::ops::restore(sim, journal, &format!("{what}-1"));
     assert_eq!(r.code, Some(0), "{what}: {}", r.stderr);
+    // The runbook says, per guest, where it is, where it belongs and what will happen.
+    let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
+    assert!(runbook.contains("## Placement"), "{what}: {runbook}");
+    for (vmid, node, _) in home.iter().filter(|(v, _, _)| may_move.contains(v)) {
+        assert!(
+            runbook.lines().any(
+                |l| l.starts_with(&format!("| {vmid} |")) && l.contains(&format!("| {node} |"))
+            ),
+            "{what}: no placement row for {vmid}: {runbook}"
+        );
+    }
     assert_eq!(
         placement(sim),
         home,
@@ -438,7 +449,7 @@ fn a_rolling_update_that_fails_on_pve2_after_pve1_is_restored_without_moving_pve
     let home = placement(&sim);
     let on_pve2: Vec<u32> = home
         .iter()
-        .filter(|(_, n, _)| n == "pve2")
+        .filter(|(_, n, st)| n == "pve2" && st == "running")
         .map(|(v, _, _)| *v)
         .collect();
     let r = op(
