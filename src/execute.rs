@@ -930,7 +930,7 @@ impl Runner {
         let Some(cmd) = &step.command else {
             if let Some(v) = &step.verify {
                 let (verified, seen) = match self.poll(step, v, None).await {
-                    Ok(r) => (r.0, r.1),
+                    Ok(r) => (r.0 == Polled::Holds, r.1),
                     Err(e) => (false, format!("cannot verify: {e}")),
                 };
                 let outcome = if verified { "ok" } else { "failed" };
@@ -973,18 +973,19 @@ impl Runner {
             return Ok(mk("failed", exit, false, msg, None));
         }
         let (polled, kept) = match &step.verify {
-            None => (Ok((true, "no verification needed".to_string())), None),
+            None => (
+                Ok((Polled::Holds, "no verification needed".to_string())),
+                None,
+            ),
             Some(v) => match self.poll(step, v, log.as_deref()).await {
-                Ok((ok, seen, kept)) => (Ok((ok, seen)), kept),
+                Ok((how, seen, kept)) => (Ok((how, seen)), kept),
                 Err(e) => (Err(e), None),
             },
         };
         let (verified, outcome, msg) = match polled {
-            Ok((true, seen)) => (true, "ok", format!("verified: {seen}")),
-            Ok((false, seen)) if seen.starts_with("failed on the node: ") => {
-                (false, "failed", seen)
-            }
-            Ok((false, seen)) => (
+            Ok((Polled::Holds, seen)) => (true, "ok", format!("verified: {seen}")),
+            Ok((Polled::FailedOnNode, seen)) => (false, "failed", seen),
+            Ok((Polled::TimedOut, seen)) => (
                 false,
                 "failed",
                 format!("not verified within {} s: {seen}", step.timeout.as_secs()),
@@ -1024,17 +1025,17 @@ impl Runner {
         }
     }
 
-    /// Polls until the state holds or the step's timeout passes; returns the last thing seen
-    /// and the detached command's log. A detached command's exit status on the node is read
-    /// each round: a non-zero one ends the step at once (the message starts with `failed on
-    /// the node: `), and an upgrade is not looked at while apt still runs. A permanent failure
-    /// to look ends it at once.
+    /// Polls until the state holds or the step's timeout passes; returns how it ended, the last
+    /// thing seen and the detached command's log. A detached command's exit status on the
+    /// node is read each round: a non-zero one ends the step at once (`Polled::FailedOnNode`),
+    /// and an upgrade is not looked at while apt still runs. A permanent failure to look ends
+    /// it at once.
     async fn poll(
         &self,
         step: &Step,
         v: &Verify,
         log: Option<&str>,
-    ) -> Result<(bool, String, Option<DetachedLog>), LookFailed> {
+    ) -> Result<(Polled, String, Option<DetachedLog>), LookFailed> {
         let deadline = Instant::now() + step.timeout;
         let mut kept = None;
         loop {
@@ -1048,7 +1049,7 @@ impl Runner {
                     && let Some(why) = detached_failure(v, rc, &st.log)
                 {
                     return Ok((
-                        false,
+                        Polled::FailedOnNode,
                         format!(
                             "failed on the node: {why} (exit {rc}; log {} on {})",
                             log.unwrap_or(""),
@@ -1072,14 +1073,14 @@ impl Runner {
                 }
             } else {
                 match self.holds(v).await {
-                    Ok((true, s)) => return Ok((true, s, kept)),
+                    Ok((true, s)) => return Ok((Polled::Holds, s, kept)),
                     Ok((false, s)) => s,
                     Err(e) if e.permanent => return Err(e),
                     Err(e) => format!("could not read the state: {e}"),
                 }
             };
             if Instant::now() + self.poll_every > deadline {
-                return Ok((false, seen, kept));
+                return Ok((Polled::TimedOut, seen, kept));
             }
             tokio::time::sleep(self.poll_every).await;
         }
@@ -1095,7 +1096,17 @@ impl Runner {
     }
 }
 
-/// What the journal says of a step Ctrl-C interrupted.
+/// How polling a step's state ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Polled {
+    /// The state the step must produce holds.
+    Holds,
+    /// Its detached command exited non-zero on the node.
+    FailedOnNode,
+    /// The step's timeout passed first.
+    TimedOut,
+}
+
 /// The journal's message for a step a signal ended.
 fn aborted(sig: Sig) -> String {
     format!(

@@ -32,9 +32,9 @@ pub struct Entry {
     /// The command that undoes the step (null when there is nothing to undo); on `end` lines.
     #[serde(default)]
     pub undo: Option<String>,
-    /// Machine-readable facts about the step for `restore` (guest, from, to, node).
+    /// What the step is, typed (`{"kind": "migrate", "vmid": …}`): what `restore` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<crate::operation::Action>,
 }
 
 /// An open journal file, appended to line by line.

@@ -14,7 +14,7 @@ use crate::check::Check;
 use crate::command::Templates;
 use crate::execute::{Done, Outcome, Runner};
 use crate::inventory::Node;
-use crate::operation::{Operation, Plan, Prechecks, Preflight};
+use crate::operation::{Action, Operation, Plan, Prechecks, Preflight};
 use crate::session::Connector;
 use crate::signals::Signals;
 use crate::snapshot::Snapshot;
@@ -299,7 +299,9 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         verified: None,
         message: None,
         undo: None,
-        detail: Some(json!({"kind": "home", "guests": plan.home})),
+        detail: Some(Action::Home {
+            guests: plan.home.clone(),
+        }),
     })?;
     let (outcome, done) = runner.execute(&plan, &mut journal, &mut signals).await?;
     for d in &done {
@@ -313,10 +315,9 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
             .find(|(pve, _)| *pve == step.on)
             .map(|(_, n)| n.name.clone())
             .unwrap_or_else(|| step.on.clone());
-        let name = match step.detail["kind"].as_str() {
-            Some("upgrade") => "apt-dist-upgrade.log".to_string(),
-            Some(kind) => format!("step-{}-{kind}.log", d.seq),
-            None => format!("step-{}.log", d.seq),
+        let name = match &step.detail {
+            Action::Upgrade { .. } => "apt-dist-upgrade.log".to_string(),
+            kind => format!("step-{}-{}.log", d.seq, kind.word()),
         };
         let rc = log.rc.and_then(|c| u32::try_from(c).ok());
         bundle.write_node_text(&target, &name, &d.command, rc, &log.log)?;
@@ -418,7 +419,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     let rollout = crate::report::rollout_rows(&plan, &done, &diffs, &after);
     let followups: Vec<String> = rollout
         .iter()
-        .filter(|r| r.outcome.starts_with("FAILED") || r.reboot.starts_with("FAILED"))
+        .filter(|r| r.failed)
         .map(|r| r.line())
         .chain(
             after
@@ -498,34 +499,40 @@ fn next_steps(plan: &Plan, done: &[Done], restore: &str, started: bool) -> Vec<S
         return Vec::new();
     }
     let mut out = vec![format!("to bring every guest home: {restore}")];
-    let ok = |kind: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+    let ok_steps = || {
         done.iter()
             .filter(|d| d.outcome == "ok")
             .filter_map(|d| plan.steps.iter().find(|s| s.seq == d.seq))
-            .filter(|s| s.detail["kind"] == kind && want(&s.detail))
-            .map(|s| s.on.clone())
-            .collect::<Vec<String>>()
     };
     for d in done.iter().filter(|d| d.outcome == "failed") {
         if let Some(s) = plan.steps.iter().find(|s| s.seq == d.seq)
-            && s.detail["kind"] == "upgrade"
+            && let Action::Upgrade { node, .. } = &s.detail
         {
             out.push(format!(
-                "repair the packages on {}: `dpkg --configure -a`, then `apt-get -f install` (apt's log is in the evidence's raw/{}/)",
-                s.on, s.on
+                "repair the packages on {node}: `dpkg --configure -a`, then `apt-get -f install` (apt's log is in the evidence's raw/{node}/)"
             ));
         }
     }
-    let entered = ok("maintenance", &|d| d["enter"] == true);
-    let left = ok("maintenance", &|d| d["enter"] == false);
+    let maintenance = |enter: bool| -> Vec<String> {
+        ok_steps()
+            .filter_map(|s| match &s.detail {
+                Action::Maintenance { node, enter: e } if *e == enter => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (entered, left) = (maintenance(true), maintenance(false));
     for n in entered.iter().filter(|n| !left.contains(n)) {
         out.push(format!(
             "{n} is in HA maintenance (restore leaves it): by hand `ha-manager crm-command node-maintenance disable {n}`"
         ));
     }
-    let set = ok("ceph-noout", &|d| d["set"] == true);
-    let unset = ok("ceph-noout", &|d| d["set"] == false);
-    if set.len() > unset.len() {
+    let noout = |set: bool| {
+        ok_steps()
+            .filter(|s| matches!(&s.detail, Action::CephNoout { set: x, .. } if *x == set))
+            .count()
+    };
+    if noout(true) > noout(false) {
         out.push(
             "Ceph's noout flag is set (restore unsets it once the OSDs are back): by hand `ceph osd unset noout`".into(),
         );
@@ -553,8 +560,8 @@ fn locked(stderr: &str) -> Option<String> {
 /// What to do after a failed step, in one sentence.
 fn failed_followup(plan: &Plan, seq: u32, message: &str, restore: &str) -> String {
     let step = plan.steps.iter().find(|s| s.seq == seq);
-    match step.map(|s| (s.detail["kind"].as_str(), s.on.as_str())) {
-        Some((Some("upgrade"), node)) => format!(
+    match step.map(|s| (&s.detail, s.on.as_str())) {
+        Some((Action::Upgrade { .. }, node)) => format!(
             "step {seq} failed: {message}; {node} stays drained (its guests run elsewhere) and the nodes after it were not touched: repair the packages on {node} (`dpkg --configure -a`, then `apt-get -f install`, the log is in raw/), then `{restore}` brings its guests back"
         ),
         _ => format!("step {seq} failed: {message}; `{restore}` undoes the steps that succeeded"),
@@ -664,7 +671,7 @@ async fn refresh(
             verified: None,
             message: None,
             undo: None,
-            detail: Some(json!({"kind": "apt-update", "node": pve})),
+            detail: Some(Action::AptUpdate { node: pve.clone() }),
         };
         journal.write(&entry("start"))?;
         let (outcome, code, message) = match runner.run_on(&pve, &cmd).await {
@@ -929,7 +936,8 @@ pub fn plan_text(plan: &Plan) -> String {
 }
 
 /// The runbook: window, affected guests, backups, steps, success criteria, rollback, gates.
-/// A restore's runbook: for each guest, where it is, where it belongs, what will happen.
+/// For each guest the plan touches (a restore: each guest of the journal's home line), where
+/// it is, where it belongs, and what will happen to it.
 fn placement_table(plan: &Plan, live: &Snapshot) -> String {
     let esc = crate::report::md;
     let mut s = String::from(
@@ -951,7 +959,7 @@ fn placement_table(plan: &Plan, live: &Snapshot) -> String {
         let action = plan
             .steps
             .iter()
-            .filter(|st| st.detail["vmid"].as_u64() == Some(h.vmid))
+            .filter(|st| st.detail.vmid() == Some(h.vmid))
             .map(|st| format!("step {}: {}", st.seq, st.title))
             .collect::<Vec<_>>();
         let action = if action.is_empty() {
@@ -1033,7 +1041,7 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
             }
         }
     }
-    if plan.operation.starts_with("restore ") && !plan.home.is_empty() {
+    if !plan.home.is_empty() {
         s.push_str(&placement_table(plan, before));
     }
     s.push_str("\n## Affected guests\n\n| VMID | Kind | Name | Node | Status | HA | Target | Newest backup |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");

@@ -196,8 +196,91 @@ pub struct Step {
     /// Run only when this holds at the time (else journaled as skipped, with why).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_if: Option<Condition>,
-    /// Facts for `restore`: guest, from, to, node.
-    pub detail: serde_json::Value,
+    /// What the step is, typed: for `restore`, the report and the follow-ups (journaled as
+    /// the step's `detail`).
+    pub detail: Action,
+}
+
+/// What a step does, as the journal's `detail` records it (`{"kind": "migrate", …}`): the one
+/// typed description that restore, the report and the follow-ups read.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Move a guest (`qm/pct migrate`, or an HA request when `ha`).
+    Migrate {
+        vmid: u64,
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ha: Option<bool>,
+    },
+    /// Enter or leave HA node maintenance.
+    Maintenance {
+        node: String,
+        enter: bool,
+    },
+    /// Set or unset Ceph's `noout` around a node's reboot.
+    CephNoout {
+        #[serde(default)]
+        node: String,
+        set: bool,
+    },
+    Reboot {
+        node: String,
+    },
+    /// `apt-get -y dist-upgrade` of `packages` packages.
+    Upgrade {
+        node: String,
+        packages: usize,
+    },
+    /// `apt-get update` before an update's plan.
+    AptUpdate {
+        node: String,
+    },
+    /// Wait until a guest is unlocked (a migration in flight has ended).
+    Wait {
+        vmid: u64,
+    },
+    /// Wait until a node is up again.
+    WaitNode {
+        node: String,
+    },
+    /// The journal's `home` line: where each guest ran before the operation.
+    Home {
+        guests: Vec<Home>,
+    },
+    /// Nothing to do.
+    Noop,
+    /// A kind this version does not know (a newer journal).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Action {
+    /// The word the journal and the evidence use for it (`migrate`, `ceph-noout`, …).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Action::Migrate { .. } => "migrate",
+            Action::Maintenance { .. } => "maintenance",
+            Action::CephNoout { .. } => "ceph-noout",
+            Action::Reboot { .. } => "reboot",
+            Action::Upgrade { .. } => "upgrade",
+            Action::AptUpdate { .. } => "apt-update",
+            Action::Wait { .. } => "wait",
+            Action::WaitNode { .. } => "wait-node",
+            Action::Home { .. } => "home",
+            Action::Noop => "noop",
+            Action::Unknown => "unknown",
+        }
+    }
+
+    /// The guest it concerns, if any.
+    pub fn vmid(&self) -> Option<u64> {
+        match self {
+            Action::Migrate { vmid, .. } | Action::Wait { vmid } => Some(*vmid),
+            _ => None,
+        }
+    }
 }
 
 /// A guest the operation touches.
@@ -270,6 +353,9 @@ pub struct NodeUpdate {
     pub reboot: String,
     /// Why (the new kernel, the marker, the running kernel).
     pub reboot_reason: String,
+    /// Nothing to install, yet a reboot is due (the report says so).
+    #[serde(skip)]
+    pub reboot_due: bool,
 }
 
 impl Plan {
@@ -289,7 +375,7 @@ fn concurrent(s: &Step) -> bool {
     s.detached
         && s.command.is_some()
         && s.only_if.is_none()
-        && s.detail["kind"] == "migrate"
+        && matches!(s.detail, Action::Migrate { .. })
         && matches!(s.verify, Some(Verify::GuestOn { .. }))
 }
 
@@ -718,7 +804,7 @@ fn noop(seq: u32, on: &str, why: String) -> Step {
         undo: None,
         noop: Some(why),
         only_if: None,
-        detail: json!({"kind": "noop"}),
+        detail: Action::Noop,
     }
 }
 
@@ -811,7 +897,10 @@ fn maintenance_step(
         undo: if undoable { Some(cmd(!enter)?) } else { None },
         noop: None,
         only_if: None,
-        detail: json!({"kind": "maintenance", "node": node, "enter": enter}),
+        detail: Action::Maintenance {
+            node: node.to_string(),
+            enter,
+        },
     })
 }
 
@@ -840,7 +929,12 @@ mod tests {
             undo: None,
             noop: None,
             only_if: None,
-            detail: json!({"kind": "migrate"}),
+            detail: Action::Migrate {
+                vmid: 0,
+                from: String::new(),
+                to: String::new(),
+                ha: None,
+            },
         }
     }
 
@@ -856,7 +950,10 @@ mod tests {
         // Anything else between migrations ends a run: the maintenance step, a reboot, a
         // no-op; a lone migration is no wave.
         steps[2] = noop(3, "pve1", "guest 3 is on pve2 already".into());
-        steps[4].detail = json!({"kind": "maintenance"});
+        steps[4].detail = Action::Maintenance {
+            node: String::new(),
+            enter: true,
+        };
         assert_eq!(seqs(&waves(&steps, 3)), vec![vec![1, 2]]);
     }
 }

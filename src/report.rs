@@ -60,6 +60,9 @@ pub struct RolloutRow {
     pub versions: String,
     /// `rebooted (new boot id)`, `not needed: …`, `no`.
     pub reboot: String,
+    /// The node's upgrade or reboot failed (a follow-up).
+    #[serde(skip)]
+    pub failed: bool,
 }
 
 impl RolloutRow {
@@ -89,10 +92,14 @@ pub fn rollout_rows(
             .map(|n| n.name.clone())
             .unwrap_or_else(|| pve.to_string())
     };
-    let step_of = |kind: &str, node: &str| {
+    let step_of = |upgrade: bool, node: &str| {
         plan.steps
             .iter()
-            .find(|s| s.detail["kind"] == kind && s.detail["node"] == node)
+            .find(|s| match &s.detail {
+                crate::operation::Action::Upgrade { node: n, .. } => upgrade && n == node,
+                crate::operation::Action::Reboot { node: n } => !upgrade && n == node,
+                _ => false,
+            })
             .map(|s| (s, done.iter().find(|d| d.seq == s.seq)))
     };
     plan.updates
@@ -126,34 +133,41 @@ pub fn rollout_rows(
                 .iter()
                 .filter(mine)
                 .any(|d| d.kind == "node-rebooted");
-            let (outcome, reboot) = match step_of("upgrade", &u.node) {
+            // (outcome, reboot, failed, rebooted by its step)
+            let (outcome, reboot, failed, reboot_ok) = match step_of(true, &u.node) {
                 None => (
                     "skipped: nothing to install".to_string(),
-                    if u.reboot_reason.contains("reboot is due") {
+                    if u.reboot_due {
                         format!("no ({})", u.reboot_reason)
                     } else {
                         "no".to_string()
                     },
+                    false,
+                    false,
                 ),
                 Some((_, None)) => (
                     "not reached: the rollout stopped before this node".to_string(),
                     "no".to_string(),
+                    false,
+                    false,
                 ),
                 Some((_, Some(d))) if d.outcome != "ok" => (
                     format!("FAILED: {}", d.message),
                     "no (the upgrade failed first)".to_string(),
+                    true,
+                    false,
                 ),
                 Some((_, Some(_))) => {
-                    let reboot = match step_of("reboot", &u.node) {
+                    let (reboot, failed, ok) = match step_of(false, &u.node) {
                         Some((_, Some(r))) if r.outcome == "ok" => {
-                            "rebooted (new boot id)".to_string()
+                            ("rebooted (new boot id)".to_string(), false, true)
                         }
                         Some((_, Some(r))) if r.outcome == "skipped" => {
-                            format!("not needed ({})", r.message)
+                            (format!("not needed ({})", r.message), false, false)
                         }
-                        Some((_, Some(r))) => format!("FAILED: {}", r.message),
-                        Some((_, None)) => "not reached".to_string(),
-                        None => "no".to_string(),
+                        Some((_, Some(r))) => (format!("FAILED: {}", r.message), true, false),
+                        Some((_, None)) => ("not reached".to_string(), false, false),
+                        None => ("no".to_string(), false, false),
                     };
                     (
                         format!(
@@ -161,10 +175,12 @@ pub fn rollout_rows(
                             u.installs.len() + u.removals.len()
                         ),
                         reboot,
+                        failed,
+                        ok,
                     )
                 }
             };
-            let reboot = if rebooted && !reboot.starts_with("rebooted") {
+            let reboot = if rebooted && !reboot_ok {
                 format!("{reboot}; the node rebooted (its boot id changed)")
             } else {
                 reboot
@@ -174,6 +190,7 @@ pub fn rollout_rows(
                 outcome,
                 versions: versions.join(", "),
                 reboot,
+                failed,
             }
         })
         .collect()

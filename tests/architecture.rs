@@ -105,3 +105,51 @@ fn only_the_cli_layer_knows_the_cli() {
         .collect();
     assert!(hits.is_empty(), "modules importing the CLI: {hits:?}");
 }
+
+/// The body of `pub struct NAME { … }` in `code`.
+fn struct_body<'a>(code: &'a str, name: &str) -> &'a str {
+    let start = code
+        .find(&format!("pub struct {name} {{"))
+        .unwrap_or_else(|| panic!("no struct {name}"));
+    let end = code[start..].find("\n}").unwrap() + start;
+    &code[start..end]
+}
+
+/// The plan, its steps and the journal are types: no untyped JSON in a step or a journal
+/// line, no `detail["…"]` lookups, and no decision taken by matching the tool's own words.
+#[test]
+fn the_plan_and_the_journal_are_typed_and_nothing_matches_our_own_messages() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let operation = std::fs::read_to_string(src.join("operation.rs")).unwrap();
+    let journal = std::fs::read_to_string(src.join("journal.rs")).unwrap();
+    for (file, code, name) in [
+        ("operation.rs", &operation, "Step"),
+        ("operation.rs", &operation, "Plan"),
+        ("journal.rs", &journal, "Entry"),
+    ] {
+        assert!(
+            !struct_body(code, name).contains("serde_json::Value"),
+            "{file}: {name} holds untyped JSON"
+        );
+    }
+    // Words pveops itself writes into messages: deciding on them would tie behaviour to
+    // wording.
+    let own_words = [
+        "detail[\"",
+        "starts_with(\"FAILED",
+        "starts_with(\"failed",
+        "starts_with(\"rebooted",
+        "starts_with(\"restore",
+        "contains(\"reboot is due",
+        "contains(\"nothing to",
+        "starts_with(\"interrupted",
+    ];
+    for (file, code) in core_sources() {
+        for w in own_words {
+            assert!(
+                !code.contains(w),
+                "{file} decides on its own message text (`{w}`): use the typed value instead"
+            );
+        }
+    }
+}

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::gates::version_gate;
 use super::targets::sid;
 use super::{
-    Affected, Options, Plan, Prechecks, Preflight, Step, Verify, any_other, gate, maintenance_step,
-    memory_needed, noop,
+    Action, Affected, Options, Plan, Prechecks, Preflight, Step, Verify, any_other, gate,
+    maintenance_step, memory_needed, noop,
 };
 use crate::command::Templates;
 use crate::health::Resource;
@@ -101,17 +101,30 @@ pub(super) fn add_moves(
         let back = json!({"vmid": vmid, "target": from, "online": running, "restart": running, "with_local_disks": o.choices.with_local_disks});
         p.steps.push(Step {
             seq,
-            title: format!("migrate {} {vmid} ({}) from {from} to {to}", if kind == "qemu" { "VM" } else { "CT" }, g.name.clone().unwrap_or_default()),
+            title: format!(
+                "migrate {} {vmid} ({}) from {from} to {to}",
+                if kind == "qemu" { "VM" } else { "CT" },
+                g.name.clone().unwrap_or_default()
+            ),
             on: from.clone(),
             command: Some(templates.render(tool, &data)?),
             detached: true,
-            verify: Some(Verify::GuestOn { vmid, node: to.clone(), status: g.status.clone().unwrap_or_default() }),
+            verify: Some(Verify::GuestOn {
+                vmid,
+                node: to.clone(),
+                status: g.status.clone().unwrap_or_default(),
+            }),
             timeout: o.choices.migrate_timeout,
             timeout_secs: o.choices.migrate_timeout.as_secs(),
             undo: Some(templates.render(tool, &back)?),
             noop: None,
             only_if: None,
-            detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to, "ha": g.hastate.is_some()}),
+            detail: Action::Migrate {
+                vmid,
+                from: from.clone(),
+                to: to.clone(),
+                ha: Some(g.hastate.is_some()),
+            },
         });
         p.success_criteria
             .push(format!("guest {vmid} runs on {to}, unlocked"));

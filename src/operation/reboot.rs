@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::drain::add_drain;
-use super::{Condition, Options, Plan, Prechecks, Step, Verify, pve_name};
+use super::{Action, Condition, Options, Plan, Prechecks, Step, Verify, pve_name};
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
 
@@ -81,7 +81,10 @@ pub(super) fn add_cycle(
             undo: Some(templates.render("ceph-noout", &json!({"action": "unset"}))?),
             noop: None,
             only_if: reboot_if.clone(),
-            detail: json!({"kind": "ceph-noout", "set": true, "node": node}),
+            detail: Action::CephNoout {
+                node: node.clone(),
+                set: true,
+            },
         });
     }
     let seq = p.steps.len() as u32 + 1;
@@ -102,7 +105,7 @@ pub(super) fn add_cycle(
         undo: None,
         noop: None,
         only_if: reboot_if.clone(),
-        detail: json!({"kind": "reboot", "node": node}),
+        detail: Action::Reboot { node: node.clone() },
     });
     if ceph {
         let seq = p.steps.len() as u32 + 1;
@@ -123,18 +126,17 @@ pub(super) fn add_cycle(
             undo: None,
             noop: None,
             only_if: reboot_if.clone(),
-            detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
+            detail: Action::CephNoout {
+                node: node.clone(),
+                set: false,
+            },
         });
     }
     for s in drained.iter().rev() {
         let seq = p.steps.len() as u32 + 1;
-        let back = match s.detail["kind"].as_str() {
-            Some("migrate") => {
-                let (vmid, from, to) = (
-                    s.detail["vmid"].as_u64().unwrap_or(0),
-                    s.detail["from"].as_str().unwrap_or(""),
-                    s.detail["to"].as_str().unwrap_or(""),
-                );
+        let back = match &s.detail {
+            Action::Migrate { vmid, from, to, .. } => {
+                let vmid = *vmid;
                 let Some(undo) = s.undo.clone() else { continue };
                 let status = match &s.verify {
                     Some(Verify::GuestOn { status, .. }) => status.clone(),
@@ -156,10 +158,15 @@ pub(super) fn add_cycle(
                     undo: None,
                     noop: None,
                     only_if: None,
-                    detail: json!({"kind": "migrate", "vmid": vmid, "from": to, "to": from}),
+                    detail: Action::Migrate {
+                        vmid,
+                        from: to.clone(),
+                        to: from.clone(),
+                        ha: None,
+                    },
                 }
             }
-            Some("maintenance") => Step {
+            Action::Maintenance { .. } => Step {
                 seq,
                 title: format!("leave HA maintenance on {node} (HA brings its guests back)"),
                 on: s.on.clone(),
@@ -174,7 +181,10 @@ pub(super) fn add_cycle(
                 undo: None,
                 noop: None,
                 only_if: None,
-                detail: json!({"kind": "maintenance", "node": node, "enter": false}),
+                detail: Action::Maintenance {
+                    node: node.clone(),
+                    enter: false,
+                },
             },
             _ => continue,
         };

@@ -10,16 +10,16 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    Condition, Home, Options, Plan, Step, Verify, any_other, guests, lrm_state, maintenance_step,
-    noop,
+    Action, Condition, Home, Options, Plan, Step, Verify, any_other, guests, lrm_state,
+    maintenance_step, noop,
 };
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
 
-/// One step of the journal: its seq, detail and how it ended (`None`: it never ended).
+/// One step of the journal: its seq, what it did and how it ended (`None`: it never ended).
 struct Journaled {
     seq: u32,
-    detail: serde_json::Value,
+    action: Action,
     outcome: Option<String>,
 }
 
@@ -32,10 +32,6 @@ impl Journaled {
     fn ok(&self) -> bool {
         self.outcome.as_deref() == Some("ok")
     }
-
-    fn kind(&self) -> &str {
-        self.detail["kind"].as_str().unwrap_or("")
-    }
 }
 
 /// The journal's steps (start lines, with how they ended) and its home placement.
@@ -43,12 +39,12 @@ fn read_journal(journal: &[crate::journal::Entry]) -> (Vec<Journaled>, Option<Ve
     let mut steps: Vec<Journaled> = Vec::new();
     let mut home = None;
     for e in journal {
-        let detail = e.detail.clone().unwrap_or_default();
-        match e.phase.as_str() {
-            "home" => home = serde_json::from_value(detail["guests"].clone()).ok(),
-            "start" => steps.push(Journaled {
+        let action = e.detail.clone().unwrap_or(Action::Unknown);
+        match (e.phase.as_str(), action) {
+            ("home", Action::Home { guests }) => home = Some(guests),
+            ("start", action) => steps.push(Journaled {
                 seq: e.seq,
-                detail,
+                action,
                 outcome: None,
             }),
             _ => {
@@ -65,9 +61,11 @@ fn read_journal(journal: &[crate::journal::Entry]) -> (Vec<Journaled>, Option<Ve
 /// first migration.
 fn home_from_steps(steps: &[Journaled], snap: &Snapshot) -> Vec<Home> {
     let mut home: BTreeMap<u64, Home> = BTreeMap::new();
-    for s in steps.iter().filter(|s| s.kind() == "migrate") {
-        let vmid = s.detail["vmid"].as_u64().unwrap_or(0);
-        let from = s.detail["from"].as_str().unwrap_or("").to_string();
+    for s in steps {
+        let Action::Migrate { vmid, from, .. } = &s.action else {
+            continue;
+        };
+        let (vmid, from) = (*vmid, from.clone());
         home.entry(vmid).or_insert_with(|| {
             let live = guests(snap).into_iter().find(|g| g.vmid == Some(vmid));
             Home {
@@ -103,12 +101,17 @@ pub(super) fn plan_restore(
     };
 
     // 1. Migrations still in flight end first, one way or the other.
-    let in_flight: Vec<&Journaled> = steps
+    // (step, guest, from, to) of each migration still in flight.
+    let in_flight: Vec<(&Journaled, u64, &String, &String)> = steps
         .iter()
-        .filter(|s| s.kind() == "migrate" && s.in_flight())
+        .filter(|s| s.in_flight())
+        .filter_map(|s| match &s.action {
+            Action::Migrate { vmid, from, to, .. } => Some((s, *vmid, from, to)),
+            _ => None,
+        })
         .collect();
-    for s in &in_flight {
-        let vmid = s.detail["vmid"].as_u64().unwrap_or(0);
+    for (s, vmid, from, _) in &in_flight {
+        let vmid = *vmid;
         let seq = next(p);
         p.steps.push(Step {
             seq,
@@ -116,7 +119,7 @@ pub(super) fn plan_restore(
                 "wait for the migration of guest {vmid} (step {}, in flight when the journal ends)",
                 s.seq
             ),
-            on: s.detail["from"].as_str().unwrap_or("").to_string(),
+            on: from.to_string(),
             command: None,
             detached: false,
             verify: Some(Verify::GuestUnlocked { vmid }),
@@ -125,7 +128,7 @@ pub(super) fn plan_restore(
             undo: None,
             noop: None,
             only_if: None,
-            detail: json!({"kind": "wait", "vmid": vmid}),
+            detail: Action::Wait { vmid },
         });
     }
 
@@ -153,25 +156,25 @@ pub(super) fn plan_restore(
             undo: None,
             noop: None,
             only_if: None,
-            detail: json!({"kind": "wait-node", "node": node}),
+            detail: Action::WaitNode { node: node.clone() },
         });
     }
 
     // 3. HA maintenance the operation entered and did not leave: leaving it brings the HA
     //    guests back (HA chooses), so restore does not move those itself.
     let mut ha_returns: Vec<String> = Vec::new();
-    for s in steps.iter().filter(|s| s.kind() == "maintenance") {
-        let node = s.detail["node"].as_str().unwrap_or("").to_string();
-        let entered = s.detail["enter"].as_bool().unwrap_or(true);
-        if !entered || !(s.ok() || s.in_flight()) {
+    for s in &steps {
+        let Action::Maintenance { node, enter: true } = &s.action else {
+            continue;
+        };
+        let node = node.clone();
+        if !(s.ok() || s.in_flight()) {
             continue;
         }
         let left_later = steps.iter().any(|l| {
             l.seq > s.seq
-                && l.kind() == "maintenance"
-                && l.detail["node"] == node.as_str()
-                && l.detail["enter"] == false
                 && l.ok()
+                && matches!(&l.action, Action::Maintenance { node: n, enter: false } if *n == node)
         });
         if left_later || ha_returns.contains(&node) {
             continue;
@@ -210,16 +213,12 @@ pub(super) fn plan_restore(
             continue;
         };
         let now_on = g.node.clone().unwrap_or_default();
-        let flight = in_flight
-            .iter()
-            .rev()
-            .find(|s| s.detail["vmid"].as_u64() == Some(vmid));
+        let flight = in_flight.iter().rev().find(|(_, v, _, _)| *v == vmid);
         // Where it may be once the waits are over: its migration's two ends, or where it is.
         let ends: Vec<String> = match flight {
-            Some(s) if g.lock.as_deref() == Some("migrate") => [&s.detail["from"], &s.detail["to"]]
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
+            Some((_, _, from, to)) if g.lock.as_deref() == Some("migrate") => {
+                vec![from.to_string(), to.to_string()]
+            }
             _ => vec![now_on.clone()],
         };
         let away: Vec<&String> = ends.iter().filter(|n| **n != h.node).collect();
@@ -246,7 +245,7 @@ pub(super) fn plan_restore(
                 undo: None,
                 noop: None,
                 only_if: None,
-                detail: json!({"kind": "wait", "vmid": vmid}),
+                detail: Action::Wait { vmid },
             });
             continue;
         }
@@ -287,21 +286,25 @@ pub(super) fn plan_restore(
                     vmid,
                     node: from.clone(),
                 }),
-                detail: json!({"kind": "migrate", "vmid": vmid, "from": from, "to": h.node}),
+                detail: Action::Migrate {
+                    vmid,
+                    from: from.clone(),
+                    to: h.node.clone(),
+                    ha: None,
+                },
             });
         }
     }
 
     // 5. Ceph's noout the operation set and did not unset, once the OSDs are back.
-    for s in steps
-        .iter()
-        .filter(|s| s.kind() == "ceph-noout" && s.detail["set"] == true)
-        .filter(|s| s.ok() || s.in_flight())
-    {
+    for s in steps.iter().filter(|s| s.ok() || s.in_flight()) {
+        let Action::CephNoout { node, set: true } = &s.action else {
+            continue;
+        };
+        let node = node.clone();
         let unset_later = steps.iter().any(|u| {
-            u.seq > s.seq && u.kind() == "ceph-noout" && u.detail["set"] == false && u.ok()
+            u.seq > s.seq && u.ok() && matches!(u.action, Action::CephNoout { set: false, .. })
         });
-        let node = s.detail["node"].as_str().unwrap_or("").to_string();
         let noout = snap
             .ceph
             .as_ref()
@@ -334,7 +337,10 @@ pub(super) fn plan_restore(
             undo: None,
             noop: None,
             only_if: None,
-            detail: json!({"kind": "ceph-noout", "set": false, "node": node}),
+            detail: Action::CephNoout {
+                node: node.clone(),
+                set: false,
+            },
         });
         break;
     }
@@ -412,7 +418,7 @@ mod tests {
         s
     }
 
-    fn entry(seq: u32, phase: &str, outcome: Option<&str>, detail: serde_json::Value) -> Entry {
+    fn entry(seq: u32, phase: &str, outcome: Option<&str>, detail: Action) -> Entry {
         Entry {
             seq,
             step: String::new(),
@@ -438,11 +444,16 @@ mod tests {
                 ha: None,
             })
             .collect();
-        entry(0, "home", None, json!({"kind": "home", "guests": g}))
+        entry(0, "home", None, Action::Home { guests: g })
     }
 
     fn mig(seq: u32, vmid: u64, from: &str, to: &str, outcome: Option<&str>) -> Vec<Entry> {
-        let d = json!({"kind": "migrate", "vmid": vmid, "from": from, "to": to});
+        let d = Action::Migrate {
+            vmid,
+            from: from.into(),
+            to: to.into(),
+            ha: None,
+        };
         let mut v = vec![entry(seq, "start", None, d.clone())];
         if let Some(o) = outcome {
             v.push(entry(seq, "end", Some(o), d));
@@ -483,13 +494,9 @@ mod tests {
     fn moves(steps: &[Step]) -> Vec<(u64, String, String)> {
         steps
             .iter()
-            .filter(|s| s.detail["kind"] == "migrate")
-            .map(|s| {
-                (
-                    s.detail["vmid"].as_u64().unwrap(),
-                    s.detail["from"].as_str().unwrap().to_string(),
-                    s.detail["to"].as_str().unwrap().to_string(),
-                )
+            .filter_map(|s| match &s.detail {
+                Action::Migrate { vmid, from, to, .. } => Some((*vmid, from.clone(), to.clone())),
+                _ => None,
             })
             .collect()
     }

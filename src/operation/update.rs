@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::reboot::add_cycle;
 use super::{
-    Condition, Gate, NodeSpace, NodeUpdate, Options, Plan, Prechecks, Step, Verify, gate, noop,
-    read_ok, unread_on,
+    Action, Condition, Gate, NodeSpace, NodeUpdate, Options, Plan, Prechecks, Step, Verify, gate,
+    noop, read_ok, unread_on,
 };
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
@@ -94,6 +94,7 @@ pub(super) fn add_update(
         kept_back: up.kept_back.clone(),
         reboot: String::new(),
         reboot_reason: String::new(),
+        reboot_due: due.is_some(),
     };
     if up.installs.is_empty() && up.removals.is_empty() {
         entry.reboot = "no".into();
@@ -224,7 +225,10 @@ pub(super) fn add_update(
         undo: None,
         noop: None,
         only_if: None,
-        detail: json!({"kind": "upgrade", "node": node, "packages": count}),
+        detail: Action::Upgrade {
+            node: node.to_string(),
+            packages: count,
+        },
     };
     add_cycle(
         p,
