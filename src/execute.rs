@@ -14,7 +14,7 @@ use crate::error::{Cause, NodeError};
 use crate::facts;
 use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
-use crate::journal::{Entry, Journal, now};
+use crate::journal::{Entry, Journal, StepOutcome, now};
 use crate::operation::{Condition, Plan, Step, Verify};
 use crate::output::Output;
 use crate::session::{Connector, Session};
@@ -40,7 +40,7 @@ pub struct Done {
     pub started: String,
     pub duration_ms: u64,
     pub exit_code: Option<u32>,
-    pub outcome: String,
+    pub outcome: StepOutcome,
     pub verified: bool,
     pub message: String,
     /// What a detached command left on the node (exit status and log), for the evidence.
@@ -683,7 +683,12 @@ impl Runner {
                         decided.insert(node.clone(), d);
                     }
                     if let Some((false, why)) = decided.get(node) {
-                        done.push(self.not_run(step, &journal, "skipped", why.clone())?);
+                        done.push(self.not_run(
+                            step,
+                            &journal,
+                            StepOutcome::Skipped,
+                            why.clone(),
+                        )?);
                         continue;
                     }
                 }
@@ -698,7 +703,7 @@ impl Runner {
                         Err(e) => Some(format!("cannot tell where guest {vmid} is: {e}")),
                     };
                     if let Some(why) = why {
-                        done.push(self.not_run(step, &journal, "skipped", why)?);
+                        done.push(self.not_run(step, &journal, StepOutcome::Skipped, why)?);
                         continue;
                     }
                 }
@@ -710,12 +715,12 @@ impl Runner {
             let result = tokio::select! {
                 biased;
                 sig = interrupt.wait() => {
-                    journal.write(&end(step, "aborted", None, false, aborted(sig)))?;
+                    journal.write(&end(step, StepOutcome::Aborted, None, false, aborted(sig)))?;
                     return Ok((Outcome::Aborted { seq: step.seq, signal: sig }, done));
                 }
                 r = self.step(step, &journal) => r?,
             };
-            let failed = result.outcome == "failed";
+            let failed = result.outcome == StepOutcome::Failed;
             let message = result.message.clone();
             done.push(result);
             if failed {
@@ -754,7 +759,7 @@ impl Runner {
         if let Some(why) = self.wave_memory(steps).await {
             let message = format!("wave {n} not started: {why}");
             eprintln!("    {message}");
-            let d = self.not_run(first, journal, "failed", message.clone())?;
+            let d = self.not_run(first, journal, StepOutcome::Failed, message.clone())?;
             return Ok((
                 vec![d],
                 Some(Outcome::Failed {
@@ -781,7 +786,7 @@ impl Runner {
                 let ended = ended.into_inner().unwrap_or_else(|p| p.into_inner());
                 let mut first_aborted = None;
                 for s in steps.iter().filter(|s| !ended.contains_key(&s.seq)) {
-                    journal.write(&end(s, "aborted", None, false, aborted(sig)))?;
+                    journal.write(&end(s, StepOutcome::Aborted, None, false, aborted(sig)))?;
                     first_aborted.get_or_insert(s.seq);
                 }
                 let seq = first_aborted.unwrap_or(first.seq);
@@ -793,7 +798,10 @@ impl Runner {
         for r in results {
             done.push(r?);
         }
-        let failed: Vec<&Done> = done.iter().filter(|d| d.outcome == "failed").collect();
+        let failed: Vec<&Done> = done
+            .iter()
+            .filter(|d| d.outcome == StepOutcome::Failed)
+            .collect();
         let end = failed.first().map(|f| Outcome::Failed {
             seq: f.seq,
             message: if failed.len() > 1 {
@@ -850,10 +858,10 @@ impl Runner {
         &self,
         step: &Step,
         journal: &Log<'_>,
-        outcome: &str,
+        outcome: StepOutcome,
         why: String,
     ) -> Result<Done, crate::Error> {
-        let skipped = outcome == "skipped";
+        let skipped = outcome == StepOutcome::Skipped;
         if skipped {
             eprintln!("  step {}: {} (skipped: {why})", step.seq, step.title);
         }
@@ -883,7 +891,7 @@ impl Runner {
             started,
             duration_ms: 0,
             exit_code: None,
-            outcome: outcome.into(),
+            outcome,
             verified: skipped,
             message: why,
             log: None,
@@ -914,32 +922,39 @@ impl Runner {
             undo: None,
             detail: Some(step.detail.clone()),
         })?;
-        let mk =
-            |outcome: &str, exit_code, verified, message: String, log: Option<DetachedLog>| Done {
-                seq: step.seq,
-                step: step.title.clone(),
-                command: line.clone().unwrap_or_default(),
-                started: started.clone(),
-                duration_ms: start.elapsed().as_millis() as u64,
-                exit_code,
-                outcome: outcome.into(),
-                verified,
-                message,
-                log,
-            };
+        let mk = |outcome: StepOutcome,
+                  exit_code,
+                  verified,
+                  message: String,
+                  log: Option<DetachedLog>| Done {
+            seq: step.seq,
+            step: step.title.clone(),
+            command: line.clone().unwrap_or_default(),
+            started: started.clone(),
+            duration_ms: start.elapsed().as_millis() as u64,
+            exit_code,
+            outcome,
+            verified,
+            message,
+            log,
+        };
         let Some(cmd) = &step.command else {
             if let Some(v) = &step.verify {
                 let (verified, seen) = match self.poll(step, v, None).await {
                     Ok(r) => (r.0 == Polled::Holds, r.1),
                     Err(e) => (false, format!("cannot verify: {e}")),
                 };
-                let outcome = if verified { "ok" } else { "failed" };
+                let outcome = if verified {
+                    StepOutcome::Ok
+                } else {
+                    StepOutcome::Failed
+                };
                 journal.write(&end(step, outcome, None, verified, seen.clone()))?;
                 return Ok(mk(outcome, None, verified, seen, None));
             }
             let why = step.noop.clone().unwrap_or_else(|| "nothing to do".into());
-            journal.write(&end(step, "skipped", None, true, why.clone()))?;
-            return Ok(mk("skipped", None, true, why, None));
+            journal.write(&end(step, StepOutcome::Skipped, None, true, why.clone()))?;
+            return Ok(mk(StepOutcome::Skipped, None, true, why, None));
         };
         let log = step
             .detached
@@ -951,8 +966,14 @@ impl Runner {
         let (exit, out, err) = match self.run_on(&step.on, &sent).await {
             Ok(r) => r,
             Err(e) => {
-                journal.write(&end(step, "failed", None, false, e.message.clone()))?;
-                return Ok(mk("failed", None, false, e.message, None));
+                journal.write(&end(
+                    step,
+                    StepOutcome::Failed,
+                    None,
+                    false,
+                    e.message.clone(),
+                ))?;
+                return Ok(mk(StepOutcome::Failed, None, false, e.message, None));
             }
         };
         if exit != Some(0) {
@@ -969,8 +990,8 @@ impl Runner {
                     .unwrap_or_else(|| "without status".into()),
                 text.lines().last().unwrap_or("")
             );
-            journal.write(&end(step, "failed", exit, false, msg.clone()))?;
-            return Ok(mk("failed", exit, false, msg, None));
+            journal.write(&end(step, StepOutcome::Failed, exit, false, msg.clone()))?;
+            return Ok(mk(StepOutcome::Failed, exit, false, msg, None));
         }
         let (polled, kept) = match &step.verify {
             None => (
@@ -983,14 +1004,14 @@ impl Runner {
             },
         };
         let (verified, outcome, msg) = match polled {
-            Ok((Polled::Holds, seen)) => (true, "ok", format!("verified: {seen}")),
-            Ok((Polled::FailedOnNode, seen)) => (false, "failed", seen),
+            Ok((Polled::Holds, seen)) => (true, StepOutcome::Ok, format!("verified: {seen}")),
+            Ok((Polled::FailedOnNode, seen)) => (false, StepOutcome::Failed, seen),
             Ok((Polled::TimedOut, seen)) => (
                 false,
-                "failed",
+                StepOutcome::Failed,
                 format!("not verified within {} s: {seen}", step.timeout.as_secs()),
             ),
-            Err(e) => (false, "failed", format!("cannot verify: {e}")),
+            Err(e) => (false, StepOutcome::Failed, format!("cannot verify: {e}")),
         };
         journal.write(&end(step, outcome, exit, verified, msg.clone()))?;
         eprintln!("    step {} {outcome}: {msg}", step.seq);
@@ -1123,7 +1144,7 @@ fn exited(code: Option<u32>) -> String {
 
 fn end(
     step: &Step,
-    outcome: &str,
+    outcome: StepOutcome,
     exit_code: Option<u32>,
     verified: bool,
     message: String,
@@ -1134,11 +1155,11 @@ fn end(
         command: step.command.as_ref().map(|c| c.script.clone()),
         phase: "end".into(),
         time: now(),
-        outcome: Some(outcome.into()),
+        outcome: Some(outcome),
         exit_code,
         verified: Some(verified),
         message: Some(message),
-        undo: if outcome == "ok" {
+        undo: if outcome == StepOutcome::Ok {
             step.undo.as_ref().map(|u| u.script.clone())
         } else {
             None

@@ -22,7 +22,7 @@ pub struct Entry {
     /// RFC 3339, UTC.
     pub time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<StepOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,6 +35,36 @@ pub struct Entry {
     /// What the step is, typed (`{"kind": "migrate", "vmid": …}`): what `restore` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<crate::operation::Action>,
+}
+
+/// How a step ended (`end` lines): `ok`, `failed`, `skipped` or `aborted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepOutcome {
+    /// It ran and its state was verified.
+    Ok,
+    Failed,
+    /// Nothing to do, or its condition did not hold.
+    Skipped,
+    /// A signal ended it; what it started may still run on the node.
+    Aborted,
+}
+
+impl StepOutcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Skipped => "skipped",
+            StepOutcome::Aborted => "aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
 }
 
 /// An open journal file, appended to line by line.

@@ -14,6 +14,7 @@ use crate::check::Check;
 use crate::command::Templates;
 use crate::execute::{Done, Outcome, Runner};
 use crate::inventory::Node;
+use crate::journal::StepOutcome;
 use crate::operation::{Action, Operation, Plan, Prechecks, Preflight};
 use crate::session::Connector;
 use crate::signals::Signals;
@@ -322,7 +323,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         let rc = log.rc.and_then(|c| u32::try_from(c).ok());
         bundle.write_node_text(&target, &name, &d.command, rc, &log.log)?;
     }
-    for d in done.iter().filter(|d| d.outcome != "ok") {
+    for d in done.iter().filter(|d| d.outcome != StepOutcome::Ok) {
         eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
     }
     let restore = format!("pveops restore --journal {}", journal.path().display());
@@ -501,10 +502,10 @@ fn next_steps(plan: &Plan, done: &[Done], restore: &str, started: bool) -> Vec<S
     let mut out = vec![format!("to bring every guest home: {restore}")];
     let ok_steps = || {
         done.iter()
-            .filter(|d| d.outcome == "ok")
+            .filter(|d| d.outcome == StepOutcome::Ok)
             .filter_map(|d| plan.steps.iter().find(|s| s.seq == d.seq))
     };
-    for d in done.iter().filter(|d| d.outcome == "failed") {
+    for d in done.iter().filter(|d| d.outcome == StepOutcome::Failed) {
         if let Some(s) = plan.steps.iter().find(|s| s.seq == d.seq)
             && let Action::Upgrade { node, .. } = &s.detail
         {
@@ -682,10 +683,12 @@ async fn refresh(
                 // (apt-private/private-update.cc `DoUpdate`), their text the reason.
                 let log = crate::facts::apt_log::parse(&text).unwrap_or_default();
                 match (code, log.failure()) {
-                    (Some(0), None) => ("ok", code, "package lists refreshed".to_string()),
-                    (_, Some(why)) => ("failed", code, why),
+                    (Some(0), None) => {
+                        (StepOutcome::Ok, code, "package lists refreshed".to_string())
+                    }
+                    (_, Some(why)) => (StepOutcome::Failed, code, why),
                     (c, None) => (
-                        "failed",
+                        StepOutcome::Failed,
                         c,
                         format!(
                             "exited {}: {}",
@@ -696,16 +699,16 @@ async fn refresh(
                     ),
                 }
             }
-            Err(e) => ("failed", None, e.message),
+            Err(e) => (StepOutcome::Failed, None, e.message),
         };
-        if outcome == "failed" {
+        if outcome == StepOutcome::Failed {
             eprintln!("    failed: {message}");
             failures.insert(pve.clone(), message.clone());
         }
         journal.write(&crate::journal::Entry {
-            outcome: Some(outcome.into()),
+            outcome: Some(outcome),
             exit_code: code,
-            verified: Some(outcome == "ok"),
+            verified: Some(outcome == StepOutcome::Ok),
             message: Some(message),
             ..entry("end")
         })?;

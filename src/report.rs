@@ -3,6 +3,7 @@
 //! function, so a guest named `web|prod*<b>` can neither break a table nor inject markup.
 //! Pure: the context is built from the snapshot, findings and bundle listing passed in.
 
+use crate::journal::StepOutcome;
 use std::path::Path;
 
 use handlebars::Handlebars;
@@ -151,7 +152,7 @@ pub fn rollout_rows(
                     false,
                     false,
                 ),
-                Some((_, Some(d))) if d.outcome != "ok" => (
+                Some((_, Some(d))) if d.outcome != StepOutcome::Ok => (
                     format!("FAILED: {}", d.message),
                     "no (the upgrade failed first)".to_string(),
                     true,
@@ -159,10 +160,10 @@ pub fn rollout_rows(
                 ),
                 Some((_, Some(_))) => {
                     let (reboot, failed, ok) = match step_of(false, &u.node) {
-                        Some((_, Some(r))) if r.outcome == "ok" => {
+                        Some((_, Some(r))) if r.outcome == StepOutcome::Ok => {
                             ("rebooted (new boot id)".to_string(), false, true)
                         }
-                        Some((_, Some(r))) if r.outcome == "skipped" => {
+                        Some((_, Some(r))) if r.outcome == StepOutcome::Skipped => {
                             (format!("not needed ({})", r.message), false, false)
                         }
                         Some((_, Some(r))) => (format!("FAILED: {}", r.message), true, false),

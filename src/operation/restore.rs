@@ -14,23 +14,24 @@ use super::{
     maintenance_step, noop,
 };
 use crate::command::Templates;
+use crate::journal::StepOutcome;
 use crate::snapshot::Snapshot;
 
 /// One step of the journal: its seq, what it did and how it ended (`None`: it never ended).
 struct Journaled {
     seq: u32,
     action: Action,
-    outcome: Option<String>,
+    outcome: Option<StepOutcome>,
 }
 
 impl Journaled {
     /// Started and not ended, or ended by a signal: it may still be running on the node.
     fn in_flight(&self) -> bool {
-        self.outcome.is_none() || self.outcome.as_deref() == Some("aborted")
+        matches!(self.outcome, None | Some(StepOutcome::Aborted))
     }
 
     fn ok(&self) -> bool {
-        self.outcome.as_deref() == Some("ok")
+        self.outcome == Some(StepOutcome::Ok)
     }
 }
 
@@ -49,7 +50,7 @@ fn read_journal(journal: &[crate::journal::Entry]) -> (Vec<Journaled>, Option<Ve
             }),
             _ => {
                 if let Some(s) = steps.iter_mut().rev().find(|s| s.seq == e.seq) {
-                    s.outcome = e.outcome.clone();
+                    s.outcome = e.outcome;
                 }
             }
         }
@@ -425,7 +426,7 @@ mod tests {
             command: None,
             phase: phase.into(),
             time: String::new(),
-            outcome: outcome.map(str::to_string),
+            outcome: outcome.map(|o| serde_json::from_value(json!(o)).unwrap()),
             exit_code: None,
             verified: None,
             message: None,
