@@ -12,7 +12,7 @@ use crate::snapshot::{NodeSnapshot, Snapshot};
 /// One difference (PRODUCT.md: `kind`, `node`, `subject`, `before`, `after`, `regression`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Difference {
-    pub kind: String,
+    pub kind: DiffKind,
     pub node: Option<String>,
     pub subject: Option<String>,
     pub before: Option<String>,
@@ -20,11 +20,53 @@ pub struct Difference {
     pub regression: bool,
 }
 
+/// What changed (the JSON's `kind`: `node-vanished`, `guest-moved`, `package`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffKind {
+    NodeVanished,
+    NodeAppeared,
+    NodeReachable,
+    Quorum,
+    NodeRebooted,
+    Kernel,
+    Package,
+    Service,
+    StorageVanished,
+    StorageState,
+    StorageUsage,
+    GuestVanished,
+    GuestMoved,
+    GuestStarted,
+    GuestStopped,
+    GuestLocked,
+    GuestUnlocked,
+    GuestAppeared,
+    FindingNew,
+    FindingResolved,
+}
+
+impl std::fmt::Display for DiffKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.word())
+    }
+}
+
+impl DiffKind {
+    /// The word the JSON and the report use.
+    pub fn word(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// A storage's used share that grows by this many percentage points counts as a regression.
 const USAGE_JUMP_POINTS: f64 = 10.0;
 
 fn d(
-    kind: &str,
+    kind: DiffKind,
     node: Option<&str>,
     subject: Option<String>,
     before: Option<String>,
@@ -32,7 +74,7 @@ fn d(
     regression: bool,
 ) -> Difference {
     Difference {
-        kind: kind.into(),
+        kind,
         node: node.map(str::to_string),
         subject,
         before,
@@ -47,7 +89,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<Difference> {
     for b in &before.nodes {
         let Some(a) = after.nodes.iter().find(|a| a.name == b.name) else {
             out.push(d(
-                "node-vanished",
+                DiffKind::NodeVanished,
                 Some(&b.name),
                 None,
                 Some("present".into()),
@@ -64,7 +106,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<Difference> {
         .filter(|a| !before.nodes.iter().any(|b| b.name == a.name))
     {
         out.push(d(
-            "node-appeared",
+            DiffKind::NodeAppeared,
             Some(&a.name),
             None,
             None,
@@ -85,7 +127,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
     let n = Some(b.name.as_str());
     if b.reachable != a.reachable {
         out.push(d(
-            "node-reachable",
+            DiffKind::NodeReachable,
             n,
             None,
             Some(word(b.reachable, "reachable", "unreachable")),
@@ -101,7 +143,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
         && qb != qa
     {
         out.push(d(
-            "quorum",
+            DiffKind::Quorum,
             n,
             None,
             Some(word(qb, "quorate", "not quorate")),
@@ -111,7 +153,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
     }
     if b.boot_id.is_some() && a.boot_id.is_some() && b.boot_id != a.boot_id {
         out.push(d(
-            "node-rebooted",
+            DiffKind::NodeRebooted,
             n,
             Some("boot_id".into()),
             b.boot_id.clone(),
@@ -122,7 +164,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
     let kernel = |s: &NodeSnapshot| s.version.as_ref().and_then(|v| v.running_kernel.clone());
     if kernel(b) != kernel(a) {
         out.push(d(
-            "kernel",
+            DiffKind::Kernel,
             n,
             Some("running kernel".into()),
             kernel(b),
@@ -146,7 +188,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
         let va = pa.get(name).cloned().flatten();
         if vb.as_ref() != va.as_ref() {
             out.push(d(
-                "package",
+                DiffKind::Package,
                 n,
                 Some(name.clone()),
                 vb.clone(),
@@ -156,13 +198,20 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
         }
     }
     for (name, va) in pa.iter().filter(|(k, _)| !pb.contains_key(*k)) {
-        out.push(d("package", n, Some(name.clone()), None, va.clone(), false));
+        out.push(d(
+            DiffKind::Package,
+            n,
+            Some(name.clone()),
+            None,
+            va.clone(),
+            false,
+        ));
     }
     for (unit, sb) in &b.services {
         let sa = a.services.get(unit);
         if Some(sb) != sa {
             out.push(d(
-                "service",
+                DiffKind::Service,
                 n,
                 Some(unit.clone()),
                 Some(sb.clone()),
@@ -174,7 +223,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
     for sb in &b.storages {
         let Some(sa) = a.storages.iter().find(|s| s.name == sb.name) else {
             out.push(d(
-                "storage-vanished",
+                DiffKind::StorageVanished,
                 n,
                 Some(sb.name.clone()),
                 Some(sb.status.clone()),
@@ -185,7 +234,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
         };
         if sb.status != sa.status {
             out.push(d(
-                "storage-state",
+                DiffKind::StorageState,
                 n,
                 Some(sb.name.clone()),
                 Some(sb.status.clone()),
@@ -197,7 +246,7 @@ fn node_diff(b: &NodeSnapshot, a: &NodeSnapshot, out: &mut Vec<Difference>) {
             && (ua - ub).abs() >= USAGE_JUMP_POINTS
         {
             out.push(d(
-                "storage-usage",
+                DiffKind::StorageUsage,
                 n,
                 Some(sb.name.clone()),
                 Some(format!("{ub:.2} %")),
@@ -262,7 +311,7 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
             // A guest on a node that no longer answers is not known to be gone.
             if reachable_after.contains(&b.node.as_str()) {
                 out.push(d(
-                    "guest-vanished",
+                    DiffKind::GuestVanished,
                     Some(&b.node),
                     subject,
                     Some(b.status.clone()),
@@ -274,7 +323,7 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
         };
         if a.node != b.node {
             out.push(d(
-                "guest-moved",
+                DiffKind::GuestMoved,
                 Some(&a.node),
                 subject.clone(),
                 Some(b.node.clone()),
@@ -284,9 +333,9 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
         }
         if a.status != b.status {
             let kind = if a.status == "running" {
-                "guest-started"
+                DiffKind::GuestStarted
             } else {
-                "guest-stopped"
+                DiffKind::GuestStopped
             };
             out.push(d(
                 kind,
@@ -299,9 +348,9 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
         }
         if a.lock != b.lock {
             let kind = if a.lock.is_some() {
-                "guest-locked"
+                DiffKind::GuestLocked
             } else {
-                "guest-unlocked"
+                DiffKind::GuestUnlocked
             };
             out.push(d(
                 kind,
@@ -315,7 +364,7 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
     }
     for (vmid, a) in ga.iter().filter(|(id, _)| !gb.contains_key(id)) {
         out.push(d(
-            "guest-appeared",
+            DiffKind::GuestAppeared,
             Some(&a.node),
             Some(vmid.to_string()),
             None,
@@ -339,7 +388,7 @@ fn findings_diff(before: &[Finding], after: &[Finding], out: &mut Vec<Difference
             Severity::Warning | Severity::Critical | Severity::Unknown
         );
         out.push(d(
-            "finding-new",
+            DiffKind::FindingNew,
             a.node.as_deref(),
             Some(a.check.clone()),
             None,
@@ -352,7 +401,7 @@ fn findings_diff(before: &[Finding], after: &[Finding], out: &mut Vec<Difference
         .filter(|b| !after.iter().any(|a| key(a) == key(b)))
     {
         out.push(d(
-            "finding-resolved",
+            DiffKind::FindingResolved,
             b.node.as_deref(),
             Some(b.check.clone()),
             Some(b.message.clone()),
@@ -374,7 +423,7 @@ pub fn markdown(diffs: &[Difference]) -> String {
     for x in diffs {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
-            esc(&x.kind),
+            esc(&x.kind.word()),
             esc(x.node.as_deref().unwrap_or("(cluster)")),
             esc(x.subject.as_deref().unwrap_or("")),
             esc(x.before.as_deref().unwrap_or("")),

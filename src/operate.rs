@@ -1013,7 +1013,7 @@ pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
                 esc(&u.node),
                 u.installs.len(),
                 u.removals.len(),
-                esc(&u.reboot),
+                esc(&u.reboot.to_string()),
                 esc(&u.reboot_reason)
             ));
             if u.installs.is_empty() && u.removals.is_empty() {

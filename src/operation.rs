@@ -342,6 +342,28 @@ pub struct Wave {
     pub steps: Vec<u32>,
 }
 
+/// Whether an update reboots its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootDecision {
+    /// A new kernel, or a reboot already due.
+    Yes,
+    /// Decided after the upgrade (`/run/reboot-required`, a newer kernel).
+    IfNeeded,
+    /// Nothing to install.
+    No,
+}
+
+impl std::fmt::Display for RebootDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            RebootDecision::Yes => "yes",
+            RebootDecision::IfNeeded => "if-needed",
+            RebootDecision::No => "no",
+        })
+    }
+}
+
 /// What `update` will do on one node.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeUpdate {
@@ -350,7 +372,7 @@ pub struct NodeUpdate {
     pub removals: Vec<crate::health::PackageRemoval>,
     pub kept_back: Vec<String>,
     /// `yes`, `if-needed` (decided after the upgrade) or `no` (nothing to install).
-    pub reboot: String,
+    pub reboot: RebootDecision,
     /// Why (the new kernel, the marker, the running kernel).
     pub reboot_reason: String,
     /// Nothing to install, yet a reboot is due (the report says so).

@@ -3,6 +3,7 @@
 //! function, so a guest named `web|prod*<b>` can neither break a table nor inject markup.
 //! Pure: the context is built from the snapshot, findings and bundle listing passed in.
 
+use crate::diff::DiffKind;
 use crate::journal::StepOutcome;
 use std::path::Path;
 
@@ -113,7 +114,7 @@ pub fn rollout_rows(
             let mut versions: Vec<String> = differences
                 .iter()
                 .filter(mine)
-                .filter(|d| d.kind == "package")
+                .filter(|d| d.kind == DiffKind::Package)
                 .map(|d| {
                     format!(
                         "{} {} → {}",
@@ -123,7 +124,11 @@ pub fn rollout_rows(
                     )
                 })
                 .collect();
-            if let Some(k) = differences.iter().filter(mine).find(|d| d.kind == "kernel") {
+            if let Some(k) = differences
+                .iter()
+                .filter(mine)
+                .find(|d| d.kind == DiffKind::Kernel)
+            {
                 versions.push(format!(
                     "running kernel {} → {}",
                     k.before.as_deref().unwrap_or("?"),
@@ -133,7 +138,7 @@ pub fn rollout_rows(
             let rebooted = differences
                 .iter()
                 .filter(mine)
-                .any(|d| d.kind == "node-rebooted");
+                .any(|d| d.kind == DiffKind::NodeRebooted);
             // (outcome, reboot, failed, rebooted by its step)
             let (outcome, reboot, failed, reboot_ok) = match step_of(true, &u.node) {
                 None => (

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::reboot::add_cycle;
 use super::{
-    Action, Condition, Gate, NodeSpace, NodeUpdate, Options, Plan, Prechecks, Step, Verify, gate,
-    noop, read_ok, unread_on,
+    Action, Condition, Gate, NodeSpace, NodeUpdate, Options, Plan, Prechecks, RebootDecision, Step,
+    Verify, gate, noop, read_ok, unread_on,
 };
 use crate::command::Templates;
 use crate::snapshot::Snapshot;
@@ -92,12 +92,12 @@ pub(super) fn add_update(
         installs: up.installs.clone(),
         removals: up.removals.clone(),
         kept_back: up.kept_back.clone(),
-        reboot: String::new(),
+        reboot: RebootDecision::No,
         reboot_reason: String::new(),
         reboot_due: due.is_some(),
     };
     if up.installs.is_empty() && up.removals.is_empty() {
-        entry.reboot = "no".into();
+        entry.reboot = RebootDecision::No;
         entry.reboot_reason = match &due {
             Some(why) => {
                 format!("nothing to install, but a reboot is due ({why}): `pveops reboot {node}`")
@@ -115,21 +115,21 @@ pub(super) fn add_update(
     let (reboot_if, reboot, reason) = if !up.new_kernels.is_empty() {
         (
             None,
-            "yes",
+            RebootDecision::Yes,
             format!("new kernel {}", up.new_kernels.join(", ")),
         )
     } else if let Some(why) = due {
-        (None, "yes", why)
+        (None, RebootDecision::Yes, why)
     } else {
         (
             Some(Condition::RebootNeeded {
                 node: node.to_string(),
             }),
-            "if-needed",
+            RebootDecision::IfNeeded,
             "only if the upgrade asks for it (/run/reboot-required, or a kernel newer than the running one)".to_string(),
         )
     };
-    entry.reboot = reboot.into();
+    entry.reboot = reboot;
     entry.reboot_reason = reason.clone();
     p.updates.push(entry);
     p.gates.push(match &n.packages.apt_locks {
@@ -243,7 +243,7 @@ pub(super) fn add_update(
     )?;
     p.success_criteria.push(format!(
         "{node} runs the new versions (pveversion -v), has nothing left to install, is quorate with its services active, rebooted {} (new boot id), its guests back",
-        if reboot == "yes" { "".to_string() } else { "only if it asked for it".to_string() }
+        if reboot == RebootDecision::Yes { "".to_string() } else { "only if it asked for it".to_string() }
     ).replace("rebooted  (", "rebooted ("));
     Ok(())
 }
