@@ -297,6 +297,47 @@ pub(super) fn plan_restore(
         }
     }
 
+    // The moves home face what a forward move faces, where it can be judged now: a guest held
+    // by another task (a backup) refuses, and a home node that is up must have the memory
+    // for the running guests coming back (a node still rebooting is judged when it is back,
+    // by PVE itself).
+    let moving_home: Vec<(u64, String)> = p
+        .steps
+        .iter()
+        .filter(|st| st.command.is_some() && st.only_if.is_none())
+        .filter_map(|st| match &st.detail {
+            Action::Migrate { vmid, to, .. } => Some((*vmid, to.clone())),
+            _ => None,
+        })
+        .collect();
+    let locked: Vec<String> = moving_home
+        .iter()
+        .filter_map(|(vmid, _)| {
+            let g = guests(snap).into_iter().find(|g| g.vmid == Some(*vmid))?;
+            let lock = g.lock.as_deref().filter(|l| *l != "migrate")?;
+            Some(super::targets::locked_sentence(*vmid, g, lock))
+        })
+        .collect();
+    if !locked.is_empty() {
+        p.gates
+            .push(super::gate("guests-unlocked", false, locked.join("; ")));
+    }
+    let up: Vec<(u64, String)> = moving_home
+        .into_iter()
+        .filter(|(_, to)| node_up(snap, to))
+        .collect();
+    for (t, (free, bytes)) in super::memory_needed(&snap.resources, &up) {
+        p.gates.push(super::gate(
+            "memory",
+            free >= bytes,
+            format!(
+                "{t} has {} free for {} of guests coming home",
+                crate::check::human_bytes(free),
+                crate::check::human_bytes(bytes)
+            ),
+        ));
+    }
+
     // 5. Ceph's noout the operation set and did not unset, once the OSDs are back.
     for s in steps.iter().filter(|s| s.ok() || s.in_flight()) {
         let Action::CephNoout { node, set: true } = &s.action else {
@@ -463,6 +504,14 @@ mod tests {
     }
 
     fn restore(journal: &[Entry], s: &Snapshot) -> Vec<Step> {
+        restore_plan(journal, s).steps
+    }
+
+    fn restore_gates(journal: &[Entry], s: &Snapshot) -> Vec<crate::operation::Gate> {
+        restore_plan(journal, s).gates
+    }
+
+    fn restore_plan(journal: &[Entry], s: &Snapshot) -> Plan {
         let templates = crate::command::Templates::load(None).unwrap();
         let o = Options {
             choices: crate::operation::Choices {
@@ -486,9 +535,7 @@ mod tests {
             journal: journal.to_vec(),
             source: "j".into(),
         };
-        crate::operation::plan(&op, s, &Default::default(), &templates, &o)
-            .unwrap()
-            .steps
+        crate::operation::plan(&op, s, &Default::default(), &templates, &o).unwrap()
     }
 
     /// (vmid, from, to) of each move planned.
@@ -564,6 +611,22 @@ mod tests {
         let steps = restore(&j, &snap(&[(300, "pve1", None)], &["pve1", "pve2"]));
         assert!(matches!(&steps[0].verify, Some(Verify::NodeUp { node }) if node == "pve3"));
         assert_eq!(moves(&steps), [(300, "pve1".into(), "pve3".into())]);
+    }
+
+    #[test]
+    fn a_guest_away_from_home_under_a_backup_lock_refuses_the_restore() {
+        let mut j = vec![home(&[(300, "pve3")])];
+        j.extend(mig(1, 300, "pve3", "pve1", Some("ok")));
+        let s = snap(&[(300, "pve1", Some("backup"))], &["pve1", "pve2", "pve3"]);
+        let steps = restore(&j, &s);
+        assert_eq!(moves(&steps), [(300, "pve1".into(), "pve3".into())]);
+        let gates = restore_gates(&j, &s);
+        assert!(
+            gates.iter().any(|g| g.name == "guests-unlocked"
+                && !g.passed
+                && g.message.contains("locked (backup)")),
+            "{gates:?}"
+        );
     }
 
     #[test]
