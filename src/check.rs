@@ -104,6 +104,11 @@ pub const RULES: &[&str] = &[
     "updates-pending",
     "lists-fresh",
     "ceph-health",
+    "ceph-noout",
+    "ha-node-maintenance",
+    "ha-managers-healthy",
+    "packages-configured",
+    "updates-kept-back",
 ];
 
 /// The checks in force: embedded ones, then `dir`'s files (same id replaces, new id adds).
@@ -533,6 +538,130 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
         }
         "backup-recent" => out.extend(backup_findings(c, snap, now)),
         "ceph-health" => out.extend(ceph_findings(c, snap)),
+        "ceph-noout" => {
+            if let Some(ceph) = snap.ceph.as_ref().filter(|c| {
+                c.state == crate::facts::ceph_status::CephState::Configured
+                    && c.health.as_ref().is_some_and(|h| h.noout)
+            }) {
+                out.push(finding(
+                    c,
+                    sev,
+                    ceph.health_from.as_deref(),
+                    Some("noout".into()),
+                    "Ceph's noout flag is set: OSDs that go down are never marked out, so their data is not re-replicated; once maintenance is over and every OSD is up, `ceph osd unset noout` clears it".into(),
+                ));
+            }
+        }
+        "ha-node-maintenance" => {
+            let mut seen = std::collections::BTreeSet::new();
+            for n in reachable(snap) {
+                let Some(ha) = &n.ha else { continue };
+                for l in ha.lrms.iter().filter(|l| l.state == "maintenance mode") {
+                    if !seen.insert(l.node.clone()) {
+                        continue;
+                    }
+                    let node = target_of(snap, Some(&l.node));
+                    out.push(finding(
+                        c,
+                        sev,
+                        node.as_deref(),
+                        Some("ha-maintenance".into()),
+                        format!(
+                            "node {} is in HA maintenance mode: HA keeps its guests elsewhere; `pveops maintenance exit {}` (ha-manager crm-command node-maintenance disable {}) ends it",
+                            l.node,
+                            node.as_deref().unwrap_or(&l.node),
+                            l.node
+                        ),
+                    ));
+                }
+            }
+        }
+        "ha-managers-healthy" => {
+            // pve-ha-manager `src/PVE/HA/Tools.pm`/`ha-manager status`: an LRM is `active`,
+            // `idle` (no service) or in `maintenance mode` (its own check); the master CRM is
+            // `active` or `idle`. Anything else (`old timestamp - dead?`, `wait_for_agent_lock`,
+            // `lost_agent_lock`) means a manager stopped doing its job.
+            let mut seen = std::collections::BTreeSet::new();
+            for n in reachable(snap) {
+                let Some(ha) = &n.ha else { continue };
+                if let Some(m) = &ha.master
+                    && !matches!(m.state.as_str(), "active" | "idle")
+                    && seen.insert(format!("crm {}", m.node))
+                {
+                    let node = target_of(snap, Some(&m.node));
+                    out.push(finding(
+                        c,
+                        sev,
+                        node.as_deref(),
+                        Some("pve-ha-crm".into()),
+                        format!(
+                            "the HA master (CRM) on {} is `{}`: `systemctl status pve-ha-crm` on {} shows why, `systemctl restart pve-ha-crm` restarts it",
+                            m.node, m.state, m.node
+                        ),
+                    ));
+                }
+                for l in &ha.lrms {
+                    if matches!(l.state.as_str(), "active" | "idle" | "maintenance mode")
+                        || !seen.insert(format!("lrm {}", l.node))
+                    {
+                        continue;
+                    }
+                    let node = target_of(snap, Some(&l.node));
+                    out.push(finding(
+                        c,
+                        sev,
+                        node.as_deref(),
+                        Some("pve-ha-lrm".into()),
+                        format!(
+                            "the HA local resource manager (LRM) on {} is `{}`: `systemctl status pve-ha-lrm` on {} shows why, `systemctl restart pve-ha-lrm` restarts it",
+                            l.node, l.state, l.node
+                        ),
+                    ));
+                }
+            }
+        }
+        "packages-configured" => {
+            for n in reachable(snap) {
+                let Some(broken) = &n.packages.broken_packages else {
+                    continue;
+                };
+                for pkg in broken {
+                    // Proxmox's own packages half configured leave PVE itself half upgraded.
+                    let severity = if crate::facts::apt_get::is_pve_package(pkg) {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    };
+                    out.push(finding(
+                        c,
+                        severity,
+                        Some(&n.name),
+                        Some(pkg.clone()),
+                        format!(
+                            "package {pkg} on {} is left broken or half configured (dpkg --audit): `dpkg --configure -a` on {} finishes it",
+                            n.name, n.name
+                        ),
+                    ));
+                }
+            }
+        }
+        "updates-kept-back" => {
+            for n in reachable(snap) {
+                let Some(u) = &n.updates else { continue };
+                for pkg in &u.kept_back {
+                    out.push(finding(
+                        c,
+                        sev,
+                        Some(&n.name),
+                        Some(pkg.clone()),
+                        format!(
+                            "package {pkg} on {} is kept back: `apt-get dist-upgrade` will not upgrade it on its own; `apt-get install {pkg}` on {} shows why (a hold, or a dependency apt will not resolve)",
+                            n.name, n.name
+                        ),
+                    ));
+                }
+            }
+        }
         "updates-pending" => {
             for n in reachable(snap) {
                 let Some(u) = &n.updates else { continue };
@@ -681,7 +810,8 @@ fn ceph_findings(c: &Check, snap: &Snapshot) -> Vec<Finding> {
                 ceph.error.as_deref().unwrap_or("no answer")
             ),
         )],
-        (CephState::Configured, Some(h)) if h.status == "HEALTH_OK" => Vec::new(),
+        // The noout flag alone is the `ceph-noout` rule's finding, not a second one here.
+        (CephState::Configured, Some(h)) if h.ok_but_noout() => Vec::new(),
         (CephState::Configured, Some(h)) => {
             let severity = if h.status == "HEALTH_ERR" {
                 Severity::Critical
@@ -815,12 +945,19 @@ fn checklist_findings(snap: &Snapshot) -> Vec<Finding> {
                 _ => continue,
             };
             let first = r.message.lines().next().unwrap_or("").trim();
+            // The checker's own words identify the result (a section has many): a verify
+            // judges it unchanged or resolved by them.
+            let section = r
+                .section
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             out.push(Finding {
                 check: "upgrade.checklist".into(),
                 severity,
                 node: Some(n.name.clone()),
-                subject: r.section.clone(),
-                message: format!("{} on {}: {first}", r.level, n.name),
+                subject: Some(first.to_string()),
+                message: format!("{} on {}{section}: {first}", r.level, n.name),
             });
         }
     }

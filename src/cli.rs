@@ -429,6 +429,26 @@ Examples:
     },
 }
 
+impl Command {
+    /// Commands that only read and print: a closed stdout (`| head`) ends them quietly, as it
+    /// ends any filter. Operations record their own end and the lab serves shells, so they do
+    /// not.
+    pub fn ends_quietly_on_closed_stdout(&self) -> bool {
+        matches!(
+            self,
+            Command::Assess(_)
+                | Command::Snapshot(_)
+                | Command::Diff(_)
+                | Command::Verify(_)
+                | Command::Checks(_)
+                | Command::Exec(_)
+                | Command::Parse(_)
+                | Command::Plan(_)
+                | Command::Completions { .. }
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Nodes to run on: [user@]host[:port], ssh config aliases, inventory nodes or groups
@@ -486,10 +506,10 @@ pub struct AssessArgs {
     /// Evidence directory [default: ./pveops-evidence/<UTC time>-assess[-<target>]/]
     #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
-    /// Print the snapshot document (JSON) on stdout
-    #[arg(long, help_heading = OUTPUT_HEADING, conflicts_with = "format")]
+    /// Print the snapshot document (JSON) on stdout (the same as --format json)
+    #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
-    /// What stdout gets: the summary (text, on stderr), one Nagios/Icinga plugin status line with perfdata and the findings (nagios), or the Prometheus text format (prometheus)
+    /// What stdout gets: nothing (text: the summary goes to stderr), the snapshot document (json), one Nagios/Icinga plugin status line with perfdata and the findings (nagios), or the Prometheus text format (prometheus). nagios and prometheus write no evidence unless --out is given
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text", help_heading = OUTPUT_HEADING)]
     pub format: Format,
     /// Also write the Prometheus text format to FILE, replaced atomically (for node_exporter's textfile collector)
@@ -514,6 +534,8 @@ pub struct AssessArgs {
 pub enum Format {
     /// The summary table on stderr; stdout only gets the snapshot with --json
     Text,
+    /// The snapshot document on stdout (the same as --json)
+    Json,
     /// The Nagios plugin format: status line | perfdata, then one line per finding
     Nagios,
     /// The Prometheus text exposition format (node_exporter textfile collector)
@@ -583,12 +605,15 @@ pub struct VerifyArgs {
     /// Evidence directory [default: ./pveops-evidence/<UTC time>-verify[-<target>]/]
     #[arg(long, short = 'o', value_name = "DIR", help_heading = OUTPUT_HEADING)]
     pub out: Option<PathBuf>,
-    /// Print {"differences": [...], "snapshot": {...}} as JSON
+    /// Print {"differences": [...], "findings": {"new", "unchanged", "resolved"}, "snapshot": {...}} as JSON
     #[arg(long, help_heading = OUTPUT_HEADING)]
     pub json: bool,
     /// Directory of check files overriding or extending the embedded checks
     #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
+    /// Also run the node's upgrade checker (pve8to9 --full, or pve7to8); implied when the baseline ran it
+    #[arg(long)]
+    pub upgrade_checklist: bool,
 }
 
 /// Options shared by the operations.

@@ -30,8 +30,8 @@ pub const UNITS: &[&str] = &[
     "pve-ha-crm",
 ];
 
-/// The templates with a parser of their own; any other command is a check's probe.
-const CATALOG: &[&str] = &[
+/// The per-node reads, in the order they are sent; each has a parser of its own.
+const NODE_READS: &[&str] = &[
     "pvecm-status",
     "pvesm-status",
     "qm-list",
@@ -44,10 +44,21 @@ const CATALOG: &[&str] = &[
     "apt-simulate",
     "apt-lists-stamp",
     "ceph-status",
+    "dpkg-audit",
+    "apt-policy",
+];
+
+/// The other templates with a parser of their own: the units (rendered with their list) and
+/// the cluster-wide reads. Any other command is a check's probe.
+const OTHER_PARSED: &[&str] = &[
     "systemctl-is-active",
     "cluster-resources",
     "storage-content",
 ];
+
+fn has_parser(name: &str) -> bool {
+    NODE_READS.contains(&name) || OTHER_PARSED.contains(&name) || PACKAGE_STATE.contains(&name)
+}
 
 /// One raw command output for `raw/<node>/<name>.*`.
 #[derive(Clone, Debug)]
@@ -76,7 +87,8 @@ pub struct Collector {
 }
 
 /// The reads of [`crate::health::PackageState`].
-pub const PACKAGE_STATE: &[&str] = &["dpkg-audit", "apt-locks", "apt-policy", "reboot-required"];
+/// (`dpkg-audit` and `apt-policy` are in every assessment's reads.)
+pub const PACKAGE_STATE: &[&str] = &["apt-locks", "reboot-required"];
 
 /// The per-node read-only catalog, plus the commands of command checks.
 pub fn node_catalog(
@@ -85,7 +97,7 @@ pub fn node_catalog(
     only: &[String],
 ) -> Result<Vec<Command>, crate::Error> {
     let mut wanted: Vec<(&str, serde_json::Value)> =
-        CATALOG.iter().take(12).map(|n| (*n, json!({}))).collect();
+        NODE_READS.iter().map(|n| (*n, json!({}))).collect();
     wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command
@@ -442,7 +454,7 @@ fn absorb(
     let stderr = out.stderr_text();
     // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
     if out.exit_code() == Some(127) && stdout.trim().is_empty() {
-        if !CATALOG.contains(&cmd.name.as_str()) && !PACKAGE_STATE.contains(&cmd.name.as_str()) {
+        if !has_parser(&cmd.name) {
             n.probes.insert(
                 cmd.name.clone(),
                 Probe {

@@ -115,7 +115,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<Difference> {
         ));
     }
     guests_diff(before, after, &mut out);
-    findings_diff(&before.findings, &after.findings, &mut out);
+    findings_diff(&compare_findings(before, after), &mut out);
     out
 }
 
@@ -374,15 +374,65 @@ fn guests_diff(before: &Snapshot, after: &Snapshot, out: &mut Vec<Difference>) {
     }
 }
 
-fn key(f: &Finding) -> (String, Option<String>, Option<String>) {
-    (f.check.clone(), f.node.clone(), f.subject.clone())
+/// A finding's identity across two snapshots: check, node and subject.
+fn key(f: &Finding) -> (&str, Option<&str>, Option<&str>) {
+    (&f.check, f.node.as_deref(), f.subject.as_deref())
 }
 
-fn findings_diff(before: &[Finding], after: &[Finding], out: &mut Vec<Difference>) {
-    for a in after
+/// The findings of two snapshots, each judged once by its identity (check, node, subject).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FindingChanges {
+    /// In the after-snapshot only.
+    pub new: Vec<Finding>,
+    /// In both (the after-snapshot's wording): there before the change, not caused by it.
+    pub unchanged: Vec<Finding>,
+    /// In the before-snapshot only, and what it came from was read again.
+    pub resolved: Vec<Finding>,
+    /// In the before-snapshot only, but its node did not answer this time (or the read that
+    /// found it did not run): neither resolved nor still there, as far as anyone can tell.
+    pub unverified: Vec<Finding>,
+}
+
+impl FindingChanges {
+    /// The worst severity among the new findings (OK when none).
+    pub fn worst_new(&self) -> Severity {
+        crate::finding::worst(&self.new)
+    }
+}
+
+/// Compares the findings of `before` and `after`. A finding is resolved only when its node
+/// answered again and, for the upgrade checker's findings, the checker ran again.
+pub fn compare_findings(before: &Snapshot, after: &Snapshot) -> FindingChanges {
+    let mut c = FindingChanges::default();
+    for a in &after.findings {
+        if before.findings.iter().any(|b| key(b) == key(a)) {
+            c.unchanged.push(a.clone());
+        } else {
+            c.new.push(a.clone());
+        }
+    }
+    for b in before
+        .findings
         .iter()
-        .filter(|a| !before.iter().any(|b| key(b) == key(a)))
+        .filter(|b| !after.findings.iter().any(|a| key(a) == key(b)))
     {
+        let reread = match b.node.as_deref() {
+            None => after.nodes.iter().any(|n| n.reachable),
+            Some(name) => after.node(name).is_some_and(|n| {
+                n.reachable && (b.check != "upgrade.checklist" || n.upgrade_checklist.is_some())
+            }),
+        };
+        if reread {
+            c.resolved.push(b.clone());
+        } else {
+            c.unverified.push(b.clone());
+        }
+    }
+    c
+}
+
+fn findings_diff(c: &FindingChanges, out: &mut Vec<Difference>) {
+    for a in &c.new {
         let regression = matches!(
             a.severity,
             Severity::Warning | Severity::Critical | Severity::Unknown
@@ -396,10 +446,7 @@ fn findings_diff(before: &[Finding], after: &[Finding], out: &mut Vec<Difference
             regression,
         ));
     }
-    for b in before
-        .iter()
-        .filter(|b| !after.iter().any(|a| key(a) == key(b)))
-    {
+    for b in &c.resolved {
         out.push(d(
             DiffKind::FindingResolved,
             b.node.as_deref(),

@@ -34,6 +34,16 @@ impl Severity {
         }
     }
 
+    /// The severity an exit status stands for (0, 1, 2, 3; anything else is UNKNOWN).
+    pub fn from_exit_code(code: i32) -> Severity {
+        match code {
+            0 => Severity::Ok,
+            1 => Severity::Warning,
+            2 => Severity::Critical,
+            _ => Severity::Unknown,
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Severity::Ok => "ok",

@@ -71,6 +71,16 @@ where
         }
     };
     init_logging(cli.global.verbose);
+    if cli.command.ends_quietly_on_closed_stdout() {
+        // Rust ignores SIGPIPE, so `pveops completions bash | head -1` would panic on the
+        // closed pipe; a command that only reads and prints ends as any filter does. Operations
+        // and the lab keep ignoring it (an operation records its end; the lab serves shells).
+        // Sockets are not concerned: std writes them with MSG_NOSIGNAL.
+        // SAFETY: setting a signal's disposition to the default before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match subcommand::dispatch(cli) {
         Ok(code) => code,
         // The operation said what happened and what to do next; those stay the last lines.
@@ -90,8 +100,14 @@ fn init_logging(verbose: u8) {
         _ => "debug,russh=info",
     };
     let filter = EnvFilter::try_from_env("PVEOPS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // tracing-subscriber colours by default; only a terminal gets colour, and never with
+    // NO_COLOR set (no-color.org).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(progress::LogWriter)
         .with_target(false)
         .without_time()

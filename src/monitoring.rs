@@ -148,6 +148,31 @@ pub fn nagios(snap: &Snapshot, run: &Run) -> String {
     out
 }
 
+/// The status line of a run that could not do its job (bad checks, a bad inventory, no output
+/// file): `PVEOPS UNKNOWN - <reason>`, no perfdata.
+pub fn nagios_unknown(reason: &str) -> String {
+    format!("PVEOPS UNKNOWN - {}", plugin_text(reason))
+}
+
+/// The exposition of a run that could not do its job: the reason as a comment, the status 3
+/// and the time, so an alert on `pveops_assess_status` or on the timestamp's age still fires.
+pub fn prometheus_unknown(reason: &str, now: i64) -> String {
+    let mut out = format!("# PVEOPS UNKNOWN - {}\n", plugin_text(reason));
+    family(
+        &mut out,
+        "pveops_assess_status",
+        "Exit status of the last assess: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    out.push_str("pveops_assess_status 3\n");
+    family(
+        &mut out,
+        "pveops_assess_timestamp_seconds",
+        "Unix time the last assess ended (alert when it grows old).",
+    );
+    let _ = writeln!(out, "pveops_assess_timestamp_seconds {now}");
+    out
+}
+
 /// A label value of the exposition format: backslash, double quote and newline escaped.
 fn label_value(s: &str) -> String {
     s.replace('\\', "\\\\")

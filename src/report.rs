@@ -18,23 +18,38 @@ use crate::snapshot::Snapshot;
 #[folder = "templates/report/"]
 struct Embedded;
 
-/// Escapes text for a markdown table cell or paragraph.
+/// Escapes text for a markdown table cell or the middle of a line (never a line's start), as
+/// sparingly as CommonMark/GFM allow, so the raw file stays readable: `|` (a cell's end), `*`,
+/// `` ` ``, `~`, `$` (GitHub's math), `[` (a link or image cannot start, so `(`, `)` and `!`
+/// stay as they are), `_` where it could open or close emphasis (GFM ignores it inside a word),
+/// `\` before punctuation, `<` (HTML) and `&` where it could start an entity; a newline is
+/// `<br>`.
 pub fn md(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
+    let mut chars = s.chars().peekable();
+    let mut prev: Option<char> = None;
+    while let Some(ch) = chars.next() {
+        let next = chars.peek().copied();
         match ch {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|'
-            | '~' | '$' => {
+            '\\' if next.is_none_or(|n| n.is_ascii_punctuation()) => o.push_str("\\\\"),
+            '`' | '*' | '[' | '|' | '~' | '$' => {
                 o.push('\\');
                 o.push(ch);
             }
+            '_' if !(prev.is_some_and(char::is_alphanumeric)
+                && next.is_some_and(char::is_alphanumeric)) =>
+            {
+                o.push_str("\\_")
+            }
             '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
+            '&' if next.is_some_and(|n| n.is_ascii_alphanumeric() || n == '#') => {
+                o.push_str("&amp;")
+            }
             '\n' => o.push_str("<br>"),
             c if c.is_control() => o.push(' '),
             c => o.push(c),
         }
+        prev = Some(ch);
     }
     o
 }
@@ -218,6 +233,11 @@ struct Context<'a> {
     rollout: Vec<RolloutRow>,
     differences: Vec<serde_json::Value>,
     evidence: Vec<EvidenceRow>,
+    /// A verify: each finding says whether it is new or was there before.
+    compared: bool,
+    /// A verify: the baseline's findings that are gone (resolved) or could not be read again.
+    resolved: Vec<FindingRow>,
+    unverified: Vec<FindingRow>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +247,8 @@ struct FindingRow {
     node: String,
     subject: String,
     message: String,
+    /// `new` or `unchanged` against a verify's baseline; empty otherwise.
+    since: String,
 }
 
 #[derive(Serialize)]
@@ -533,6 +555,7 @@ fn row(f: &Finding) -> FindingRow {
         node: f.node.clone().unwrap_or_else(|| "(cluster)".into()),
         subject: f.subject.clone().unwrap_or_default(),
         message: f.message.clone(),
+        since: String::new(),
     }
 }
 
@@ -565,6 +588,28 @@ pub fn render(
     render_with_changes(hb, summary, snap, differences, &[], &[], evidence)
 }
 
+/// Renders `report.md` for a verify: each finding marked new or unchanged against the
+/// baseline, the resolved ones listed after them.
+pub fn render_verify(
+    hb: &Handlebars,
+    summary: &Summary,
+    snap: &Snapshot,
+    differences: &[crate::diff::Difference],
+    findings: &crate::diff::FindingChanges,
+    evidence: &[(String, String, Option<u32>)],
+) -> Result<String, crate::Error> {
+    render_all(
+        hb,
+        summary,
+        snap,
+        differences,
+        &[],
+        &[],
+        evidence,
+        Some(findings),
+    )
+}
+
 /// Renders `report.md` with the Changes section of an operation (one object per step:
 /// `step`, `command`, `started`, `duration`, `exit`, `verified`).
 pub fn render_with_changes(
@@ -576,7 +621,45 @@ pub fn render_with_changes(
     rollout: &[RolloutRow],
     evidence: &[(String, String, Option<u32>)],
 ) -> Result<String, crate::Error> {
-    let findings: Vec<FindingRow> = snap.findings.iter().map(row).collect();
+    render_all(
+        hb,
+        summary,
+        snap,
+        differences,
+        changes,
+        rollout,
+        evidence,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_all(
+    hb: &Handlebars,
+    summary: &Summary,
+    snap: &Snapshot,
+    differences: &[crate::diff::Difference],
+    changes: &[serde_json::Value],
+    rollout: &[RolloutRow],
+    evidence: &[(String, String, Option<u32>)],
+    compared: Option<&crate::diff::FindingChanges>,
+) -> Result<String, crate::Error> {
+    let findings: Vec<FindingRow> = snap
+        .findings
+        .iter()
+        .map(|f| {
+            let mut r = row(f);
+            if let Some(c) = compared {
+                r.since = if c.new.contains(f) {
+                    "new"
+                } else {
+                    "unchanged"
+                }
+                .into();
+            }
+            r
+        })
+        .collect();
     let followups = snap
         .findings
         .iter()
@@ -725,6 +808,13 @@ pub fn render_with_changes(
         rollout: rollout.to_vec(),
         differences,
         evidence,
+        compared: compared.is_some(),
+        resolved: compared
+            .map(|c| c.resolved.iter().map(row).collect())
+            .unwrap_or_default(),
+        unverified: compared
+            .map(|c| c.unverified.iter().map(row).collect())
+            .unwrap_or_default(),
     };
     hb.render("report.md", &ctx)
         .map_err(|e| crate::Error::Template {
@@ -739,12 +829,16 @@ mod tests {
 
     #[test]
     fn markdown_cannot_be_injected() {
-        assert_eq!(md("web|prod*<b>"), "web\\|prod\\*&lt;b&gt;");
+        assert_eq!(md("web|prod*<b>"), "web\\|prod\\*&lt;b>");
         assert_eq!(md("a\nb"), "a<br>b");
+        assert_eq!(md("[x](javascript:alert(1))"), "\\[x](javascript:alert(1))");
+        // Only what markdown would read: no clutter in plain text.
         assert_eq!(
-            md("[x](javascript:alert(1))"),
-            "\\[x\\]\\(javascript:alert\\(1\\)\\)"
+            md("pve-manager (9.1.1) failed! 5 > 3"),
+            "pve-manager (9.1.1) failed! 5 > 3"
         );
+        assert_eq!(md("dns_01 _x_ a\\b \\*"), "dns_01 \\_x\\_ a\\b \\\\\\*");
+        assert_eq!(md("&amp; & x"), "&amp;amp; & x");
     }
 }
 

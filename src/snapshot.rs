@@ -243,6 +243,13 @@ impl Snapshot {
     }
 
     /// The newest backup of guest `vmid`, if it has one.
+    /// Whether the upgrade checker ran (`assess --upgrade-checklist`): its nodes' results are
+    /// a list, even an empty one, where a run without it has null. A verify against this
+    /// snapshot runs it again.
+    pub fn ran_upgrade_checklist(&self) -> bool {
+        self.nodes.iter().any(|n| n.upgrade_checklist.is_some())
+    }
+
     pub fn newest_backup(&self, vmid: u64) -> Option<&NewestBackup> {
         self.newest_backups.iter().find(|b| b.vmid == vmid)
     }

@@ -502,50 +502,107 @@ fn snapshot_into_bundle(
     Ok((snap, bundle))
 }
 
-/// Exit status of an assessment: 3 when no node answered, else the worst finding.
-fn assess_exit(snap: &crate::snapshot::Snapshot) -> i32 {
+/// The status of an assessment: UNKNOWN when no node answered (the tool could not do its
+/// job, PRODUCT.md's exit 3, even though each unreachable node is a critical finding), else
+/// the worst finding. The exit status, the summary and the monitoring outputs all say this.
+fn assess_status(snap: &crate::snapshot::Snapshot) -> crate::finding::Severity {
     if !snap.nodes.is_empty() && snap.nodes.iter().all(|n| !n.reachable) {
-        return 3;
+        return crate::finding::Severity::Unknown;
     }
-    snap.status.exit_code()
+    snap.status
+}
+
+/// Exit status of an assessment (see [`assess_status`]).
+fn assess_exit(snap: &crate::snapshot::Snapshot) -> i32 {
+    assess_status(snap).exit_code()
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset (no-color.org).
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The summary table on stderr, worst first; colour when stderr is a terminal (NO_COLOR off).
 fn print_summary(snap: &crate::snapshot::Snapshot) {
-    use std::io::IsTerminal;
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = colour_stderr();
     let reachable = snap.nodes.iter().filter(|n| n.reachable).count();
     eprintln!(
         "{} of {} nodes answered; {} finding(s); status {}",
         reachable,
         snap.nodes.len(),
         snap.findings.len(),
-        snap.status.word().to_uppercase()
+        assess_status(snap).word().to_uppercase()
     );
     for f in &snap.findings {
-        let word = f.severity.word().to_uppercase();
-        let word = if colour {
-            let code = match f.severity {
-                crate::finding::Severity::Critical => "1;31",
-                crate::finding::Severity::Warning => "33",
-                _ => "35",
-            };
-            format!("\u{1b}[{code}m{word:<8}\u{1b}[0m")
-        } else {
-            format!("{word:<8}")
-        };
-        eprintln!(
-            "  {word} {:<28} {:<14} {}",
-            f.check,
-            f.node.as_deref().unwrap_or("(cluster)"),
-            f.message
-        );
+        eprintln!("  {}", finding_line(f, colour));
     }
 }
 
+/// One finding of the summary: severity (coloured on a terminal), check, node, message.
+fn finding_line(f: &crate::finding::Finding, colour: bool) -> String {
+    let word = f.severity.word().to_uppercase();
+    let word = if colour {
+        let code = match f.severity {
+            crate::finding::Severity::Critical => "1;31",
+            crate::finding::Severity::Warning => "33",
+            _ => "35",
+        };
+        format!("\u{1b}[{code}m{word:<8}\u{1b}[0m")
+    } else {
+        format!("{word:<8}")
+    };
+    format!(
+        "{word} {:<28} {:<14} {}",
+        f.check,
+        f.node.as_deref().unwrap_or("(cluster)"),
+        f.message
+    )
+}
+
 fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
+    if args.json && matches!(args.format, Format::Nagios | Format::Prometheus) {
+        return Err(crate::Error::Usage(
+            "--json prints the snapshot document; it cannot be combined with --format nagios or prometheus".into(),
+        ));
+    }
+    let monitoring = matches!(args.format, Format::Nagios | Format::Prometheus);
+    if !monitoring {
+        return assess_run(global, &args);
+    }
+    // A monitoring run always prints its status line: a plugin that prints nothing shows as
+    // "(No output returned from plugin)" in Nagios/Icinga, which says nothing of the cause.
+    match assess_run(global, &args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let reason = e.to_string();
+            let now = jiff::Timestamp::now().as_second();
+            match args.format {
+                Format::Prometheus => {
+                    print!("{}", crate::monitoring::prometheus_unknown(&reason, now))
+                }
+                _ => println!("{}", crate::monitoring::nagios_unknown(&reason)),
+            }
+            if let Some(path) = &args.prom_file {
+                // Best effort: when the file itself is what failed, the line above says so.
+                let _ = crate::atomic::write(
+                    path,
+                    crate::monitoring::prometheus_unknown(&reason, now).as_bytes(),
+                    Some(0o644),
+                );
+            }
+            eprintln!("error: {e}");
+            Ok(3)
+        }
+    }
+}
+
+fn assess_run(global: &Global, args: &AssessArgs) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
     let started = jiff::Timestamp::now();
+    let monitoring = matches!(args.format, Format::Nagios | Format::Prometheus);
+    // A monitoring probe runs every few minutes: it writes evidence only when asked to.
+    let evidence = !monitoring || args.out.is_some();
     let (snap, bundle, targets) = match &args.from {
         Some(path) => {
             let mut snap = crate::snapshot::Snapshot::load(path)?;
@@ -556,11 +613,19 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
                 .map(|n| n.name.clone())
                 .collect::<Vec<_>>();
             let target = (targets.len() == 1).then(|| targets[0].as_str());
-            let bundle =
-                crate::evidence::Bundle::create(args.out.as_deref(), "assess", target, started)?;
+            let bundle = if evidence {
+                Some(crate::evidence::Bundle::create(
+                    args.out.as_deref(),
+                    "assess",
+                    target,
+                    started,
+                )?)
+            } else {
+                None
+            };
             (snap, bundle, targets)
         }
-        None => {
+        None if evidence => {
             let (snap, bundle) = snapshot_into_bundle(
                 global,
                 &args.targets,
@@ -571,36 +636,50 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
                 "assess",
                 started,
             )?;
-            (snap, bundle, args.targets.clone())
+            (snap, Some(bundle), args.targets.clone())
+        }
+        None => {
+            let (snap, _) = runtime()?.block_on(take_snapshot(
+                global,
+                &args.targets,
+                &checks,
+                args.only.clone(),
+                args.upgrade_checklist,
+                None,
+            ))?;
+            (snap, None, args.targets.clone())
         }
     };
     let code = assess_exit(&snap);
-    bundle.write("snapshot.json", snap.to_json().as_bytes())?;
-    let hb = crate::report::registry(global.templates.as_deref())?;
-    let summary = crate::report::Summary {
-        command: if args.from.is_some() {
-            "assess --from".into()
-        } else {
-            "assess".into()
-        },
-        operator: crate::changelog::operator(),
-        targets: targets.join(", "),
-        started_at: started
-            .round(jiff::Unit::Second)
-            .unwrap_or(started)
-            .to_string(),
-        outcome: match code {
-            0 => "all checks passed".into(),
-            3 => "could not assess (see findings)".into(),
-            _ => format!("{} finding(s) to follow up", snap.findings.len()),
-        },
-        status: snap.status.word().to_uppercase(),
-        exit_status: code,
-        pveops_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    let report = crate::report::render(&hb, &summary, &snap, &[], &bundle.raw_files)?;
-    let report_path = bundle.write("report.md", report.as_bytes())?;
-    bundle.sync()?;
+    let mut report_path = None;
+    if let Some(bundle) = &bundle {
+        bundle.write("snapshot.json", snap.to_json().as_bytes())?;
+        let hb = crate::report::registry(global.templates.as_deref())?;
+        let summary = crate::report::Summary {
+            command: if args.from.is_some() {
+                "assess --from".into()
+            } else {
+                "assess".into()
+            },
+            operator: crate::changelog::operator(),
+            targets: targets.join(", "),
+            started_at: started
+                .round(jiff::Unit::Second)
+                .unwrap_or(started)
+                .to_string(),
+            outcome: match code {
+                0 => "all checks passed".into(),
+                3 => "could not assess (see findings)".into(),
+                _ => format!("{} finding(s) to follow up", snap.findings.len()),
+            },
+            status: assess_status(&snap).word().to_uppercase(),
+            exit_status: code,
+            pveops_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let report = crate::report::render(&hb, &summary, &snap, &[], &bundle.raw_files)?;
+        report_path = Some(bundle.write("report.md", report.as_bytes())?);
+        bundle.sync()?;
+    }
     let ended = jiff::Timestamp::now();
     let run = crate::monitoring::Run {
         exit_code: code,
@@ -614,8 +693,8 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
         crate::atomic::write(path, text.as_bytes(), Some(0o644))?;
     }
     match args.format {
-        Format::Text => {
-            if args.json {
+        Format::Text | Format::Json => {
+            if args.json || args.format == Format::Json {
                 println!("{}", snap.to_json());
             }
             print_summary(&snap);
@@ -623,7 +702,9 @@ fn assess(global: &Global, args: AssessArgs) -> Result<i32, crate::Error> {
         Format::Nagios => print!("{}", crate::monitoring::nagios(&snap, &run)),
         Format::Prometheus => print!("{}", prometheus.unwrap_or_default()),
     }
-    eprintln!("evidence: {}", report_path.display());
+    if let Some(p) = report_path {
+        eprintln!("evidence: {}", p.display());
+    }
     Ok(code)
 }
 
@@ -817,6 +898,7 @@ fn demo_job(
             out: Some(root.join("3-verify")),
             json: false,
             checks: None,
+            upgrade_checklist: false,
         },
     )?;
     eprintln!(
@@ -863,26 +945,92 @@ fn diff(args: DiffArgs) -> Result<i32, crate::Error> {
     Ok(if regressions > 0 { 2 } else { 0 })
 }
 
+/// What a verify concludes: its exit status and the Outcome line, decided together.
+/// 2: a regression (something other than a finding got worse) or a new critical finding;
+/// 1: a new warning; 3: no node answered, or a new finding is UNKNOWN; 0 otherwise. Findings
+/// that were there before are listed, not counted against the change.
+fn verify_outcome(
+    after: &crate::snapshot::Snapshot,
+    diffs: &[crate::diff::Difference],
+    findings: &crate::diff::FindingChanges,
+    against: &std::path::Path,
+) -> (i32, String) {
+    use crate::finding::Severity;
+    let regressions = diffs
+        .iter()
+        .filter(|d| d.regression && d.kind != crate::diff::DiffKind::FindingNew)
+        .count();
+    let count = |s: Severity| findings.new.iter().filter(|f| f.severity == s).count();
+    let (critical, unknown, warning) = (
+        count(Severity::Critical),
+        count(Severity::Unknown),
+        count(Severity::Warning),
+    );
+    let mut parts = Vec::new();
+    if regressions > 0 {
+        parts.push(format!("{regressions} regression(s)"));
+    }
+    for (n, what) in [
+        (critical, "critical"),
+        (unknown, "unknown"),
+        (warning, "warning"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} new {what} finding(s)"));
+        }
+    }
+    let unchanged = if findings.unchanged.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} finding(s) unchanged since then (listed, not counted)",
+            findings.unchanged.len()
+        )
+    };
+    let against = against.display();
+    if assess_status(after) == Severity::Unknown && after.nodes.iter().all(|n| !n.reachable) {
+        return (
+            3,
+            format!("could not verify against {against}: no node answered"),
+        );
+    }
+    let code = if regressions > 0 || critical > 0 {
+        2
+    } else if unknown > 0 {
+        3
+    } else if warning > 0 {
+        1
+    } else {
+        0
+    };
+    let outcome = if parts.is_empty() {
+        format!("no regression and no new finding against {against}{unchanged}")
+    } else {
+        format!("{} against {against}{unchanged}", parts.join(", "))
+    };
+    (code, outcome)
+}
+
 fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
     let before = crate::snapshot::Snapshot::load(&args.against)?;
     let checks = crate::check::load(args.checks.as_deref())?;
     let started = jiff::Timestamp::now();
+    // The after-snapshot reads what the baseline read: a finding of a read that did not run
+    // again would look resolved.
+    let upgrade_checklist = args.upgrade_checklist || before.ran_upgrade_checklist();
     let (after, bundle) = snapshot_into_bundle(
         global,
         &args.targets,
         &checks,
         Vec::new(),
-        false,
+        upgrade_checklist,
         args.out.clone(),
         "verify",
         started,
     )?;
     let diffs = crate::diff::diff(&before, &after);
-    let regressed = diffs.iter().any(|d| d.regression);
-    let mut code = assess_exit(&after);
-    if regressed && code != 3 {
-        code = 2;
-    }
+    let findings = crate::diff::compare_findings(&before, &after);
+    let (code, outcome) = verify_outcome(&after, &diffs, &findings, &args.against);
     bundle.write("before.json", before.to_json().as_bytes())?;
     bundle.write("snapshot.json", after.to_json().as_bytes())?;
     let hb = crate::report::registry(global.templates.as_deref())?;
@@ -894,28 +1042,37 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
             .round(jiff::Unit::Second)
             .unwrap_or(started)
             .to_string(),
-        outcome: if regressed {
-            format!(
-                "{} regression(s) against {}",
-                diffs.iter().filter(|d| d.regression).count(),
-                args.against.display()
-            )
-        } else {
-            format!("no regression against {}", args.against.display())
-        },
-        status: after.status.word().to_uppercase(),
+        outcome: outcome.clone(),
+        status: crate::finding::Severity::from_exit_code(code)
+            .word()
+            .to_uppercase(),
         exit_status: code,
         pveops_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let report = crate::report::render(&hb, &summary, &after, &diffs, &bundle.raw_files)?;
+    let report =
+        crate::report::render_verify(&hb, &summary, &after, &diffs, &findings, &bundle.raw_files)?;
     let report_path = bundle.write("report.md", report.as_bytes())?;
     bundle.sync()?;
     if args.json {
-        let doc = serde_json::json!({ "differences": diffs, "snapshot": after });
+        let doc = serde_json::json!({
+            "outcome": outcome,
+            "exit_status": code,
+            "differences": diffs,
+            "findings": findings,
+            "snapshot": after,
+        });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
-    print_summary(&after);
-    for d in diffs.iter().filter(|d| d.regression) {
+    let colour = colour_stderr();
+    let reachable = after.nodes.iter().filter(|n| n.reachable).count();
+    eprintln!(
+        "{reachable} of {} nodes answered; outcome: {outcome}",
+        after.nodes.len()
+    );
+    for d in diffs
+        .iter()
+        .filter(|d| d.regression && d.kind != crate::diff::DiffKind::FindingNew)
+    {
         eprintln!(
             "  REGRESSION {:<16} {:<14} {} {} -> {}",
             d.kind,
@@ -924,6 +1081,19 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
             d.before.as_deref().unwrap_or("-"),
             d.after.as_deref().unwrap_or("-")
         );
+    }
+    for (title, list) in [
+        ("new", &findings.new),
+        ("unchanged", &findings.unchanged),
+        ("resolved", &findings.resolved),
+        ("not re-read", &findings.unverified),
+    ] {
+        if !list.is_empty() {
+            eprintln!("{title}:");
+            for f in list {
+                eprintln!("  {}", finding_line(f, colour));
+            }
+        }
     }
     eprintln!("evidence: {}", report_path.display());
     Ok(code)

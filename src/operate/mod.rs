@@ -404,7 +404,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     let (code, outcome_word, summary) = match &outcome {
         Outcome::Failed { seq, message } => (2, "failed", format!("step {seq} failed: {message}")),
         _ => {
-            let worse = new_findings(&before, &after);
+            let worse = new_findings(&plan, &before, &after);
             let code = if worse.iter().any(|s| {
                 matches!(
                     s,
@@ -501,12 +501,38 @@ async fn or_signal<T>(
 }
 
 /// The severities of findings in `after` that were not in `before`.
-fn new_findings(before: &Snapshot, after: &Snapshot) -> Vec<crate::finding::Severity> {
-    let key = |f: &crate::finding::Finding| (f.check.clone(), f.node.clone(), f.subject.clone());
-    after
-        .findings
+/// The severities of the findings the operation brought (judged as `verify` judges them),
+/// except what it set out to leave behind: a node it put into HA maintenance and did not take
+/// out again (`maintenance enter`, a drain through node maintenance).
+fn new_findings(
+    plan: &crate::operation::Plan,
+    before: &Snapshot,
+    after: &Snapshot,
+) -> Vec<crate::finding::Severity> {
+    let left_in_maintenance = |node: &str| {
+        plan.steps
+            .iter()
+            .rev()
+            .find_map(|s| match &s.detail {
+                crate::operation::Action::Maintenance { node: n, enter }
+                    if n == node
+                        || after
+                            .node(node)
+                            .is_some_and(|x| x.pve_node.as_deref() == Some(n.as_str())) =>
+                {
+                    Some(*enter)
+                }
+                _ => None,
+            })
+            .unwrap_or(false)
+    };
+    crate::diff::compare_findings(before, after)
+        .new
         .iter()
-        .filter(|a| !before.findings.iter().any(|b| key(b) == key(a)))
+        .filter(|f| {
+            !(f.check == "ha.node-not-in-maintenance"
+                && f.node.as_deref().is_some_and(left_in_maintenance))
+        })
         .map(|f| f.severity)
         .collect()
 }
