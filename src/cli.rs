@@ -14,7 +14,7 @@ the inventory node, the inventory [defaults], the ssh config, built-in defaults 
 port 22, keys from ssh-agent then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL (a node failed or was unreachable), 3 UNKNOWN,
-64 usage error, 130 interrupted.";
+4 declined at the prompt (nothing changed), 64 usage error, 130 interrupted.";
 
 /// Assess, plan, execute, verify and record Proxmox VE maintenance over plain SSH.
 /// The help heading of the options that reach nodes.
@@ -222,7 +222,8 @@ change log. The cluster is reached through --targets, or every node of the inven
 
 On a terminal the plan is confirmed interactively; without one, --yes is required. --dry-run
 stops after the plan. Exit status: 0 every step verified, 1 a new warning appeared, 2 a gate
-refused or a step failed or something regressed, 64 usage, 130 interrupted (the journal says
+refused or a step failed or something regressed, 4 declined at the prompt (nothing changed),
+64 usage, 130 interrupted (the journal says
 what was done; a migration already started goes on on the node).
 
 Examples:
@@ -249,7 +250,7 @@ stops the rollout there: that node stays drained, the nodes after it are untouch
 automatic downgrade; the runbook lists the previous versions.
 
 Exit status as for every operation: 0 every step verified, 1 a new warning, 2 refused or failed,
-64 usage, 130 interrupted.
+4 declined at the prompt, 64 usage, 130 interrupted.
 
 Examples:
   pveops update -I cluster.toml pve1 pve2 pve3 --dry-run

@@ -85,18 +85,44 @@ pub enum Cause {
     Resolve(String),
     Refused,
     Network(String),
-    Timeout { secs: u64, phase: Phase },
-    HostKeyUnknown { fingerprint: String, files: String },
-    HostKeyChanged { file: PathBuf, line: usize },
-    HostKeyRevoked { file: PathBuf, line: usize },
+    Timeout {
+        secs: u64,
+        phase: Phase,
+    },
+    HostKeyUnknown {
+        fingerprint: String,
+        files: String,
+    },
+    HostKeyChanged {
+        file: PathBuf,
+        line: usize,
+    },
+    HostKeyRevoked {
+        file: PathBuf,
+        line: usize,
+    },
     Certificate(String),
-    AuthFailed { tried: Vec<String> },
-    HandshakeDropped { attempts: u32 },
+    AuthFailed {
+        tried: Vec<String>,
+    },
+    HandshakeDropped {
+        attempts: u32,
+    },
+    /// The port answered, but not with SSH (an HTTP or other server): its first line.
+    NotSsh {
+        first_line: String,
+    },
     Disconnected(String),
     Protocol(String),
-    Jump { jump: String, cause: Box<Cause> },
+    Jump {
+        jump: String,
+        cause: Box<Cause>,
+    },
     ChannelOpen(String),
-    CommandTimeout { secs: u64, killed: bool },
+    CommandTimeout {
+        secs: u64,
+        killed: bool,
+    },
     SudoRefused(String),
     Interrupted,
 }
@@ -151,6 +177,10 @@ impl fmt::Display for Cause {
             Cause::HandshakeDropped { attempts } => write!(
                 f,
                 "the server closed the connection during the handshake {attempts} times (sshd MaxStartups reached?)"
+            ),
+            Cause::NotSsh { first_line } => write!(
+                f,
+                "the port does not speak SSH: it answered {first_line:?} (another service, e.g. a web server, listens there) — check the port"
             ),
             Cause::Disconnected(e) => write!(f, "connection lost ({e})"),
             Cause::Protocol(e) => write!(f, "SSH error ({e})"),

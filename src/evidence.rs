@@ -307,15 +307,17 @@ impl Bundle {
     }
 }
 
-/// A path component from a node or command name: no `/`, no leading dot, no control chars.
+/// A path component from a node, target or command name, kept to `[A-Za-z0-9._-]` so the
+/// evidence copies to any filesystem (no `@`, `:`, `/`, spaces or control characters; each
+/// other character becomes `_`), never starting with a dot.
 pub fn safe(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
                 c
+            } else {
+                '_'
             }
         })
         .collect();

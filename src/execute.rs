@@ -905,7 +905,10 @@ impl Runner {
                 "  step {} on {}: {} ...\n      $ {l}",
                 step.seq, step.on, step.title
             ),
-            None => eprintln!("  step {}: {}", step.seq, step.title),
+            // A wait (no command, a state to poll) says what it waits for; a no-op says
+            // once, when it is journaled, that it was skipped and why.
+            None if step.verify.is_some() => eprintln!("  step {}: {}", step.seq, step.title),
+            None => {}
         }
         let started = now();
         let start = Instant::now();
@@ -953,6 +956,7 @@ impl Runner {
                 return Ok(mk(outcome, None, verified, seen, None));
             }
             let why = step.noop.clone().unwrap_or_else(|| "nothing to do".into());
+            eprintln!("  step {} skipped: {why}", step.seq);
             journal.write(&end(step, StepOutcome::Skipped, None, true, why.clone()))?;
             return Ok(mk(StepOutcome::Skipped, None, true, why, None));
         };

@@ -41,6 +41,11 @@ pub mod target;
 pub use error::{Error, NodeError};
 
 /// Runs pveops with these arguments and returns the process exit status.
+/// The exit status of an operation the operator declined at its confirmation prompt: nothing
+/// was changed, yet the change asked for did not happen (not 0, so `pveops drain … && next`
+/// stops; outside the Nagios range 0–3 and the usage error 64).
+pub const EXIT_DECLINED: i32 = 4;
+
 pub fn run<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,

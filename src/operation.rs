@@ -806,11 +806,20 @@ pub fn plan(
         .filter_map(|s| {
             s.undo
                 .as_ref()
-                .map(|u| format!("{} (on {}): {}", s.title, s.on, u.script))
+                .map(|u| format!("{} (on {}): {}", s.title, undo_on(s), u.script))
         })
         .collect();
     p.rollback.extend(keep_rollback);
     Ok(p)
+}
+
+/// Where a step's undo runs: a guest's way back starts where the step took it (`qm migrate`
+/// runs on the node the guest is on), anything else where the step ran.
+fn undo_on(s: &Step) -> &str {
+    match &s.detail {
+        Action::Migrate { to, .. } => to,
+        _ => &s.on,
+    }
 }
 
 fn noop(seq: u32, on: &str, why: String) -> Step {

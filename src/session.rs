@@ -233,6 +233,13 @@ impl Connector {
             match tokio::time::timeout_at(deadline, handshake).await {
                 Ok(Ok(handle)) => break (handle, probe, fd),
                 Ok(Err(e)) => {
+                    // Another service on the port (a web server answering our identification
+                    // line with an error) is not a dropped handshake: no retry helps.
+                    if let Some(first_line) = probe.foreign_answer()
+                        && !first_line.starts_with("Exceeded MaxStartups")
+                    {
+                        return Err(err(Cause::NotSsh { first_line }));
+                    }
                     if let Some(cause) = refusal.lock().unwrap_or_else(|e| e.into_inner()).take() {
                         return Err(err(cause));
                     }
@@ -255,6 +262,9 @@ impl Connector {
                     }));
                 }
                 Err(_) => {
+                    if let Some(first_line) = probe.foreign_answer() {
+                        return Err(err(Cause::NotSsh { first_line }));
+                    }
                     let phase = if !probe.got_banner() {
                         Phase::Banner
                     } else {

@@ -27,7 +27,27 @@ impl Probe {
     /// writes "Exceeded MaxStartups" and closes instead (OpenSSH >= 8.x), which is not it.
     pub fn got_banner(&self) -> bool {
         let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
-        first.windows(4).any(|w| w == b"SSH-")
+        has_ssh_line(&first)
+    }
+
+    /// What another service answered instead of SSH: the first line it sent, when it sent
+    /// something and none of it is an SSH identification line (RFC 4253 4.2 lets a server send
+    /// other lines first, so this is only judged once the handshake has failed).
+    pub fn foreign_answer(&self) -> Option<String> {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_empty() || has_ssh_line(&first) {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&first);
+        let line: String = line
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        Some(line)
     }
 
     fn record(&self, data: &[u8]) {
@@ -35,6 +55,13 @@ impl Probe {
         let room = 256usize.saturating_sub(first.len());
         first.extend_from_slice(&data[..data.len().min(room)]);
     }
+}
+
+/// Whether a line of `data` starts with `SSH-` (RFC 4253 4.2: the identification line; other
+/// lines may come first). Only at a line's start: a web server echoing our own identification
+/// in its error page has it mid-line.
+fn has_ssh_line(data: &[u8]) -> bool {
+    data.split(|b| *b == b'\n').any(|l| l.starts_with(b"SSH-"))
 }
 
 /// A stream wrapper; `fd` is the TCP socket when there is one (not through a jump host).

@@ -288,8 +288,12 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     .await?
     .unwrap_or(Ok(false))?;
     if !answer {
-        eprintln!("{}: not confirmed, nothing changed", plan.operation);
-        return Ok(64);
+        eprintln!(
+            "{}: declined at the prompt, nothing changed (exit {})",
+            plan.operation,
+            crate::EXIT_DECLINED
+        );
+        return Ok(crate::EXIT_DECLINED);
     }
     let mut journal = match journal {
         Some(j) => j,
@@ -330,7 +334,12 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         let rc = log.rc.and_then(|c| u32::try_from(c).ok());
         bundle.write_node_text(&target, &name, &d.command, rc, &log.log)?;
     }
-    for d in done.iter().filter(|d| d.outcome != StepOutcome::Ok) {
+    // Skipped steps said so as they were reached; what failed or was cut short is repeated
+    // here, after the run's own output.
+    for d in done
+        .iter()
+        .filter(|d| !matches!(d.outcome, StepOutcome::Ok | StepOutcome::Skipped))
+    {
         eprintln!("  step {} {}: {} ({})", d.seq, d.outcome, d.step, d.message);
     }
     let restore = format!("pveops restore --journal {}", journal.path().display());

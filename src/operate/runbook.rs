@@ -49,11 +49,17 @@ pub fn plan_text(plan: &Plan) -> String {
                 condition(st),
                 c.script
             )),
-            None => s.push_str(&format!(
-                "  step {} (no-op): {}\n",
-                st.seq,
-                st.noop.as_deref().unwrap_or("")
-            )),
+            None => match &st.noop {
+                Some(why) => s.push_str(&format!("  step {} (no-op): {why}\n", st.seq)),
+                // A wait: no command, a state polled until it holds.
+                None => s.push_str(&format!(
+                    "  step {} on {}: {}{} (waits, sends no command)\n",
+                    st.seq,
+                    st.on,
+                    st.title,
+                    condition(st)
+                )),
+            },
         }
     }
     s

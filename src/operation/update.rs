@@ -354,7 +354,7 @@ fn space_gate(node: &str, up: &crate::health::Updates, space: Option<&NodeSpace>
     let ok: Vec<String> = need
         .iter()
         .filter(|(_, (_, want, _))| *want > 0)
-        .map(|(t, (avail, want, _))| format!("{t} {} of {} free", human(*want), human(*avail)))
+        .map(|(t, (avail, want, _))| format!("{t} needs {}, {} free", human(*want), human(*avail)))
         .collect();
     gate(
         "disk-space",
