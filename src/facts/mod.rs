@@ -27,9 +27,11 @@ pub mod apt_log;
 pub mod apt_policy;
 pub mod backup_list;
 pub mod ceph_status;
+pub mod cert_info;
 pub mod cluster_options;
 pub mod corosync_cfgtool;
 pub mod df;
+pub mod disks_list;
 pub mod dpkg_audit;
 pub mod guest_config;
 pub mod guest_status;
@@ -39,6 +41,7 @@ pub mod ha_resources;
 pub mod ha_rules;
 pub mod lslocks;
 pub mod migrate_preflight;
+pub mod node_status;
 pub mod pct_config;
 pub mod pct_list;
 pub mod pct_status;
@@ -46,13 +49,16 @@ pub mod pvecm_nodes;
 pub mod pvecm_status;
 pub mod pvesh;
 pub mod pvesm_status;
+pub mod pvesr_status;
 pub mod pveversion;
 pub mod qm_config;
 pub mod qm_list;
 pub mod qm_status;
 pub mod storage_content;
+pub mod subscription;
 pub mod systemctl_is_active;
 pub mod task_log;
+pub mod tasks;
 pub mod upgrade_checklist;
 pub mod utc_offset;
 pub mod zpool_status;
@@ -256,6 +262,30 @@ pub const KINDS: &[(&str, &str)] = &[
         ha_resources::KIND,
         "pvesh get /cluster/ha/resources --output-format json: HA resources with state and group",
     ),
+    (
+        node_status::KIND,
+        "pvesh get /nodes/NODE/status --output-format json: CPU, load, memory, swap, rootfs in bytes, versions",
+    ),
+    (
+        disks_list::KIND,
+        "pvesh get /nodes/NODE/disks/list --output-format json: disks with type, size, SMART health, wearout (% life left)",
+    ),
+    (
+        tasks::KIND,
+        "pvesh get /nodes/NODE/tasks (or /cluster/tasks) --output-format json: tasks with status and outcome",
+    ),
+    (
+        pvesr_status::KIND,
+        "pvesr status: replication jobs with last/next sync, duration, fail count, state",
+    ),
+    (
+        subscription::KIND,
+        "pvesubscription get: subscription status, level, key, due date and every field",
+    ),
+    (
+        cert_info::KIND,
+        "pvenode cert info --output-format json: the node's certificates with validity (epochs) and SANs",
+    ),
 ];
 
 fn to_json<T: Serialize>(
@@ -326,6 +356,12 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "ha-resources" => to_json(ha_resources::KIND, ha_resources::parse(text)),
         "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
         "ceph-status" => to_json(ceph_status::KIND, ceph_status::parse(text)),
+        "node-status" => to_json(node_status::KIND, node_status::parse(text)),
+        "disks-list" => to_json(disks_list::KIND, disks_list::parse(text)),
+        "tasks" => to_json(tasks::KIND, tasks::parse(text)),
+        "pvesr-status" => to_json(pvesr_status::KIND, pvesr_status::parse(text)),
+        "subscription" => to_json(subscription::KIND, subscription::parse(text)),
+        "cert-info" => to_json(cert_info::KIND, cert_info::parse(text)),
         other => Err(ParseError::new(
             "parse",
             0,
@@ -399,6 +435,13 @@ mod tests {
         ("pvesh-get-cluster-ha-resources.json", "ha-resources"),
         ("pvesh-get-storage-content.", "storage-content"),
         ("ceph-status.", "ceph-status"),
+        ("pvesh-get-nodes-status.json", "node-status"),
+        ("pvesh-get-disks-list.json", "disks-list"),
+        ("pvesh-get-nodes-tasks.json", "tasks"),
+        ("pvesh-get-cluster-tasks.json", "tasks"),
+        ("pvesr-status.", "pvesr-status"),
+        ("pvesubscription-get.", "subscription"),
+        ("pvenode-cert-info.json", "cert-info"),
     ];
 
     fn kind_for(name: &str) -> Option<&'static str> {

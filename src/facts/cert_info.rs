@@ -1,0 +1,110 @@
+//! `pvenode cert info --output-format json` (kind `cert-info`): the node's TLS certificates.
+//!
+//! pve-manager `PVE/API2/Certificates.pm` (`info`, commit 14a22df3) reads, in this order,
+//! `/etc/pve/pve-root-ca.pem` (the cluster CA), `/etc/pve/nodes/NODE/pve-ssl.pem` (the node's
+//! certificate the CA signed) and `/etc/pve/nodes/NODE/pveproxy-ssl.pem` (a custom or ACME
+//! certificate, which pveproxy then serves instead; usually absent), each through pve-common
+//! `src/PVE/Certificate.pm` `get_certificate_info` inside an `eval`: a missing or unreadable
+//! file is left out silently. Per certificate: `filename` (the base name), `fingerprint`
+//! (SHA-256, `AA:BB:…` upper-case hex, `Net::SSLeay::X509_get_fingerprint`), `subject` and
+//! `issuer` (`X509_NAME_oneline`: `/CN=…/O=…`), `notbefore` and `notafter` (epochs,
+//! `convert_asn1_to_epoch`; absent when that failed), `san` (DNS names and IPs, IPv6 as eight
+//! 4-digit hex groups), `pem`, `public-key-type` (`rsaEncryption`, `id-ecPublicKey`) and
+//! `public-key-bits`. With `--output-format json` `PVE/CLI/pvenode.pm` prints the API list as
+//! is (`print_api_result`); only the text form sorts by file name.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ParseError;
+use super::pvesh::{read_json, str_of, u64_of};
+
+pub const KIND: &str = "cert-info";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Certificate {
+    /// `pve-root-ca.pem`, `pve-ssl.pem`, `pveproxy-ssl.pem`.
+    pub filename: String,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    /// Seconds since the epoch.
+    pub notbefore: Option<i64>,
+    /// Seconds since the epoch.
+    pub notafter: Option<i64>,
+    /// SHA-256, `AA:BB:…`.
+    pub fingerprint: Option<String>,
+    pub san: Vec<String>,
+    pub public_key_type: Option<String>,
+    pub public_key_bits: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CertInfo {
+    /// In PVE's order (root CA, node certificate, custom certificate).
+    pub certificates: Vec<Certificate>,
+}
+
+fn i64_of(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn parse(text: &str) -> Result<CertInfo, ParseError> {
+    let (items, start) = read_json(KIND, text)?;
+    let mut certificates = Vec::new();
+    for item in &items {
+        let Some(filename) = str_of(item, "filename") else {
+            return Err(ParseError::new(
+                KIND,
+                start,
+                "",
+                "a certificate has no \"filename\"",
+            ));
+        };
+        let san = match item.get("san") {
+            Some(Value::Array(names)) => names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        certificates.push(Certificate {
+            filename,
+            subject: str_of(item, "subject"),
+            issuer: str_of(item, "issuer"),
+            notbefore: i64_of(item, "notbefore"),
+            notafter: i64_of(item, "notafter"),
+            fingerprint: str_of(item, "fingerprint"),
+            san,
+            public_key_type: str_of(item, "public-key-type"),
+            public_key_bits: u64_of(item, "public-key-bits"),
+        });
+    }
+    Ok(CertInfo { certificates })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_ca_and_node_cert() {
+        let c = parse(r#"[{"filename":"pve-root-ca.pem","fingerprint":"AA:BB","issuer":"/CN=Proxmox Virtual Environment/OU=x/O=PVE Cluster Manager CA","notafter":2051222400,"notbefore":1735862400,"public-key-bits":4096,"public-key-type":"rsaEncryption","san":[],"subject":"/CN=Proxmox Virtual Environment/OU=x/O=PVE Cluster Manager CA"},{"filename":"pve-ssl.pem","notafter":"1798934400","san":["127.0.0.1","pve1.example.com"]}]"#).unwrap();
+        assert_eq!(c.certificates.len(), 2);
+        assert_eq!(c.certificates[0].public_key_bits, Some(4096));
+        assert_eq!(c.certificates[1].notafter, Some(1798934400));
+        assert_eq!(c.certificates[1].san, vec!["127.0.0.1", "pve1.example.com"]);
+        assert_eq!(c.certificates[1].subject, None);
+    }
+
+    #[test]
+    fn garbage() {
+        assert!(parse(r#"[{"san":[]}]"#).is_err());
+        assert!(parse("{}").is_err());
+        assert!(parse("[]").unwrap().certificates.is_empty());
+    }
+}
