@@ -46,6 +46,13 @@ const NODE_READS: &[&str] = &[
     "ceph-status",
     "dpkg-audit",
     "apt-policy",
+    "node-status",
+    "disks-list",
+    "node-tasks-failed",
+    "node-tasks-running",
+    "pvesr-status",
+    "subscription",
+    "cert-info",
 ];
 
 /// The other templates with a parser of their own: the units (rendered with their list) and
@@ -600,6 +607,34 @@ fn absorb(
                     ));
                 }
             })
+        }
+        "node-status" => {
+            n.node_status = Some(from_fact(&facts::node_status::parse(&stdout).map_err(e)?))
+        }
+        "disks-list" => {
+            let d = facts::disks_list::parse(&stdout).map_err(e)?;
+            n.disks = Some(d.disks.iter().map(from_fact).collect());
+        }
+        // Failed and running tasks are one list: a task is in one of them only.
+        "node-tasks-failed" | "node-tasks-running" => {
+            let t = facts::tasks::parse(&stdout).map_err(e)?;
+            let list = n.tasks.get_or_insert_with(Vec::new);
+            for task in &t.tasks {
+                if !list.iter().any(|x: &health::Task| x.upid == task.upid) {
+                    list.push(from_fact(task));
+                }
+            }
+        }
+        "pvesr-status" => {
+            let p = facts::pvesr_status::parse(&stdout).map_err(e)?;
+            n.replication = Some(p.jobs.iter().map(from_fact).collect());
+        }
+        "subscription" => {
+            n.subscription = Some(from_fact(&facts::subscription::parse(&stdout).map_err(e)?))
+        }
+        "cert-info" => {
+            let c = facts::cert_info::parse(&stdout).map_err(e)?;
+            n.certificates = Some(c.certificates.iter().map(from_fact).collect());
         }
         // Any other command serves a command check: its output is kept for the check's regex.
         _ => {

@@ -245,3 +245,112 @@ pub struct ChecklistResult {
     pub section: Option<String>,
     pub message: String,
 }
+
+/// A node's load and memory (kind `node-status`, `/nodes/N/status`). `cpu` and `wait` are kept
+/// as PVE gives them, but through `pvesh` they are always 0: pve-manager computes them from the
+/// previous sample of the same process (see `facts::node_status`), so no check reads them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub cpu: Option<f64>,
+    pub wait: Option<f64>,
+    pub cpus: Option<u64>,
+    pub loadavg: Vec<f64>,
+    pub uptime: Option<u64>,
+    pub memory: Option<MemoryUse>,
+    pub swap: Option<MemoryUse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryUse {
+    pub total_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+}
+
+impl MemoryUse {
+    /// Used share in percent; None when the total is unknown or 0 (no swap).
+    pub fn used_pct(&self) -> Option<f64> {
+        match (self.used_bytes, self.total_bytes) {
+            (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
+            _ => None,
+        }
+    }
+}
+
+/// One disk of `/nodes/N/disks/list` (kind `disks-list`): SMART health and SSD wearout.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Disk {
+    pub devpath: String,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// smartctl's overall assessment as PVE passes it: `PASSED`, `OK`, `FAILED!`, ...
+    pub health: Option<String>,
+    /// Percent of the SSD's life left (100 new); null for HDDs.
+    pub wearout: Option<f64>,
+    pub used: Option<String>,
+}
+
+/// One task of `/nodes/N/tasks` (kind `tasks`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Task {
+    pub upid: String,
+    pub node: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+    pub user: String,
+    pub starttime: i64,
+    pub endtime: Option<i64>,
+    pub status: Option<String>,
+    /// `running`, `ok`, `warning` or `error`.
+    pub outcome: String,
+}
+
+/// One replication job of `pvesr status` (kind `pvesr-status`); the epochs are derived in
+/// the snapshot from the printed node-local times and the node's UTC offset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationJob {
+    pub job_id: String,
+    pub guest: Option<u64>,
+    pub enabled: bool,
+    pub target: String,
+    pub last_sync: Option<String>,
+    pub next_sync: Option<String>,
+    pub duration_s: Option<f64>,
+    pub fail_count: u64,
+    pub state: String,
+    pub last_sync_epoch: Option<i64>,
+    pub next_sync_epoch: Option<i64>,
+}
+
+/// `pvesubscription get` (kind `subscription`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    pub status: String,
+    pub level: Option<String>,
+    pub productname: Option<String>,
+    pub nextduedate: Option<String>,
+    pub message: Option<String>,
+}
+
+/// One certificate of `pvenode cert info` (kind `cert-info`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Certificate {
+    pub filename: String,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub notbefore: Option<i64>,
+    pub notafter: Option<i64>,
+    pub fingerprint: Option<String>,
+}

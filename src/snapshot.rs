@@ -115,6 +115,25 @@ pub struct NodeSnapshot {
     /// What gates an upgrade (dpkg locks and audit, repositories); read by `pveops update`.
     #[serde(default, skip_serializing_if = "health::PackageState::is_unread")]
     pub packages: health::PackageState,
+    /// `/nodes/N/status`: memory, swap, load; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_status: Option<health::NodeStatus>,
+    /// `/nodes/N/disks/list`: each disk's SMART health and wearout; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Vec<health::Disk>>,
+    /// Tasks that ended in an error in the last day and tasks still running
+    /// (`/nodes/N/tasks`); null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<health::Task>>,
+    /// `pvesr status`: the replication jobs of this node's guests; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Vec<health::ReplicationJob>>,
+    /// `pvesubscription get`; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<health::Subscription>,
+    /// `pvenode cert info`: the node's certificates; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<health::Certificate>>,
     /// Outputs of the command checks (`zpool status -x`, `ceph health`), by template name.
     pub probes: BTreeMap<String, Probe>,
     pub commands: Vec<CommandRecord>,
