@@ -436,11 +436,23 @@ pub fn policy(n: &Node) -> Reply {
 /// `dpkg --audit` (dpkg src/main/enquiry.c `audit`): the half-configured explanation and one
 /// ` %-20s %s` line per package; nothing when all is well.
 pub fn dpkg_audit(n: &Node) -> Reply {
+    // dpkg `src/main/enquiry.c` `audit`: packages sorted by name; a held lock prints its
+    // warning first; each problem's explanation, ` %-20s %.*s` per package (`describebriefly`:
+    // the synopsis cut to 57 columns less the name's excess over 20), then an empty line.
     let mut o = String::new();
-    if !n.apt.broken.is_empty() {
+    let mut broken = n.apt.broken.clone();
+    broken.sort();
+    broken.dedup();
+    if !broken.is_empty() {
+        if n.apt.lock.is_some() {
+            o.push_str("Another process has locked the database for writing, and might currently be\nmodifying it, some of the following problems might just be due to that.\n\n");
+        }
         o.push_str("The following packages are only half configured, probably due to problems\nconfiguring them the first time.  The configuration should be retried using\ndpkg --configure <package> or the configure menu option in dselect:\n");
-        for p in &n.apt.broken {
-            let _ = writeln!(o, " {p:<20} {p} (simulated)");
+        for p in &broken {
+            let maxl = 57usize.saturating_sub(p.len().saturating_sub(20));
+            let syn = synopsis(p);
+            let syn: String = syn.chars().take(maxl).collect();
+            let _ = writeln!(o, " {p:<20} {syn}");
         }
         o.push('\n');
     }
@@ -448,6 +460,17 @@ pub fn dpkg_audit(n: &Node) -> Reply {
         stdout: o,
         stderr: String::new(),
         exit: 0,
+    }
+}
+
+/// The first line of a package's `Description:` (its debian/control), for the packages an
+/// upgrade of a PVE node leaves half configured; others get a generic one.
+fn synopsis(p: &str) -> String {
+    match p {
+        "pve-manager" => "Proxmox Virtual Environment Management Tools".into(),
+        "qemu-server" => "Qemu Server Tools".into(),
+        "zfsutils-linux" => "command-line tools to manage OpenZFS filesystems".into(),
+        _ => format!("{p} package"),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod apt;
 pub mod ceph;
+pub mod health;
 pub mod render;
 pub mod scenario;
 pub mod server;

@@ -1446,19 +1446,64 @@ pub fn corosync_cfgtool_s(c: &Cluster, node: &str) -> Reply {
 // ------------------------------------------------------------------------------------------------
 // pvesh
 
+/// GET `/nodes/N/status` (pve-manager `PVE/API2/Nodes.pm` `status`): `cpu` and `wait` from
+/// pve-common `PVE::ProcFSTools::read_proc_stat` (an integer 0 when idle, else a fraction),
+/// `cpuinfo` from `read_cpuinfo` (`family`, `mhz` and `hvm` are regex captures: strings),
+/// `memory` and `swap` from `read_meminfo` (`used` = `MemTotal - MemAvailable`), `loadavg`
+/// from `read_loadavg` (captured strings), `rootfs` from `df('/')`, `boot-info` from
+/// `get_boot_mode_info`, plus the `idle: 0` the handler starts from. The node's `stats`
+/// override any of these keys (`uptime`, `cpu`, ...).
 fn node_status_json(c: &Cluster, n: &Node) -> Value {
-    let used = c.memory_used(&n.name);
+    let used = c.memory_used(&n.name).min(n.memory_total);
     let kver = n.kernel_running.trim_end_matches("-pve");
     let version = format!("#1 SMP PREEMPT_DYNAMIC PMX {kver}");
-    json!({
-        "cpuinfo": {"cpus": n.cpus, "sockets": 1, "cores": n.cpus},
+    let frac = |x: f64| {
+        if x == 0.0 {
+            json!(0)
+        } else {
+            json_float(x.clamp(0.0, 1.0))
+        }
+    };
+    let load = (n.cpu_usage + n.io_wait) * f64::from(n.cpus);
+    let loadavg = [load, load * 0.95, load * 0.9].map(|l| format!("{l:.2}"));
+    let swap_total = n.swap_total.unwrap_or(8 << 30);
+    let swap_used = n.swap_used.min(swap_total);
+    // `df('/')`: ext4 keeps 5 % for root, so `free` (blocks - used) exceeds `avail`.
+    let avail = n.apt.disk_avail.get("/").copied().unwrap_or(60 << 30);
+    let total = (100u64 << 30).max(avail * 2);
+    let reserved = total / 20;
+    let root_used = total.saturating_sub(avail + reserved);
+    let mut v = json!({
+        "boot-info": {"mode": "efi", "secureboot": 0},
+        "cpu": frac(n.cpu_usage),
+        "cpuinfo": {"cores": n.cpus, "cpus": n.cpus, "family": "25", "flags": CPU_FLAGS, "hvm": "1",
+            "mhz": "2999.998", "model": "AMD EPYC 7313 16-Core Processor", "sockets": 1,
+            "user_hz": 100, "vendor": "AuthenticAMD"},
         "current-kernel": {"machine": "x86_64", "release": n.kernel_running, "sysname": "Linux", "version": version},
+        "idle": 0,
+        "ksm": {"shared": 0},
         "kversion": format!("Linux {} {version}", n.kernel_running),
-        "memory": {"total": n.memory_total, "used": used, "free": n.memory_total.saturating_sub(used)},
+        "loadavg": loadavg,
+        "memory": {"available": n.memory_total - used, "free": n.memory_total - used,
+            "total": n.memory_total, "used": used},
         "pveversion": format!("pve-manager/{}/{}", n.manager_version, n.repoid),
-        "uptime": n.stats.get("uptime").cloned().unwrap_or(json!(0)),
-    })
+        "rootfs": {"avail": avail, "free": total - root_used, "total": total, "used": root_used},
+        "swap": {"free": swap_total - swap_used, "total": swap_total, "used": swap_used},
+        "uptime": 0,
+        "wait": frac(n.io_wait),
+    });
+    if let Some(m) = v.as_object_mut() {
+        for (k, x) in &n.stats {
+            if m.contains_key(k) {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+    }
+    v
 }
+
+/// `/proc/cpuinfo` `flags` of the lab's CPU (shortened; `svm` makes `hvm` true).
+const CPU_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid extd_apicid aperfmperf pni pclmulqdq monitor ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand lahf_lm cmp_legacy svm extapic cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw ibs skinit wdt tce topoext perfctr_core perfctr_nb bpext perfctr_llc mwaitx cpb cat_l3 cdp_l3 hw_pstate ssbd mba ibrs ibpb stibp vmmcall fsgsbase bmi1 avx2 smep bmi2 erms invpcid cqm rdt_a rdseed adx smap clflushopt clwb sha_ni xsaveopt xsavec xgetbv1 xsaves cqm_llc cqm_occup_llc cqm_mbm_total cqm_mbm_local clzero irperf xsaveerptr rdpru wbnoinvd amd_ppin arat npt lbrv svm_lock nrip_save tsc_scale vmcb_clean flushbyasid decodeassists pausefilter pfthreshold v_vmsave_vmload vgif v_spec_ctrl umip pku ospke vaes vpclmulqdq rdpid overflow_recov succor smca";
 
 /// GET `/cluster/status` (§6.2): the cluster entry, then the nodes (state order stands in for
 /// Perl hash order). An offline node's subscription level is not known (`""`).
@@ -1936,6 +1981,29 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
         },
         ["nodes", n, "status"] => match target(n) {
             Ok(t) => node_status_json(c, t),
+            Err(r) => return r,
+        },
+        ["cluster", "tasks"] => return super::health::cluster_tasks(c, node, now.as_second()),
+        ["nodes", n, "tasks"] => match target(n) {
+            Ok(t) => {
+                let q: Vec<(String, String)> = query
+                    .split('&')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect();
+                return super::health::node_tasks(c, t, &q, now.as_second());
+            }
+            Err(r) => return r,
+        },
+        ["nodes", n, "disks", "list"] => match target(n) {
+            Ok(t) => return super::health::disks_list(t),
+            Err(r) => return r,
+        },
+        ["nodes", n, "subscription"] => match target(n) {
+            Ok(t) => return super::health::subscription_json(t),
             Err(r) => return r,
         },
         ["nodes", n, kind @ ("qemu" | "lxc"), id, "migrate"] => {

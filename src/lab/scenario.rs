@@ -109,6 +109,15 @@ fn node(i: u32) -> Node {
         apt_stderr: Vec::new(),
         apt: Default::default(),
         utc_offset_minutes: 0,
+        memory_used: None,
+        swap_total: None,
+        swap_used: 0,
+        cpu_usage: 0.0,
+        io_wait: 0.0,
+        disks: None,
+        tasks: Vec::new(),
+        subscription_info: Default::default(),
+        certs: Default::default(),
     }
 }
 
@@ -161,6 +170,8 @@ fn guest(
         }],
         ha_origin: None,
         stats: BTreeMap::new(),
+        lock_since: None,
+        lock_stale: false,
     }
 }
 
@@ -284,6 +295,8 @@ fn healthy_template(n: u32) -> Cluster {
         ha_rules: Vec::new(),
         datacenter: Default::default(),
         ceph: None,
+        replication: Vec::new(),
+        started: None,
     }
 }
 
@@ -510,6 +523,35 @@ pub fn pve9() -> Cluster {
 
 /// Fixes relative backup times (`-20h`, `-3d`) against `now`, as the lab starts.
 pub fn resolve_times(c: &mut Cluster, now: jiff::Timestamp) {
+    let start = *c.started.get_or_insert(now.as_second());
+    let rel = |t: &mut i64| {
+        if *t < 0 {
+            *t += start;
+        }
+    };
+    for n in c.nodes.iter_mut() {
+        for t in n.tasks.iter_mut() {
+            rel(&mut t.starttime);
+            if let Some(e) = t.endtime.as_mut() {
+                rel(e);
+            }
+        }
+    }
+    for g in c.guests.iter_mut() {
+        if let Some(t) = g.lock_since.as_mut() {
+            rel(t);
+        } else if g.lock.is_some() {
+            g.lock_since = Some(start);
+        }
+    }
+    for j in c.replication.iter_mut() {
+        for t in [j.last_sync.as_mut(), j.last_try.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            rel(t);
+        }
+    }
     // A negative lists time is relative to now (seconds ago).
     for n in c.nodes.iter_mut() {
         if let Some(t) = n.apt.lists_time.filter(|t| *t < 0) {

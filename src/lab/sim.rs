@@ -32,6 +32,9 @@ pub const TOOLS: &[&str] = &[
     "pveversion",
     "pvesh",
     "pve8to9",
+    "pvesr",
+    "pvesubscription",
+    "pvenode",
     "corosync-cfgtool",
     "zpool",
     "ceph",
@@ -126,6 +129,9 @@ const PERL_TOOLS: &[&str] = &[
     "pveversion",
     "pvesh",
     "pve8to9",
+    "pvesr",
+    "pvesubscription",
+    "pvenode",
 ];
 
 /// `PVEOPS_LAB_TOOL_LATENCY`: seconds each PVE tool run takes before it answers.
@@ -281,13 +287,12 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
             rest.iter().any(|a| *a == "-v" || *a == "--verbose"),
         ),
         ("pvesh", ["get", path, rest @ ..]) => {
-            // The API's own parameters (`--type vm`, `--content backup`) as a query.
-            let query: Vec<String> = rest
-                .windows(2)
-                .filter_map(|w| match w {
-                    [k @ ("--type" | "--content"), v] => Some(format!("{}={v}", &k[2..])),
-                    _ => None,
-                })
+            // The API's own parameters (`--type vm`, `--content backup`, `--limit 5`) as a
+            // query; pvesh's format options are its own (pve-common `PVE::RESTHandler`
+            // `extract_standard_output_properties`).
+            let query: Vec<String> = api_params(rest)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let path = if query.is_empty() {
                 path.to_string()
@@ -295,6 +300,18 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
                 format!("{path}?{}", query.join("&"))
             };
             render::pvesh_get(&read()?, node, &path, ts())
+        }
+        ("pvesr", ["status", rest @ ..]) => {
+            super::health::pvesr_status(&read()?, node, rest, ts().as_second())
+        }
+        ("pvesubscription", ["get", ..]) => {
+            with_node(&read()?, node, super::health::pvesubscription_get)
+        }
+        ("pvenode", ["cert", "info", ..]) => {
+            let c = read()?;
+            with_node(&c, node, |n| {
+                super::health::cert_info(&c, n, ts().as_second())
+            })
         }
         ("pve8to9", rest) => render::pve8to9(&read()?, node, rest.contains(&"--full")),
         ("corosync-cfgtool", ["-s", ..]) => render::corosync_cfgtool_s(&read()?, node),
@@ -384,6 +401,44 @@ fn dispatch(env: &Env, tool: &str, args: &[String], cluster: Cluster) -> Result<
         ),
         _ => unknown(tool, args),
     })
+}
+
+/// `--key value` / `--key=value` pairs of a pvesh call, without pvesh's own format options; a
+/// flag without a value is `1` (Getopt::Long's boolean).
+fn api_params(rest: &[&str]) -> Vec<(String, String)> {
+    const FORMAT: &[&str] = &[
+        "output-format",
+        "noborder",
+        "noheader",
+        "human-readable",
+        "quiet",
+    ];
+    let mut v = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let Some(k) = rest[i]
+            .strip_prefix("--")
+            .or_else(|| rest[i].strip_prefix('-'))
+        else {
+            i += 1;
+            continue;
+        };
+        let (k, val) = match k.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match rest.get(i + 1) {
+                Some(v) if !v.starts_with('-') || v.parse::<i64>().is_ok() => {
+                    i += 1;
+                    (k.to_string(), v.to_string())
+                }
+                _ => (k.to_string(), "1".to_string()),
+            },
+        };
+        i += 1;
+        if !FORMAT.contains(&k.as_str()) {
+            v.push((k, val));
+        }
+    }
+    v
 }
 
 fn with_node(c: &Cluster, node: &str, f: impl Fn(&super::state::Node) -> Reply) -> Reply {
@@ -612,6 +667,7 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
         move_back_outside_rule(&mut s.cluster, vmid, &sid, target, now_s + delay);
         if let Some(g) = s.cluster.guest_mut(vmid) {
             g.lock = Some("migrate".into());
+            g.lock_since = Some(now() as i64);
         }
         s.save()?;
         return Ok(ok(format!(
@@ -668,6 +724,7 @@ fn migrate(env: &Env, tool: &str, vmid: u32, target: &str, opts: &[&str]) -> Res
     });
     if let Some(g) = s.cluster.guest_mut(vmid) {
         g.lock = Some("migrate".into());
+        g.lock_since = Some(now() as i64);
         if kind == GuestKind::Lxc && running {
             g.status = "stopped".into();
         }
@@ -814,6 +871,7 @@ fn maintenance(env: &Env, enable: bool, target: &str) -> Result<Reply, String> {
         if let Some(g) = c.guest_mut(vmid) {
             g.ha_origin = if enable { Some(g.node.clone()) } else { None };
             g.lock = Some("migrate".into());
+            g.lock_since = Some(now() as i64);
         }
         let due = due + c.timing.migrate_secs * (i as f64 + 1.0);
         c.events.push(Event {
@@ -871,6 +929,7 @@ fn ha_migrate(env: &Env, sid: &str, target: &str) -> Result<Reply, String> {
     move_back_outside_rule(c, id, sid, target, due);
     if let Some(g) = c.guest_mut(id) {
         g.lock = Some("migrate".into());
+        g.lock_since = Some(now() as i64);
     }
     s.save()?;
     Ok(ok(""))

@@ -44,6 +44,159 @@ pub struct Cluster {
     /// up, the ceph CLI fails as on a PVE node without it. OSDs are the nodes' `osds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceph: Option<Ceph>,
+    /// Storage replication jobs (`/etc/pve/replication.cfg` and each job's state in
+    /// `/var/lib/pve-manager/pve-replication-state.json`), what `pvesr status` lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replication: Vec<ReplicationJob>,
+    /// Unix time the lab started (set when it writes its state); relative times in the state
+    /// (negative epochs) are resolved against it, and defaults such as a lock's age use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+}
+
+/// One storage replication job (pve-guest-common `PVE/ReplicationConfig.pm` `local` type, and
+/// its state from `PVE/ReplicationState.pm` `extract_job_state`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationJob {
+    /// `<vmid>-<n>`: the guest is the part before the dash.
+    pub id: String,
+    /// The target node.
+    pub target: String,
+    /// Calendar event; absent prints and runs as `*/15`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Start of the last successful sync (Unix time; negative: seconds before the lab
+    /// started); absent: never synced (`-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<i64>,
+    /// Start of the last attempt; absent: `last_sync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_try: Option<i64>,
+    #[serde(default)]
+    pub fail_count: u32,
+    /// The last attempt's error (the state column); absent: `OK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds the last run took; absent: `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+}
+
+impl ReplicationJob {
+    /// The guest, from the id (`PVE::ReplicationConfig::parse_replication_job_id`).
+    pub fn guest(&self) -> Option<u32> {
+        self.id.split('-').next()?.parse().ok()
+    }
+}
+
+/// A finished or running task of a node's task list (`/var/log/pve/tasks/index` and `active`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// Worker type (`vzdump`, `qmigrate`, `vzmigrate`, `qmstart`, `aptupdate`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Worker id (a VMID, a storage, or empty).
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "root_pam")]
+    pub user: String,
+    /// Unix time; negative: seconds before the lab started.
+    pub starttime: i64,
+    /// Absent: still running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endtime: Option<i64>,
+    /// `OK`, `WARNINGS: n`, or the error (`job errors`); absent for a running task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pstart: Option<u64>,
+}
+
+fn root_pam() -> String {
+    "root@pam".into()
+}
+
+/// A local disk as pve-storage's `PVE::Diskmanage::get_disks` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// Kernel name under `/sys/block` (`nvme0n1`, `sda`).
+    pub dev: String,
+    /// `nvme`, `ssd`, `hdd` (from `queue/rotational` and the device name).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub model: String,
+    pub serial: String,
+    /// Bytes.
+    pub size: u64,
+    /// smartctl's health line (`PASSED`, `FAILED!`, `OK`); absent: `UNKNOWN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Percent of life left (100 - `Percentage Used`); absent: `N/A` (always for an HDD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wearout: Option<u32>,
+    /// What uses it (`BIOS boot`, `LVM`, `ZFS`, `partitions`); absent: unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<String>,
+    /// Rotation rate of an HDD (udev's `ID_ATA_ROTATION_RATE_RPM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    /// sysfs `device/vendor` (`ATA     ` for SATA; absent: `unknown`, as for NVMe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+}
+
+/// The node's `/etc/subscription` as `pvesubscription get` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionInfo {
+    /// `active`, `notfound`, `expired`, `invalid`, `suspended`, `new`; absent: `active` when
+    /// the node has a level, else `notfound`.
+    pub status: Option<String>,
+    pub key: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub nextduedate: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`.
+    pub regdate: Option<String>,
+    pub productname: Option<String>,
+    pub message: Option<String>,
+    pub checktime: Option<i64>,
+    pub serverid: Option<String>,
+}
+
+impl SubscriptionInfo {
+    fn is_default(&self) -> bool {
+        *self == SubscriptionInfo::default()
+    }
+}
+
+/// Validity of the node's certificates (`/etc/pve/pve-root-ca.pem`,
+/// `/etc/pve/nodes/N/pve-ssl.pem`, an optional `pveproxy-ssl.pem`), Unix times.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Certs {
+    /// pve-ssl.pem's `notAfter`; absent: two years after the lab started.
+    pub ssl_notafter: Option<i64>,
+    /// pve-ssl.pem's `notBefore`; absent: the lab start.
+    pub ssl_notbefore: Option<i64>,
+    /// The root CA's `notAfter`; absent: ten years after the lab started.
+    pub ca_notafter: Option<i64>,
+    /// A custom or ACME `pveproxy-ssl.pem`: its `notAfter` (absent: none configured).
+    pub proxy_notafter: Option<i64>,
+}
+
+impl Certs {
+    fn is_default(&self) -> bool {
+        *self == Certs::default()
+    }
 }
 
 /// The cluster's own Ceph (`src/lab/ceph.rs` prints it as ceph does).
@@ -219,6 +372,39 @@ pub struct Node {
     /// and the local time vzdump names its files in.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
     pub utc_offset_minutes: i32,
+    /// Used memory (`MemTotal - MemAvailable`) instead of `memory_base` + running guests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used: Option<u64>,
+    /// Swap size; absent: 8 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub swap_used: u64,
+    /// CPU usage as a fraction of all cores (`/proc/stat`, 0.0–1.0).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub cpu_usage: f64,
+    /// IO wait as a fraction (`/proc/stat` iowait, 0.0–1.0).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub io_wait: f64,
+    /// Local disks for `/nodes/N/disks/list`; absent: an NVMe system disk and a SATA SSD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Vec<Disk>>,
+    /// The node's task list (finished tasks and running ones besides those guest locks imply).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Task>,
+    /// `/etc/subscription` beyond the level.
+    #[serde(default, skip_serializing_if = "SubscriptionInfo::is_default")]
+    pub subscription_info: SubscriptionInfo,
+    #[serde(default, skip_serializing_if = "Certs::is_default")]
+    pub certs: Certs,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn is_zero_i32(v: &i32) -> bool {
@@ -395,6 +581,12 @@ pub struct Guest {
     /// `qm/pct status --verbose` and the API; keys override the values derived from the state.
     #[serde(default)]
     pub stats: BTreeMap<String, serde_json::Value>,
+    /// Unix time the `lock` was taken (the running task's start); absent: the lab start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_since: Option<i64>,
+    /// The lock is stale: no task holds it (a crashed backup or migration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lock_stale: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -584,6 +776,9 @@ impl Cluster {
 
     /// Memory used on `node`: the host's own plus every running guest's.
     pub fn memory_used(&self, node: &str) -> u64 {
+        if let Some(used) = self.node(node).and_then(|n| n.memory_used) {
+            return used;
+        }
         let base = self.node(node).map(|n| n.memory_base).unwrap_or(0);
         base + self
             .guests
@@ -598,11 +793,11 @@ impl Cluster {
         self.events.sort_by(|a, b| a.due.total_cmp(&b.due));
         while self.events.first().is_some_and(|e| e.due <= now) {
             let e = self.events.remove(0);
-            self.apply(e.what, now);
+            self.apply(e.what, now, e.due);
         }
     }
 
-    fn apply(&mut self, what: EventKind, now: f64) {
+    fn apply(&mut self, what: EventKind, now: f64, due: f64) {
         match what {
             EventKind::MigrationDone {
                 vmid,
@@ -610,8 +805,15 @@ impl Cluster {
                 fail,
                 restart,
             } => {
+                // The migration worker's task ends (pve-manager's task index on the source).
+                self.record_migration_task(
+                    vmid,
+                    due,
+                    if fail { "migration problems" } else { "OK" },
+                );
                 if let Some(g) = self.guest_mut(vmid) {
                     g.lock = None;
+                    g.lock_since = None;
                     if !fail {
                         g.node = target;
                         if restart {
@@ -627,6 +829,7 @@ impl Cluster {
                     g.status = "stopped".into();
                     g.pid = None;
                     g.lock = None;
+                    g.lock_since = None;
                 }
             }
             EventKind::NodeBack { node } => {
@@ -646,11 +849,42 @@ impl Cluster {
                 }
             }
             EventKind::HaMove { vmid, target } => {
+                self.record_migration_task(vmid, due, "OK");
                 if let Some(g) = self.guest_mut(vmid) {
                     g.node = target;
                     g.lock = None;
+                    g.lock_since = None;
                 }
             }
+        }
+    }
+
+    /// A finished migration task on the guest's current (source) node: `qmigrate` for a VM,
+    /// `vzmigrate` for a container (qemu-server `PVE/API2/Qemu.pm` and pve-container
+    /// `src/PVE/API2/LXC.pm` `migrate_vm`, `fork_worker`), started when the guest was locked.
+    fn record_migration_task(&mut self, vmid: u32, due: f64, status: &str) {
+        let Some(g) = self.guest(vmid) else { return };
+        if g.lock.as_deref() != Some("migrate") {
+            return;
+        }
+        let kind = match g.kind {
+            GuestKind::Qemu => "qmigrate",
+            GuestKind::Lxc => "vzmigrate",
+        };
+        let end = due as i64;
+        let start = g.lock_since.unwrap_or(end).min(end);
+        let node = g.node.clone();
+        if let Some(n) = self.node_mut(&node) {
+            n.tasks.push(Task {
+                kind: kind.into(),
+                id: vmid.to_string(),
+                user: root_pam(),
+                starttime: start,
+                endtime: Some(end),
+                status: Some(status.into()),
+                pid: None,
+                pstart: None,
+            });
         }
     }
 
