@@ -67,6 +67,15 @@ pub struct Params {
     pub exclude_storages: Vec<String>,
     pub exclude_guests: Vec<u64>,
     pub max_age_days: Option<f64>,
+    /// `cert-expiry`: days left below which a certificate is a warning / critical.
+    pub warning_days: Option<f64>,
+    pub critical_days: Option<f64>,
+    /// `disk-health`: percent of an SSD's life left below which it is a warning / critical.
+    pub wearout_warning_pct: Option<f64>,
+    pub wearout_critical_pct: Option<f64>,
+    /// `guest-unlocked`: a `backup` or `migrate` lock whose task runs is normal work until it
+    /// is this old.
+    pub max_lock_hours: Option<f64>,
 }
 
 impl Params {
@@ -109,6 +118,13 @@ pub const RULES: &[&str] = &[
     "ha-managers-healthy",
     "packages-configured",
     "updates-kept-back",
+    "node-memory",
+    "node-swap",
+    "disk-health",
+    "tasks-failed",
+    "replication-healthy",
+    "subscription-valid",
+    "cert-expiry",
 ];
 
 /// The checks in force: embedded ones, then `dir`'s files (same id replaces, new id adds).
@@ -420,6 +436,7 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
             }
         }
         "guest-unlocked" => {
+            let max_lock_hours = p.max_lock_hours.unwrap_or(f64::INFINITY);
             let mut seen = std::collections::BTreeSet::new();
             for r in snap.resources.iter().filter(|r| r.lock.is_some()) {
                 let (Some(vmid), Some(lock)) = (r.vmid, &r.lock) else {
@@ -429,13 +446,26 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                     continue;
                 }
                 let node = target_of(snap, r.node.as_deref());
+                let how = match lock_age(snap, node.as_deref(), vmid, lock, now) {
+                    LockAge::NotRead => String::new(),
+                    LockAge::Working(secs) if secs as f64 <= max_lock_hours * 3600.0 => continue,
+                    LockAge::Working(secs) => format!(
+                        " by a task running for {} (over {max_lock_hours} h): see the task on {}",
+                        ago(secs).trim_end_matches(" ago"),
+                        r.node.as_deref().unwrap_or("?")
+                    ),
+                    LockAge::Stale => format!(
+                        ", but no {lock} task runs: a stale lock; `{} unlock {vmid}` clears it once you know why",
+                        if r.kind == "lxc" { "pct" } else { "qm" }
+                    ),
+                };
                 out.push(finding(
                     c,
                     sev,
                     node.as_deref(),
                     Some(vmid.to_string()),
                     format!(
-                        "guest {vmid} ({}) on {} is locked ({lock})",
+                        "guest {vmid} ({}) on {} is locked ({lock}){how}",
                         r.name.as_deref().unwrap_or("unnamed"),
                         r.node.as_deref().unwrap_or("?")
                     ),
@@ -640,6 +670,227 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                         format!(
                             "package {pkg} on {} is left broken or half configured (dpkg --audit): `dpkg --configure -a` on {} finishes it",
                             n.name, n.name
+                        ),
+                    ));
+                }
+            }
+        }
+        "node-memory" | "node-swap" => {
+            let (warn, crit) = p.usage_thresholds_pct();
+            let swap = rule == "node-swap";
+            for n in reachable(snap) {
+                let Some(st) = &n.node_status else { continue };
+                let m = if swap { &st.swap } else { &st.memory };
+                let Some(pct) = m.as_ref().and_then(|m| m.used_pct()) else {
+                    continue;
+                };
+                let severity = if pct >= crit {
+                    Severity::Critical
+                } else if pct >= warn {
+                    Severity::Warning
+                } else {
+                    continue;
+                };
+                let what = if swap { "swap" } else { "memory" };
+                let m = m.as_ref().cloned().unwrap_or_default();
+                out.push(finding(
+                    c,
+                    severity,
+                    Some(&n.name),
+                    Some(what.into()),
+                    format!(
+                        "{what} on {} is {pct:.1} % used ({} of {}; warning at {warn} %, critical at {crit} %)",
+                        n.name,
+                        human_bytes(m.used_bytes.unwrap_or(0)),
+                        human_bytes(m.total_bytes.unwrap_or(0))
+                    ),
+                ));
+            }
+        }
+        "disk-health" => {
+            let warn = p.wearout_warning_pct.unwrap_or(20.0);
+            let crit = p.wearout_critical_pct.unwrap_or(10.0);
+            for n in reachable(snap) {
+                for d in n.disks.iter().flatten() {
+                    let name = format!(
+                        "{} ({})",
+                        d.devpath,
+                        d.model.as_deref().unwrap_or("unknown model")
+                    );
+                    // smartctl's overall assessment: PASSED (ATA/NVMe) or OK (SAS) is good;
+                    // UNKNOWN, `SMART Disabled` or none says nothing either way
+                    // (pve-storage PVE/Diskmanage.pm `get_smart_data`).
+                    if let Some(h) = &d.health
+                        && !matches!(h.as_str(), "PASSED" | "OK" | "UNKNOWN" | "")
+                        && !h.starts_with("SMART Disabled")
+                    {
+                        out.push(finding(
+                            c,
+                            Severity::Critical,
+                            Some(&n.name),
+                            Some(d.devpath.clone()),
+                            format!(
+                                "disk {name} on {} reports SMART health {h}: replace it (`smartctl -a {}` on {} shows the details)",
+                                n.name, d.devpath, n.name
+                            ),
+                        ));
+                        continue;
+                    }
+                    let Some(left) = d.wearout else { continue };
+                    let severity = if left <= crit {
+                        Severity::Critical
+                    } else if left <= warn {
+                        Severity::Warning
+                    } else {
+                        continue;
+                    };
+                    out.push(finding(
+                        c,
+                        severity,
+                        Some(&n.name),
+                        Some(d.devpath.clone()),
+                        format!(
+                            "SSD {name} on {} has {left:.0} % of its rated life left (warning at {warn} %, critical at {crit} %): plan its replacement",
+                            n.name
+                        ),
+                    ));
+                }
+            }
+        }
+        "tasks-failed" => {
+            let hours = p.max_age_hours.unwrap_or(24.0);
+            for n in reachable(snap) {
+                for t in n.tasks.iter().flatten().filter(|t| t.outcome == "error") {
+                    if (now - t.endtime.unwrap_or(t.starttime)) as f64 > hours * 3600.0 {
+                        continue;
+                    }
+                    // A failed backup job leaves guests without their backup: critical.
+                    let severity = if t.kind == "vzdump" {
+                        Severity::Critical
+                    } else {
+                        sev
+                    };
+                    let id = t.id.as_deref().filter(|i| !i.is_empty());
+                    out.push(finding(
+                        c,
+                        severity,
+                        Some(&n.name),
+                        Some(t.upid.clone()),
+                        format!(
+                            "task {}{} on {} failed {}: {} (`pvenode task log {}` on {} shows it)",
+                            t.kind,
+                            id.map(|i| format!(" {i}")).unwrap_or_default(),
+                            n.name,
+                            ago(now - t.endtime.unwrap_or(t.starttime)),
+                            t.status.as_deref().unwrap_or("no status"),
+                            t.upid,
+                            n.name
+                        ),
+                    ));
+                }
+            }
+        }
+        "replication-healthy" => {
+            // A job is overdue when its next run is this long past (a sync runs at most every
+            // minute, pvesr's timer; a missed one is retried at the next).
+            let grace = p.max_age_hours.unwrap_or(1.0) * 3600.0;
+            for n in reachable(snap) {
+                for j in n.replication.iter().flatten().filter(|j| j.enabled) {
+                    if j.fail_count > 0 || !matches!(j.state.as_str(), "OK" | "SYNCING") {
+                        out.push(finding(
+                            c,
+                            Severity::Critical,
+                            Some(&n.name),
+                            Some(j.job_id.clone()),
+                            format!(
+                                "replication job {} ({} to {}) on {} failed {} time(s): {} (`pvesr status` on {}; `pvesr run --id {} --verbose` retries it)",
+                                j.job_id,
+                                j.guest.map(|g| g.to_string()).unwrap_or_default(),
+                                j.target,
+                                n.name,
+                                j.fail_count,
+                                j.state.lines().next().unwrap_or(""),
+                                n.name,
+                                j.job_id
+                            ),
+                        ));
+                    } else if let Some(next) = j.next_sync_epoch
+                        && (now - next) as f64 > grace
+                    {
+                        out.push(finding(
+                            c,
+                            sev,
+                            Some(&n.name),
+                            Some(j.job_id.clone()),
+                            format!(
+                                "replication job {} ({} to {}) on {} is overdue: its next run was due {} (last sync {}); is pvescheduler running on {}?",
+                                j.job_id,
+                                j.guest.map(|g| g.to_string()).unwrap_or_default(),
+                                j.target,
+                                n.name,
+                                ago(now - next),
+                                j.last_sync.as_deref().unwrap_or("never"),
+                                n.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        "subscription-valid" => {
+            for n in reachable(snap) {
+                let Some(sub) = &n.subscription else { continue };
+                let status = sub.status.to_lowercase();
+                let enterprise = n
+                    .packages
+                    .proxmox_channels
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c == "enterprise"));
+                let why = match status.as_str() {
+                    "active" | "new" => continue,
+                    "notfound" if !enterprise => continue,
+                    "notfound" => "no subscription, yet apt uses the enterprise repository (its updates will fail with 401): add a key (`pvesubscription set KEY`) or switch to the no-subscription repository".to_string(),
+                    _ => format!(
+                        "the subscription is {status}{}: `pvesubscription update --force` checks it again",
+                        sub.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    ),
+                };
+                out.push(finding(
+                    c,
+                    sev,
+                    Some(&n.name),
+                    Some("subscription".into()),
+                    format!("{}: {why}", n.name),
+                ));
+            }
+        }
+        "cert-expiry" => {
+            let warn = p.warning_days.unwrap_or(30.0);
+            let crit = p.critical_days.unwrap_or(7.0);
+            for n in reachable(snap) {
+                for cert in n.certificates.iter().flatten() {
+                    let Some(after) = cert.notafter else { continue };
+                    let days = (after - now) as f64 / 86400.0;
+                    let severity = if days < crit {
+                        Severity::Critical
+                    } else if days < warn {
+                        Severity::Warning
+                    } else {
+                        continue;
+                    };
+                    let when = if days < 0.0 {
+                        format!("expired {:.0} day(s) ago", -days)
+                    } else {
+                        format!("expires in {days:.1} day(s)")
+                    };
+                    out.push(finding(
+                        c,
+                        severity,
+                        Some(&n.name),
+                        Some(cert.filename.clone()),
+                        format!(
+                            "certificate {} of {} {when} (warning under {warn} days, critical under {crit}): `pvenode acme cert renew`, or `pvecm updatecerts --force` for the self-signed pve-ssl.pem, on {}",
+                            cert.filename, n.name, n.name
                         ),
                     ));
                 }
@@ -1223,4 +1474,56 @@ mod tests {
             "{b:?}"
         );
     }
+}
+
+/// `3.2 h ago`, `2 d ago`, `in 5 min` for a span in seconds.
+fn ago(secs: i64) -> String {
+    let a = secs.unsigned_abs() as f64;
+    let text = if a < 3600.0 {
+        format!("{:.0} min", a / 60.0)
+    } else if a < 2.0 * 86400.0 {
+        format!("{:.1} h", a / 3600.0)
+    } else {
+        format!("{:.1} d", a / 86400.0)
+    };
+    if secs >= 0 {
+        format!("{text} ago")
+    } else {
+        format!("in {text}")
+    }
+}
+
+/// How long a guest's `backup` or `migrate` lock has been held, from the node's running tasks.
+enum LockAge {
+    /// Another lock, or the node's tasks were not read.
+    NotRead,
+    /// The task holding it has been running this many seconds.
+    Working(i64),
+    /// No task that takes this lock runs on the node.
+    Stale,
+}
+
+/// The running task behind a guest's lock: `vzdump` for `backup` (its id is the guest when it
+/// backs up one, empty for a job of several), `qmigrate`/`vzmigrate` for `migrate`
+/// (pve-manager `PVE/API2/VZDump.pm`, qemu-server/pve-container `migrate_vm`).
+fn lock_age(snap: &Snapshot, node: Option<&str>, vmid: u64, lock: &str, now: i64) -> LockAge {
+    let kinds: &[&str] = match lock {
+        "backup" => &["vzdump"],
+        "migrate" => &["qmigrate", "vzmigrate", "hamigrate"],
+        _ => return LockAge::NotRead,
+    };
+    let Some(tasks) = node
+        .and_then(|n| snap.node(n))
+        .and_then(|n| n.tasks.as_ref())
+    else {
+        return LockAge::NotRead;
+    };
+    let id = vmid.to_string();
+    tasks
+        .iter()
+        .filter(|t| t.outcome == "running" && kinds.contains(&t.kind.as_str()))
+        .filter(|t| t.id.as_deref().is_none_or(|i| i.is_empty() || i == id))
+        .map(|t| now - t.starttime)
+        .max()
+        .map_or(LockAge::Stale, LockAge::Working)
 }

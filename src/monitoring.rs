@@ -134,6 +134,7 @@ pub fn nagios(snap: &Snapshot, run: &Run) -> String {
             perf_label(&format!("storage_used_pct {name}"))
         ));
     }
+    perf.extend(node_perfdata(snap, run.now));
     let mut out = format!("{line} | {}\n", perf.join(" "));
     for f in findings {
         let _ = writeln!(
@@ -146,6 +147,210 @@ pub fn nagios(snap: &Snapshot, run: &Run) -> String {
         );
     }
     out
+}
+
+/// Failed tasks of the last day on a node (what the `tasks-failed` rule judges by default).
+fn failed_tasks(n: &crate::snapshot::NodeSnapshot, now: i64) -> usize {
+    n.tasks
+        .iter()
+        .flatten()
+        .filter(|t| t.outcome == "error" && now - t.endtime.unwrap_or(t.starttime) <= 86400)
+        .count()
+}
+
+/// The nodes' own numbers as perfdata: memory and swap use, failed tasks, days until the
+/// first certificate expires, each SSD's life left, each replication job's failures.
+fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
+    let mut perf = Vec::new();
+    for n in snap.nodes.iter().filter(|n| n.reachable) {
+        if let Some(st) = &n.node_status {
+            for (what, m) in [("memory", &st.memory), ("swap", &st.swap)] {
+                if let Some(pct) = m.as_ref().and_then(|m| m.used_pct()) {
+                    perf.push(format!(
+                        "{}={pct:.2}%;;;0;100",
+                        perf_label(&format!("{what}_used_pct {}", n.name))
+                    ));
+                }
+            }
+        }
+        if n.tasks.is_some() {
+            perf.push(format!(
+                "{}={};;;0",
+                perf_label(&format!("tasks_failed {}", n.name)),
+                failed_tasks(n, now)
+            ));
+        }
+        if let Some(days) = n
+            .certificates
+            .iter()
+            .flatten()
+            .filter_map(|c| c.notafter)
+            .min()
+            .map(|t| (t - now) as f64 / 86400.0)
+        {
+            perf.push(format!(
+                "{}={days:.1}",
+                perf_label(&format!("cert_days_left {}", n.name))
+            ));
+        }
+        for d in n.disks.iter().flatten() {
+            if let Some(left) = d.wearout {
+                perf.push(format!(
+                    "{}={left:.0}%;;;0;100",
+                    perf_label(&format!(
+                        "disk_life_left_pct {}/{}",
+                        n.name,
+                        d.devpath.trim_start_matches("/dev/")
+                    ))
+                ));
+            }
+        }
+        for j in n.replication.iter().flatten() {
+            perf.push(format!(
+                "{}={};;;0",
+                perf_label(&format!("replication_fail_count {}/{}", n.name, j.job_id)),
+                j.fail_count
+            ));
+        }
+    }
+    perf
+}
+
+/// The nodes' own numbers in the exposition format (see `node_perfdata`).
+fn node_metrics(out: &mut String, snap: &Snapshot, now: i64) {
+    let up = || snap.nodes.iter().filter(|n| n.reachable);
+    family(
+        out,
+        "pveops_node_memory_used_ratio",
+        "Used share of the node's memory (/nodes/N/status), 0 to 1.",
+    );
+    for n in up() {
+        if let Some(pct) = n
+            .node_status
+            .as_ref()
+            .and_then(|s| s.memory.as_ref())
+            .and_then(|m| m.used_pct())
+        {
+            let _ = writeln!(
+                out,
+                "pveops_node_memory_used_ratio{} {}",
+                labels(&[("node", &n.name)]),
+                pct / 100.0
+            );
+        }
+    }
+    family(
+        out,
+        "pveops_node_swap_used_ratio",
+        "Used share of the node's swap (/nodes/N/status), 0 to 1; absent without swap.",
+    );
+    for n in up() {
+        if let Some(pct) = n
+            .node_status
+            .as_ref()
+            .and_then(|s| s.swap.as_ref())
+            .and_then(|m| m.used_pct())
+        {
+            let _ = writeln!(
+                out,
+                "pveops_node_swap_used_ratio{} {}",
+                labels(&[("node", &n.name)]),
+                pct / 100.0
+            );
+        }
+    }
+    family(
+        out,
+        "pveops_node_tasks_failed",
+        "Tasks of the node that failed in the last day.",
+    );
+    for n in up().filter(|n| n.tasks.is_some()) {
+        let _ = writeln!(
+            out,
+            "pveops_node_tasks_failed{} {}",
+            labels(&[("node", &n.name)]),
+            failed_tasks(n, now)
+        );
+    }
+    family(
+        out,
+        "pveops_certificate_expiry_timestamp_seconds",
+        "Unix time a node certificate (pvenode cert info) expires.",
+    );
+    for n in up() {
+        for c in n.certificates.iter().flatten() {
+            if let Some(t) = c.notafter {
+                let _ = writeln!(
+                    out,
+                    "pveops_certificate_expiry_timestamp_seconds{} {t}",
+                    labels(&[("node", &n.name), ("file", &c.filename)])
+                );
+            }
+        }
+    }
+    let (mut smart, mut life) = (String::new(), String::new());
+    for n in up() {
+        for d in n.disks.iter().flatten() {
+            let l = labels(&[("node", &n.name), ("device", &d.devpath)]);
+            if let Some(h) = d
+                .health
+                .as_deref()
+                .filter(|h| !matches!(*h, "UNKNOWN" | ""))
+            {
+                let _ = writeln!(
+                    smart,
+                    "pveops_disk_smart_passed{l} {}",
+                    u8::from(matches!(h, "PASSED" | "OK"))
+                );
+            }
+            if let Some(left) = d.wearout {
+                let _ = writeln!(life, "pveops_disk_life_left_ratio{l} {}", left / 100.0);
+            }
+        }
+    }
+    family(
+        out,
+        "pveops_disk_smart_passed",
+        "1 when the disk's SMART health is PASSED or OK, 0 when it is anything else.",
+    );
+    out.push_str(&smart);
+    family(
+        out,
+        "pveops_disk_life_left_ratio",
+        "Share of an SSD's rated life left (PVE's wearout), 0 to 1.",
+    );
+    out.push_str(&life);
+    family(
+        out,
+        "pveops_replication_fail_count",
+        "Consecutive failures of a replication job (pvesr status).",
+    );
+    for n in up() {
+        for j in n.replication.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "pveops_replication_fail_count{} {}",
+                labels(&[("node", &n.name), ("job", &j.job_id), ("target", &j.target)]),
+                j.fail_count
+            );
+        }
+    }
+    family(
+        out,
+        "pveops_subscription_active",
+        "1 when the node's subscription is active, else 0 (status label as pvesubscription says).",
+    );
+    for n in up() {
+        if let Some(sub) = &n.subscription {
+            let status = sub.status.to_lowercase();
+            let _ = writeln!(
+                out,
+                "pveops_subscription_active{} {}",
+                labels(&[("node", &n.name), ("status", &status)]),
+                u8::from(status == "active")
+            );
+        }
+    }
 }
 
 /// The status line of a run that could not do its job (bad checks, a bad inventory, no output
@@ -281,6 +486,7 @@ pub fn prometheus(snap: &Snapshot, run: &Run) -> String {
             (run.now - b.epoch).max(0)
         );
     }
+    node_metrics(&mut out, snap, run.now);
     family(
         &mut out,
         "pveops_assess_duration_seconds",

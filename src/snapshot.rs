@@ -224,6 +224,15 @@ impl Snapshot {
         }
         self.newest_backups = newest.into_values().collect();
         self.ceph = self.derive_ceph();
+        // `pvesr status` prints node-local times (`%Y-%m-%d_%H:%M:%S`, pve-manager
+        // PVE/CLI/pvesr.pm `status`); the node's own offset makes them epochs.
+        for n in &mut self.nodes {
+            let offset = n.utc_offset_seconds.unwrap_or(0);
+            for j in n.replication.iter_mut().flatten() {
+                j.last_sync_epoch = j.last_sync.as_deref().and_then(|t| local_epoch(t, offset));
+                j.next_sync_epoch = j.next_sync.as_deref().and_then(|t| local_epoch(t, offset));
+            }
+        }
     }
 
     /// The cluster's Ceph from each node's `ceph-status`: `/etc/pve/ceph.conf` is shared by
@@ -445,4 +454,12 @@ mod derive_tests {
         assert_eq!(snap.newest_backup(100).unwrap().epoch, 1_796_263_200);
         assert!(snap.newest_backup(101).is_none());
     }
+}
+
+/// `2026-01-05_14:30:01` in a node's local time (`offset` seconds east of UTC) as an epoch;
+/// None for anything else (`pending`, `-`).
+fn local_epoch(text: &str, offset: i32) -> Option<i64> {
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d_%H:%M:%S", text).ok()?;
+    let ts = jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()?;
+    Some(ts.as_second() - i64::from(offset))
 }
