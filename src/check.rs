@@ -1243,6 +1243,58 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// `3.2 h ago`, `2 d ago`, `in 5 min` for a span in seconds.
+fn ago(secs: i64) -> String {
+    let a = secs.unsigned_abs() as f64;
+    let text = if a < 3600.0 {
+        format!("{:.0} min", a / 60.0)
+    } else if a < 2.0 * 86400.0 {
+        format!("{:.1} h", a / 3600.0)
+    } else {
+        format!("{:.1} d", a / 86400.0)
+    };
+    if secs >= 0 {
+        format!("{text} ago")
+    } else {
+        format!("in {text}")
+    }
+}
+
+/// How long a guest's `backup` or `migrate` lock has been held, from the node's running tasks.
+enum LockAge {
+    /// Another lock, or the node's tasks were not read.
+    NotRead,
+    /// The task holding it has been running this many seconds.
+    Working(i64),
+    /// No task that takes this lock runs on the node.
+    Stale,
+}
+
+/// The running task behind a guest's lock: `vzdump` for `backup` (its id is the guest when it
+/// backs up one, empty for a job of several), `qmigrate`/`vzmigrate` for `migrate`
+/// (pve-manager `PVE/API2/VZDump.pm`, qemu-server/pve-container `migrate_vm`).
+fn lock_age(snap: &Snapshot, node: Option<&str>, vmid: u64, lock: &str, now: i64) -> LockAge {
+    let kinds: &[&str] = match lock {
+        "backup" => &["vzdump"],
+        "migrate" => &["qmigrate", "vzmigrate", "hamigrate"],
+        _ => return LockAge::NotRead,
+    };
+    let Some(tasks) = node
+        .and_then(|n| snap.node(n))
+        .and_then(|n| n.tasks.as_ref())
+    else {
+        return LockAge::NotRead;
+    };
+    let id = vmid.to_string();
+    tasks
+        .iter()
+        .filter(|t| t.outcome == "running" && kinds.contains(&t.kind.as_str()))
+        .filter(|t| t.id.as_deref().is_none_or(|i| i.is_empty() || i == id))
+        .map(|t| now - t.starttime)
+        .max()
+        .map_or(LockAge::Stale, LockAge::Working)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1474,56 +1526,4 @@ mod tests {
             "{b:?}"
         );
     }
-}
-
-/// `3.2 h ago`, `2 d ago`, `in 5 min` for a span in seconds.
-fn ago(secs: i64) -> String {
-    let a = secs.unsigned_abs() as f64;
-    let text = if a < 3600.0 {
-        format!("{:.0} min", a / 60.0)
-    } else if a < 2.0 * 86400.0 {
-        format!("{:.1} h", a / 3600.0)
-    } else {
-        format!("{:.1} d", a / 86400.0)
-    };
-    if secs >= 0 {
-        format!("{text} ago")
-    } else {
-        format!("in {text}")
-    }
-}
-
-/// How long a guest's `backup` or `migrate` lock has been held, from the node's running tasks.
-enum LockAge {
-    /// Another lock, or the node's tasks were not read.
-    NotRead,
-    /// The task holding it has been running this many seconds.
-    Working(i64),
-    /// No task that takes this lock runs on the node.
-    Stale,
-}
-
-/// The running task behind a guest's lock: `vzdump` for `backup` (its id is the guest when it
-/// backs up one, empty for a job of several), `qmigrate`/`vzmigrate` for `migrate`
-/// (pve-manager `PVE/API2/VZDump.pm`, qemu-server/pve-container `migrate_vm`).
-fn lock_age(snap: &Snapshot, node: Option<&str>, vmid: u64, lock: &str, now: i64) -> LockAge {
-    let kinds: &[&str] = match lock {
-        "backup" => &["vzdump"],
-        "migrate" => &["qmigrate", "vzmigrate", "hamigrate"],
-        _ => return LockAge::NotRead,
-    };
-    let Some(tasks) = node
-        .and_then(|n| snap.node(n))
-        .and_then(|n| n.tasks.as_ref())
-    else {
-        return LockAge::NotRead;
-    };
-    let id = vmid.to_string();
-    tasks
-        .iter()
-        .filter(|t| t.outcome == "running" && kinds.contains(&t.kind.as_str()))
-        .filter(|t| t.id.as_deref().is_none_or(|i| i.is_empty() || i == id))
-        .map(|t| now - t.starttime)
-        .max()
-        .map_or(LockAge::Stale, LockAge::Working)
 }

@@ -254,7 +254,8 @@ Exit status as for every operation: 0 every step verified, 1 a new warning, 2 re
 
 Examples:
   pveops update -I cluster.toml pve1 pve2 pve3 --dry-run
-  pveops update -I cluster.toml pve1 pve2 pve3 --yes --window \"2026-12-06 22:00/3h\"
+  pveops update -I cluster.toml pve1 pve2 pve3 --yes \\
+      --window \"2026-12-06 22:00/3h\"
   pveops plan update -I cluster.toml pve2";
 
 #[derive(Debug, Subcommand)]
@@ -271,8 +272,8 @@ Examples:
   pveops assess root@10.0.0.11 root@10.0.0.12 --out /srv/evidence/pre-upgrade
   pveops assess --from pveops-evidence/20261127T030000Z-assess/snapshot.json
   pveops assess -I inventory.toml prod --json > snapshot.json
-  pveops assess -I inventory.toml prod --format nagios          # as an NRPE/Icinga check
-  pveops assess -I inventory.toml prod --prom-file /var/lib/prometheus/node-exporter/pveops.prom
+  pveops assess -I inventory.toml prod --format nagios   # an NRPE/Icinga check
+  pveops assess -I inventory.toml prod --prom-file /srv/prom/pveops.prom
 
 Exit status: the worst finding: 0 OK, 1 WARNING, 2 CRITICAL (an unreachable node is critical),
 3 UNKNOWN (no target reachable, or output that could not be read); 64 usage error.")]
@@ -298,7 +299,7 @@ guest-vanished, finding-new, finding-resolved.
 
 Examples:
   pveops diff before.json after.json
-  pveops diff pveops-evidence/*-drain-pve1/before.json pveops-evidence/*-drain-pve1/after.json --json
+  cd pveops-evidence/*-drain-pve1 && pveops diff before.json after.json --json
 
 Exit status: 2 when a difference is a regression, else 0.")]
     #[command(display_order = 11)]
@@ -356,11 +357,12 @@ id_ed25519 (the client key), hostkeys/ (stable across restarts) and commands.jso
 simulated command each node ran). Runs until Ctrl-C.
 
 Examples:
-  pveops lab                                  # healthy 3-node cluster in ./pveops-lab
+  pveops lab                       # healthy 3-node cluster in ./pveops-lab
   pveops lab --scenario degraded-3node
   pveops lab --nodes 50 --state-dir /tmp/fleet
   pveops exec -I pveops-lab/inventory.toml lab -- pvecm status
-  ssh -i pveops-lab/id_ed25519 -o UserKnownHostsFile=pveops-lab/known_hosts -p 2222 root@127.0.10.1 pvecm status")]
+  cd pveops-lab && ssh -i id_ed25519 -o UserKnownHostsFile=known_hosts \\
+      -p 2222 root@127.0.10.1 pvecm status")]
     #[command(display_order = 15)]
     Lab(LabArgs),
     /// Start a lab and run the main job against it: the whole of pveops on this machine, no cluster needed
@@ -376,14 +378,17 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     /// Migrate one guest to a node: assess, plan, confirm, migrate, verify, record
     #[command(after_help = ops_help!("  pveops migrate 100 --to pve2 -I cluster.toml --dry-run
   pveops migrate 100 --to pve2 -I cluster.toml --yes
-  pveops migrate 104 --to pve3 --targets root@10.0.0.11 --discover --with-local-disks"))]
+  pveops migrate 104 --to pve3 --targets root@10.0.0.11 --discover \\
+      --with-local-disks"))]
     #[command(display_order = 3)]
     Migrate(MigrateArgs),
     /// Move every running guest off a node (HA guests through HA node maintenance)
     #[command(after_help = ops_help!("  pveops drain pve1 -I cluster.toml --dry-run
-  pveops drain pve1 -I cluster.toml --to pve2,pve3 --yes --window \"2026-12-06 22:00/2h\"
+  pveops drain pve1 -I cluster.toml --to pve2,pve3 --yes \\
+      --window \"2026-12-06 22:00/2h\"
   pveops drain pve1 -I cluster.toml --max-migrations 3 --yes
-  pveops restore --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl -I cluster.toml"))]
+  pveops restore -I cluster.toml \\
+      --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl"))]
     #[command(display_order = 4)]
     Drain(DrainArgs),
     /// HA node maintenance: enter (HA moves the node's HA guests away) or exit (they come back)
@@ -401,8 +406,10 @@ Exit status: 0 when the demo ran (the assessment's own status is in its report),
     #[command(display_order = 7)]
     Update(UpdateArgs),
     /// Undo what an operation's journal recorded: wait for steps in flight, move guests back, leave maintenance
-    #[command(after_help = ops_help!("  pveops restore --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl -I cluster.toml
-  pveops restore --journal journal.jsonl --targets root@10.0.0.11 --discover --yes"))]
+    #[command(after_help = ops_help!("  pveops restore -I cluster.toml \\
+      --journal pveops-evidence/20261206T220000Z-drain-pve1/journal.jsonl
+  pveops restore --journal journal.jsonl --targets root@10.0.0.11 \\
+      --discover --yes"))]
     #[command(display_order = 9)]
     Restore(RestoreArgs),
     /// Assess, then write the runbook of an operation without changing anything
@@ -414,7 +421,8 @@ the evidence directory. Exit status: 0 the plan passes its gates, 2 a gate refus
 
 Examples:
   pveops plan drain pve1 -I cluster.toml
-  pveops plan reboot pve1 pve2 pve3 -I cluster.toml --window \"2026-12-06 22:00/3h\"
+  pveops plan reboot pve1 pve2 pve3 -I cluster.toml \\
+      --window \"2026-12-06 22:00/3h\"
   pveops plan migrate 100 --to pve2 --targets root@10.0.0.11 --discover")]
     #[command(display_order = 2)]
     Plan(PlanCommand),
@@ -697,6 +705,9 @@ pub struct DrainArgs {
     /// Move HA guests with HA migration requests instead of HA node maintenance
     #[arg(long)]
     pub no_ha_maintenance: bool,
+    /// Also move the stopped guests (offline migration), e.g. before the node is reinstalled; by default they stay
+    #[arg(long)]
+    pub include_stopped: bool,
     #[command(flatten)]
     pub op: OpArgs,
 }
@@ -758,4 +769,52 @@ pub enum PlanCommand {
     Reboot(RebootArgs),
     /// Plan a rolling package update (runs `apt-get update` first, a change to the lists only)
     Update(UpdateArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every example (an indented line) of every command's help fits 80 columns, so clap never
+    /// wraps an example command onto a second line on an 80-column terminal (a copied example
+    /// must run as is); prose may wrap.
+    #[test]
+    fn help_lines_fit_80_columns() {
+        fn walk(cmd: &clap::Command, path: &str, long: &mut Vec<String>) {
+            for text in [cmd.get_after_help(), cmd.get_after_long_help()]
+                .into_iter()
+                .flatten()
+            {
+                for line in text.to_string().lines() {
+                    if line.starts_with("  ") && line.chars().count() > 80 {
+                        long.push(format!("{path}: {line}"));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), long);
+            }
+        }
+        let mut long = Vec::new();
+        walk(&super::Cli::command(), "pveops", &mut long);
+        assert!(
+            long.is_empty(),
+            "lines over 80 columns:\n{}",
+            long.join("\n")
+        );
+    }
+
+    /// `lab --help` names every built-in scenario.
+    #[test]
+    fn lab_help_lists_every_scenario() {
+        let mut cmd = super::Cli::command();
+        let lab = cmd.find_subcommand_mut("lab").expect("lab");
+        let help = lab.render_long_help().to_string();
+        for name in crate::lab::scenario::NAMES {
+            assert!(
+                help.contains(name),
+                "{name} missing from lab --help:\n{help}"
+            );
+        }
+    }
 }

@@ -84,6 +84,8 @@ pub struct Choices {
     pub with_local_disks: bool,
     /// Prefer HA node maintenance for HA-managed guests of a drained node (PVE >= 7.3).
     pub ha_maintenance: bool,
+    /// A drain moves the stopped guests too (offline), not only the running ones.
+    pub include_stopped: bool,
     pub migrate_timeout: Duration,
     pub reboot_timeout: Duration,
     /// The maintenance window (start, end) in Unix seconds; none means any time.

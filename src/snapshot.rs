@@ -368,6 +368,14 @@ fn backup_epoch(b: &health::Backup, offset: i32) -> Option<i64> {
     Some(utc - i64::from(offset))
 }
 
+/// `2026-01-05_14:30:01` in a node's local time (`offset` seconds east of UTC) as an epoch;
+/// None for anything else (`pending`, `-`).
+fn local_epoch(text: &str, offset: i32) -> Option<i64> {
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d_%H:%M:%S", text).ok()?;
+    let ts = jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()?;
+    Some(ts.as_second() - i64::from(offset))
+}
+
 #[cfg(test)]
 mod derive_tests {
     use super::*;
@@ -454,12 +462,4 @@ mod derive_tests {
         assert_eq!(snap.newest_backup(100).unwrap().epoch, 1_796_263_200);
         assert!(snap.newest_backup(101).is_none());
     }
-}
-
-/// `2026-01-05_14:30:01` in a node's local time (`offset` seconds east of UTC) as an epoch;
-/// None for anything else (`pending`, `-`).
-fn local_epoch(text: &str, offset: i32) -> Option<i64> {
-    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d_%H:%M:%S", text).ok()?;
-    let ts = jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()?;
-    Some(ts.as_second() - i64::from(offset))
 }

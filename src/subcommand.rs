@@ -31,6 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             },
             &args.op,
             true,
+            false,
         )),
         Command::Drain(args) => runtime()?.block_on(operate(
             &cli.global,
@@ -40,11 +41,12 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             },
             &args.op,
             !args.no_ha_maintenance,
+            args.include_stopped,
         )),
         Command::Plan(plan) => {
             use crate::cli::PlanCommand;
             use crate::operation::Operation;
-            let (op, mut args, ha) = match plan {
+            let (op, mut args, ha, stopped) = match plan {
                 PlanCommand::Migrate(a) => (
                     Operation::Migrate {
                         vmid: a.vmid,
@@ -52,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     },
                     a.op,
                     true,
+                    false,
                 ),
                 PlanCommand::Drain(a) => (
                     Operation::Drain {
@@ -60,6 +63,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     },
                     a.op,
                     !a.no_ha_maintenance,
+                    a.include_stopped,
                 ),
                 PlanCommand::Maintenance(a) => (
                     Operation::Maintenance {
@@ -68,6 +72,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     },
                     a.op,
                     true,
+                    false,
                 ),
                 PlanCommand::Reboot(a) => (
                     Operation::Reboot {
@@ -75,6 +80,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     },
                     a.op,
                     true,
+                    false,
                 ),
                 PlanCommand::Update(a) => (
                     Operation::Update {
@@ -84,10 +90,11 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                     },
                     a.op,
                     true,
+                    false,
                 ),
             };
             args.dry_run = true;
-            runtime()?.block_on(operate(&cli.global, op, &args, ha))
+            runtime()?.block_on(operate(&cli.global, op, &args, ha, stopped))
         }
         Command::Reboot(args) => runtime()?.block_on(operate(
             &cli.global,
@@ -96,6 +103,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             },
             &args.op,
             true,
+            false,
         )),
         Command::Update(args) => runtime()?.block_on(operate(
             &cli.global,
@@ -106,6 +114,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             },
             &args.op,
             true,
+            false,
         )),
         Command::Restore(args) => {
             let entries = crate::journal::read(&args.journal)?;
@@ -120,6 +129,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
                 },
                 &op,
                 true,
+                false,
             ))
         }
         Command::Maintenance(args) => runtime()?.block_on(operate(
@@ -130,6 +140,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, crate::Error> {
             },
             &args.op,
             true,
+            false,
         )),
         Command::Demo(args) => demo(cli.global, args),
         Command::Completions { shell } => {
@@ -349,6 +360,7 @@ async fn operate(
     op: crate::operation::Operation,
     args: &crate::cli::OpArgs,
     ha_maintenance: bool,
+    include_stopped: bool,
 ) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
     let templates = Arc::new(Templates::load(global.templates.as_deref())?);
@@ -381,6 +393,7 @@ async fn operate(
             backup_max_age_hours: args.backup_max_age,
             with_local_disks: args.with_local_disks,
             ha_maintenance,
+            include_stopped,
             migrate_timeout: Duration::from_secs(args.migrate_timeout),
             reboot_timeout: Duration::from_secs(args.reboot_timeout),
             window,
@@ -883,7 +896,7 @@ fn demo_job(
         node: args.drain.clone(),
         to: Vec::new(),
     };
-    let code = runtime()?.block_on(operate(global, drain, &op("2-drain"), true))?;
+    let code = runtime()?.block_on(operate(global, drain, &op("2-drain"), true, false))?;
     eprintln!("demo: the drain exited {code}");
     eprintln!(
         "\ndemo 3/4: pveops -I {} verify lab --against {}",
@@ -918,7 +931,7 @@ fn demo_job(
         };
         let mut o = op("4-restore");
         o.no_backup_gate = true;
-        let code = runtime()?.block_on(operate(global, restore, &o, true))?;
+        let code = runtime()?.block_on(operate(global, restore, &o, true, false))?;
         eprintln!("demo: the restore exited {code}");
     }
     Ok(root)
@@ -1069,12 +1082,25 @@ fn verify(global: &Global, args: VerifyArgs) -> Result<i32, crate::Error> {
         "{reachable} of {} nodes answered; outcome: {outcome}",
         after.nodes.len()
     );
-    for d in diffs
+    // The differences (findings follow as new, unchanged and resolved).
+    let changed: Vec<&crate::diff::Difference> = diffs
         .iter()
-        .filter(|d| d.regression && d.kind != crate::diff::DiffKind::FindingNew)
-    {
+        .filter(|d| {
+            !matches!(
+                d.kind,
+                crate::diff::DiffKind::FindingNew | crate::diff::DiffKind::FindingResolved
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        eprintln!("differences: none");
+    } else {
+        eprintln!("differences:");
+    }
+    for d in changed {
         eprintln!(
-            "  REGRESSION {:<16} {:<14} {} {} -> {}",
+            "  {:<10} {:<16} {:<14} {} {} -> {}",
+            if d.regression { "REGRESSION" } else { "" },
             d.kind,
             d.node.as_deref().unwrap_or("(cluster)"),
             d.subject.as_deref().unwrap_or(""),

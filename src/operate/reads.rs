@@ -186,9 +186,9 @@ pub(super) async fn preflight(
         .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc"))
         .filter(|r| match op {
             Operation::Migrate { vmid, .. } => r.vmid == Some(*vmid),
+            // A drain may move stopped guests too (`--include-stopped`).
             Operation::Drain { node, .. } => {
                 r.node.as_deref() == Some(crate::operation::pve_name(snap, node).as_str())
-                    && r.status.as_deref() == Some("running")
             }
             Operation::Reboot { nodes } | Operation::Update { nodes, .. } => {
                 nodes.iter().any(|n| {

@@ -59,12 +59,41 @@ pub(super) fn add_drain(
         ));
         return Ok(());
     }
-    let running: Vec<&Resource> = guests(snap)
+    let on_node: Vec<&Resource> = guests(snap)
         .into_iter()
-        .filter(|g| {
-            g.node.as_deref() == Some(node.as_str()) && g.status.as_deref() == Some("running")
-        })
+        .filter(|g| g.node.as_deref() == Some(node.as_str()) && g.template != Some(true))
         .collect();
+    let (running, stopped): (Vec<&Resource>, Vec<&Resource>) = on_node
+        .into_iter()
+        .partition(|g| g.status.as_deref() == Some("running"));
+    // A drain empties the node of what runs; stopped guests stay unless asked (a node about
+    // to be reinstalled must lose them too). Either way the runbook says so.
+    if !stopped.is_empty() {
+        let ids: Vec<String> = stopped
+            .iter()
+            .map(|g| g.vmid.unwrap_or(0).to_string())
+            .collect();
+        p.gates.push(gate(
+            "stopped-guests",
+            true,
+            if o.choices.include_stopped {
+                format!(
+                    "the stopped guests of {node} move too (offline, --include-stopped): {}",
+                    ids.join(", ")
+                )
+            } else {
+                format!(
+                    "the stopped guests of {node} stay there: {} (--include-stopped moves them too, e.g. before a reinstall)",
+                    ids.join(", ")
+                )
+            },
+        ));
+    }
+    let running: Vec<&Resource> = if o.choices.include_stopped {
+        running.into_iter().chain(stopped).collect()
+    } else {
+        running
+    };
     // HA guests go through node maintenance (HA picks targets, and brings them back on
     // exit), the others by free memory, biggest guest first.
     let (ha, plain): (Vec<&Resource>, Vec<&Resource>) = running
@@ -80,7 +109,12 @@ pub(super) fn add_drain(
     let mut twice: Vec<String> = Vec::new();
     let mut placed: BTreeMap<String, String> = BTreeMap::new();
     for g in plain {
-        let need = g.maxmem_bytes.unwrap_or(0);
+        // A stopped guest takes no memory where it lands until it is started.
+        let need = if g.status.as_deref() == Some("running") {
+            g.maxmem_bytes.unwrap_or(0)
+        } else {
+            0
+        };
         let refusals: Vec<(String, String)> = free
             .keys()
             .filter_map(|t| pre.refusal(snap, g, t, &placed).map(|w| (t.clone(), w)))
@@ -153,7 +187,10 @@ pub(super) fn add_drain(
             format!("no running guest on {node}: nothing to drain"),
         ));
     }
-    p.success_criteria
-        .push(format!("no running guest is left on {node}"));
+    p.success_criteria.push(if o.choices.include_stopped {
+        format!("no guest is left on {node}")
+    } else {
+        format!("no running guest is left on {node}")
+    });
     Ok(())
 }

@@ -519,6 +519,7 @@ mod tests {
                 backup_max_age_hours: 168.0,
                 with_local_disks: false,
                 ha_maintenance: true,
+                include_stopped: false,
                 migrate_timeout: std::time::Duration::from_secs(60),
                 reboot_timeout: std::time::Duration::from_secs(60),
                 window: None,
