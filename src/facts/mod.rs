@@ -41,6 +41,7 @@ pub mod ha_resources;
 pub mod ha_rules;
 pub mod lslocks;
 pub mod migrate_preflight;
+pub mod node_rrddata;
 pub mod node_status;
 pub mod pct_config;
 pub mod pct_list;
@@ -267,6 +268,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "pvesh get /nodes/NODE/status --output-format json: CPU, load, memory, swap, rootfs in bytes, versions",
     ),
     (
+        node_rrddata::KIND,
+        "pvesh get /nodes/NODE/rrddata --timeframe hour --output-format json: the node's CPU and IO wait from pvestatd's RRD (latest, means)",
+    ),
+    (
         disks_list::KIND,
         "pvesh get /nodes/NODE/disks/list --output-format json: disks with type, size, SMART health, wearout (% life left)",
     ),
@@ -357,6 +362,7 @@ pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
         "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
         "ceph-status" => to_json(ceph_status::KIND, ceph_status::parse(text)),
         "node-status" => to_json(node_status::KIND, node_status::parse(text)),
+        "node-rrddata" => to_json(node_rrddata::KIND, node_rrddata::parse(text)),
         "disks-list" => to_json(disks_list::KIND, disks_list::parse(text)),
         "tasks" => to_json(tasks::KIND, tasks::parse(text)),
         "pvesr-status" => to_json(pvesr_status::KIND, pvesr_status::parse(text)),
@@ -436,6 +442,7 @@ mod tests {
         ("pvesh-get-storage-content.", "storage-content"),
         ("ceph-status.", "ceph-status"),
         ("pvesh-get-nodes-status.json", "node-status"),
+        ("pvesh-get-nodes-rrddata.json", "node-rrddata"),
         ("pvesh-get-disks-list.json", "disks-list"),
         ("pvesh-get-nodes-tasks.json", "tasks"),
         ("pvesh-get-cluster-tasks.json", "tasks"),

@@ -899,5 +899,185 @@ fn cert_entry(
     })
 }
 
+// ------------------------------------------------------------------------------------------------
+// RRD data
+
+/// `create_rrd_data`'s `[resolution, count]` per time frame (pve-cluster `src/PVE/RRD.pm`).
+/// PVE 9 (`$setup`, pve-cluster 9.0.7: commit af3f945 fixed month and year) reads the
+/// `pve-node-9.0` files; before, `pve2-node` with 70 points for every frame (`$setup_pve2`,
+/// the one table before commit 1a483ba). PVE 8 knows no `decade`.
+fn rrd_setup(pve9: bool, timeframe: &str) -> Option<(i64, i64)> {
+    Some(match (pve9, timeframe) {
+        (true, "hour") => (60, 60),
+        (true, "day") => (60, 1440),
+        (true, "week") => (60 * 30, 336),
+        (true, "month") => (60 * 30, 1440),
+        (true, "year") => (3600 * 6, 1440),
+        (true, "decade") => (86400 * 7, 570),
+        (false, "hour") => (60, 70),
+        (false, "day") => (60 * 30, 70),
+        (false, "week") => (60 * 180, 70),
+        (false, "month") => (60 * 720, 70),
+        (false, "year") => (60 * 10080, 70),
+        _ => return None,
+    })
+}
+
+/// An RRD value as JSON::XS prints a Perl NV (`%.15g`): `12`, not `12.0`.
+fn rrd_num(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        json!(x as i64)
+    } else {
+        super::render::json_float(x)
+    }
+}
+
+/// GET `/nodes/N/rrddata` (pve-manager `PVE/API2/Nodes.pm` `rrddata` →
+/// pve-cluster `PVE::RRD::create_rrd_data`). The handler has no `proxyto`: pvesh runs it on
+/// the asking node, which reads `/var/lib/rrdcached/db/pve-node-9.0/N` (PVE 8:
+/// `pve2-node/N`), the file pmxcfs keeps for every node of the cluster. `N` is taken as
+/// given: `localhost` names no file, and RRDs dies (librrd's `opening '…': …`; pvesh exits
+/// 255).
+///
+/// `RRDs::fetch(-s ctime - reso*count, -e ctime - 1, -r reso)` gives `count` rows, the
+/// newest at `ctime` = `reso * int(time / reso)`, keys sorted as pvesh prints them. A
+/// row is every data source of the node RRD (pve-cluster `src/pmxcfs/status.c`
+/// `rrd_def_node_pve9_0`; the first 12 are the PVE 8 ones) that has a value; unknown values
+/// are left out, so an empty row is `{"time": …}`. The lab answers as just after a step
+/// boundary, when the newest step is not consolidated yet: PVE 8 returns it with only
+/// `time`, PVE 9 drops it (commit 6126f5d "fix #6615", pve-cluster 9.0.7). An offline
+/// node's file gets no updates: all its rows are empty. The values are the node's state,
+/// constant over the time frame: `cpu_usage`, `io_wait` and the memory as `/nodes/N/status`
+/// shows them (pve-manager `PVE/Service/pvestatd.pm` `update_node_status` writes
+/// `read_proc_stat`'s `cpu` and `wait`, the 1-minute load, `cpuinfo.cpus`, `read_meminfo`,
+/// `df('/')` with `used = blocks - bfree`); traffic, ARC and pressure are 0. A PVE 8 node
+/// seen from PVE 9 sends only the first 12 columns (pmxcfs pads the rest as unknown).
+pub fn node_rrddata(
+    c: &Cluster,
+    asker: &str,
+    name: &str,
+    q: &[(String, String)],
+    now: i64,
+) -> Reply {
+    let Some(me) = c.node(asker) else {
+        return err(format!("unknown node '{asker}'"), 255);
+    };
+    let pve9 = super::render::pve_ge(me, &[9]);
+    let mut errors = Vec::new();
+    for (k, _) in q {
+        if k != "timeframe" && k != "cf" {
+            errors.push((
+                k.clone(),
+                "property is not defined in schema and the schema does not allow additional properties".to_string(),
+            ));
+        }
+    }
+    let frames = if pve9 {
+        "hour, day, week, month, year, decade"
+    } else {
+        "hour, day, week, month, year"
+    };
+    let get = |key: &str| q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let setup = match get("timeframe") {
+        None => {
+            errors.push((
+                "timeframe".into(),
+                "property is missing and it is not optional".into(),
+            ));
+            None
+        }
+        Some(t) => {
+            let s = rrd_setup(pve9, t);
+            if s.is_none() {
+                errors.push((
+                    "timeframe".into(),
+                    format!("value '{t}' does not have a value in the enumeration '{frames}'"),
+                ));
+            }
+            s
+        }
+    };
+    if let Some(cf) = get("cf").filter(|cf| !matches!(*cf, "AVERAGE" | "MAX")) {
+        errors.push((
+            "cf".into(),
+            format!("value '{cf}' does not have a value in the enumeration 'AVERAGE, MAX'"),
+        ));
+    }
+    errors.sort();
+    let Some((reso, count)) = setup.filter(|_| errors.is_empty()) else {
+        return param_error(&errors);
+    };
+    let dir = if pve9 { "pve-node-9.0" } else { "pve2-node" };
+    let Some(n) = c.node(name) else {
+        return err(
+            format!(
+                "RRD error: opening '/var/lib/rrdcached/db/{dir}/{name}': No such file or directory"
+            ),
+            255,
+        );
+    };
+    let ctime = reso * now.div_euclid(reso);
+    let mut data = Map::new();
+    if n.online {
+        let total = n.memory_total;
+        let used = c.memory_used(&n.name).min(total);
+        let swap_total = n.swap_total.unwrap_or(8 << 30);
+        let (root_total, root_used, _) = super::render::rootfs(n);
+        let frac = |x: f64| rrd_num(x.clamp(0.0, 1.0));
+        // `/proc/loadavg` as `/nodes/N/status` shows it: two decimals.
+        let load = ((n.cpu_usage + n.io_wait) * f64::from(n.cpus) * 100.0).round() / 100.0;
+        for (k, v) in [
+            ("loadavg", rrd_num(load)),
+            ("maxcpu", json!(n.cpus)),
+            ("cpu", frac(n.cpu_usage)),
+            ("iowait", frac(n.io_wait)),
+            ("memtotal", json!(total)),
+            ("memused", json!(used)),
+            ("swaptotal", json!(swap_total)),
+            ("swapused", json!(n.swap_used.min(swap_total))),
+            ("roottotal", json!(root_total)),
+            ("rootused", json!(root_used)),
+            ("netin", json!(0)),
+            ("netout", json!(0)),
+        ] {
+            data.insert(k.to_string(), v);
+        }
+        if pve9 && super::render::pve_ge(n, &[9]) {
+            data.insert("memavailable".into(), json!(total - used));
+            data.insert("arcsize".into(), json!(0));
+            for k in [
+                "pressurecpusome",
+                "pressureiosome",
+                "pressureiofull",
+                "pressurememorysome",
+                "pressurememoryfull",
+            ] {
+                data.insert(k.into(), json!(0));
+            }
+        }
+    }
+    let mut rows: Vec<Value> = (0..count)
+        .map(|i| {
+            let time = ctime - (count - 1 - i) * reso;
+            let mut row = if i == count - 1 {
+                Map::new()
+            } else {
+                data.clone()
+            };
+            row.insert("time".into(), json!(time));
+            Value::Object(row)
+        })
+        .collect();
+    if pve9
+        && rows
+            .last()
+            .and_then(Value::as_object)
+            .is_some_and(|r| r.len() == 1)
+    {
+        rows.pop();
+    }
+    out(json_line(&Value::Array(rows)))
+}
+
 #[cfg(test)]
 mod tests;

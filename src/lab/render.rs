@@ -58,7 +58,7 @@ fn ver_ge(v: &str, min: &[u64]) -> bool {
 }
 
 /// The node's pve-manager version at least `min`.
-fn pve_ge(n: &Node, min: &[u64]) -> bool {
+pub(super) fn pve_ge(n: &Node, min: &[u64]) -> bool {
     ver_ge(&n.manager_version, min)
 }
 
@@ -84,7 +84,7 @@ fn perl_float(x: f64) -> f64 {
     format!("{x:.14e}").parse().unwrap_or(x)
 }
 
-fn json_float(x: f64) -> Value {
+pub(super) fn json_float(x: f64) -> Value {
     serde_json::Number::from_f64(perl_float(x)).map_or(Value::Null, Value::Number)
 }
 
@@ -1453,6 +1453,15 @@ pub fn corosync_cfgtool_s(c: &Cluster, node: &str) -> Reply {
 /// from `read_loadavg` (captured strings), `rootfs` from `df('/')`, `boot-info` from
 /// `get_boot_mode_info`, plus the `idle: 0` the handler starts from. The node's `stats`
 /// override any of these keys (`uptime`, `cpu`, ...).
+/// `df('/')` of the node: (total, used, avail) bytes. ext4 keeps 5 % for root, so `free`
+/// (blocks - used) exceeds `avail`.
+pub(super) fn rootfs(n: &Node) -> (u64, u64, u64) {
+    let avail = n.apt.disk_avail.get("/").copied().unwrap_or(60 << 30);
+    let total = (100u64 << 30).max(avail * 2);
+    let reserved = total / 20;
+    (total, total.saturating_sub(avail + reserved), avail)
+}
+
 fn node_status_json(c: &Cluster, n: &Node) -> Value {
     let used = c.memory_used(&n.name).min(n.memory_total);
     let kver = n.kernel_running.trim_end_matches("-pve");
@@ -1468,11 +1477,7 @@ fn node_status_json(c: &Cluster, n: &Node) -> Value {
     let loadavg = [load, load * 0.95, load * 0.9].map(|l| format!("{l:.2}"));
     let swap_total = n.swap_total.unwrap_or(8 << 30);
     let swap_used = n.swap_used.min(swap_total);
-    // `df('/')`: ext4 keeps 5 % for root, so `free` (blocks - used) exceeds `avail`.
-    let avail = n.apt.disk_avail.get("/").copied().unwrap_or(60 << 30);
-    let total = (100u64 << 30).max(avail * 2);
-    let reserved = total / 20;
-    let root_used = total.saturating_sub(avail + reserved);
+    let (total, root_used, avail) = rootfs(n);
     let mut v = json!({
         "boot-info": {"mode": "efi", "secureboot": 0},
         "cpu": frac(n.cpu_usage),
@@ -1998,6 +2003,19 @@ pub fn pvesh_get(c: &Cluster, node: &str, path: &str, now: Timestamp) -> Reply {
             }
             Err(r) => return r,
         },
+        // No `proxyto` and no `localhost` resolution: the handler reads the named node's RRD
+        // file on this node (pve-manager `PVE/API2/Nodes.pm` `rrddata`).
+        ["nodes", n, "rrddata"] => {
+            let q: Vec<(String, String)> = query
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            return super::health::node_rrddata(c, node, n, &q, now.as_second());
+        }
         ["nodes", n, "disks", "list"] => match target(n) {
             Ok(t) => return super::health::disks_list(t),
             Err(r) => return r,

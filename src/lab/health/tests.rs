@@ -295,3 +295,127 @@ fn node_status_has_pve9_fields_and_knobs() {
     assert_eq!(v["idle"], 0);
     assert_eq!(v["boot-info"]["mode"], "efi");
 }
+
+fn rrddata(c: &Cluster, path: &str, now: i64) -> crate::lab::render::Reply {
+    crate::lab::render::pvesh_get(c, "pve1", path, jiff::Timestamp::from_second(now).unwrap())
+}
+
+/// pve1 with round numbers: 16 threads, half busy, a quarter in IO wait.
+fn rrd_lab(version: &str) -> Cluster {
+    let mut c = lab();
+    for n in &mut c.nodes {
+        n.manager_version = version.into();
+    }
+    let n = c.node_mut("pve1").unwrap();
+    n.memory_total = 64 << 30;
+    n.memory_used = Some(16 << 30);
+    n.swap_total = Some(8 << 30);
+    n.swap_used = 1 << 30;
+    n.cpu_usage = 0.5;
+    n.io_wait = 0.25;
+    n.cpus = 16;
+    n.apt.disk_avail.insert("/".into(), 60 << 30);
+    c
+}
+
+#[test]
+fn rrddata_pve9_hour_has_59_full_rows_the_open_step_dropped() {
+    let c = rrd_lab("9.1.1");
+    let r = rrddata(&c, "/nodes/pve1/rrddata?timeframe=hour&cf=AVERAGE", T0 + 30);
+    assert_eq!((r.exit, r.stderr.as_str()), (0, ""));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 59);
+    assert_eq!(rows[0]["time"], T0 - 59 * 60);
+    let row = format!(
+        r#"{{"arcsize":0,"cpu":0.5,"iowait":0.25,"loadavg":12,"maxcpu":16,"memavailable":51539607552,"memtotal":68719476736,"memused":17179869184,"netin":0,"netout":0,"pressurecpusome":0,"pressureiofull":0,"pressureiosome":0,"pressurememoryfull":0,"pressurememorysome":0,"roottotal":128849018880,"rootused":57982058496,"swaptotal":8589934592,"swapused":1073741824,"time":{}}}]"#,
+        T0 - 60
+    );
+    assert!(r.stdout.ends_with(&format!(",{row}\n")), "{row}");
+    // Longer frames: resolution and count of `$setup` (pve-cluster src/PVE/RRD.pm); the
+    // other node's file is read here (no proxying).
+    for (tf, reso, count) in [
+        ("day", 60, 1440),
+        ("week", 1800, 336),
+        ("month", 1800, 1440),
+        ("year", 21600, 1440),
+        ("decade", 604800, 570),
+    ] {
+        let r = rrddata(
+            &c,
+            &format!("/nodes/pve2/rrddata?timeframe={tf}&cf=MAX"),
+            T0 + 30,
+        );
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let rows = v.as_array().unwrap();
+        let ctime = reso * (T0 + 30).div_euclid(reso);
+        assert_eq!(rows.len() as i64, count - 1, "{tf}");
+        assert_eq!(rows[0]["time"], ctime - (count - 1) * reso, "{tf}");
+        assert_eq!(rows.last().unwrap()["time"], ctime - reso, "{tf}");
+        assert!(rows.iter().all(|r| r.get("cpu").is_some()), "{tf}");
+    }
+}
+
+#[test]
+fn rrddata_pve8_hour_has_70_rows_the_newest_only_time() {
+    let c = rrd_lab("8.4.1");
+    let r = rrddata(&c, "/nodes/pve1/rrddata?timeframe=hour", T0 + 30);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 70);
+    assert_eq!(rows[0]["time"], T0 - 69 * 60);
+    let row = format!(
+        r#"{{"cpu":0.5,"iowait":0.25,"loadavg":12,"maxcpu":16,"memtotal":68719476736,"memused":17179869184,"netin":0,"netout":0,"roottotal":128849018880,"rootused":57982058496,"swaptotal":8589934592,"swapused":1073741824,"time":{}}}"#,
+        T0 - 60
+    );
+    assert!(
+        r.stdout.ends_with(&format!(",{row},{{\"time\":{T0}}}]\n")),
+        "{row}"
+    );
+    // PVE 8's frames: 70 points each, `decade` is not in its enumeration.
+    let r = rrddata(&c, "/nodes/pve1/rrddata?timeframe=year", T0 + 30);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 70);
+    assert_eq!(v[69]["time"], 604800 * (T0 / 604800));
+    let r = rrddata(&c, "/nodes/pve1/rrddata?timeframe=decade&cf=min", T0);
+    assert_eq!(
+        (r.exit, r.stderr.as_str()),
+        (
+            255,
+            "400 Parameter verification failed.\ncf: value 'min' does not have a value in the enumeration 'AVERAGE, MAX'\ntimeframe: value 'decade' does not have a value in the enumeration 'hour, day, week, month, year'\npvesh get <api_path> [OPTIONS] [FORMAT_OPTIONS]\n"
+        )
+    );
+}
+
+#[test]
+fn rrddata_names_the_file_localhost_and_offline_nodes() {
+    let mut c = rrd_lab("9.1.1");
+    let r = rrddata(&c, "/nodes/localhost/rrddata?timeframe=hour", T0);
+    assert_eq!(
+        (r.exit, r.stdout.as_str(), r.stderr.as_str()),
+        (
+            255,
+            "",
+            "RRD error: opening '/var/lib/rrdcached/db/pve-node-9.0/localhost': No such file or directory\n"
+        )
+    );
+    let r = rrddata(&c, "/nodes/pve1/rrddata", T0);
+    assert!(
+        r.stderr
+            .contains("timeframe: property is missing and it is not optional")
+    );
+    // An offline node's file gets no updates: every row is empty; PVE 9 drops the newest.
+    c.node_mut("pve2").unwrap().online = false;
+    let r = rrddata(&c, "/nodes/pve2/rrddata?timeframe=hour", T0);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 59);
+    assert!(rows.iter().all(|r| r.as_object().unwrap().len() == 1));
+    // A PVE 8 node seen from PVE 9: only the pve2-node columns.
+    c.node_mut("pve2").unwrap().online = true;
+    c.node_mut("pve2").unwrap().manager_version = "8.4.1".into();
+    let r = rrddata(&c, "/nodes/pve2/rrddata?timeframe=hour", T0);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0].as_object().unwrap().len(), 13);
+    assert!(v[0].get("memavailable").is_none());
+}
