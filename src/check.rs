@@ -120,6 +120,8 @@ pub const RULES: &[&str] = &[
     "updates-kept-back",
     "node-memory",
     "node-swap",
+    "node-cpu",
+    "node-io-wait",
     "disk-health",
     "tasks-failed",
     "replication-healthy",
@@ -703,6 +705,39 @@ fn rule_findings(c: &Check, rule: &str, snap: &Snapshot, now: i64) -> Vec<Findin
                         n.name,
                         human_bytes(m.used_bytes.unwrap_or(0)),
                         human_bytes(m.total_bytes.unwrap_or(0))
+                    ),
+                ));
+            }
+        }
+        "node-cpu" | "node-io-wait" => {
+            let (warn, crit) = p.usage_thresholds_pct();
+            let io = rule == "node-io-wait";
+            for n in reachable(snap) {
+                let Some(load) = &n.load else { continue };
+                let Some(pct) = (if io { load.iowait } else { load.cpu }).map(|v| v * 100.0) else {
+                    continue;
+                };
+                let severity = if pct >= crit {
+                    Severity::Critical
+                } else if pct >= warn {
+                    Severity::Warning
+                } else {
+                    continue;
+                };
+                let (what, avg) = if io {
+                    ("IO wait", load.iowait_avg)
+                } else {
+                    ("CPU", load.cpu_avg)
+                };
+                out.push(finding(
+                    c,
+                    severity,
+                    Some(&n.name),
+                    Some(if io { "io-wait" } else { "cpu" }.into()),
+                    format!(
+                        "{what} on {} is {pct:.1} % in the last minute pvestatd recorded ({:.1} % over the hour; warning at {warn} %, critical at {crit} %)",
+                        n.name,
+                        avg.unwrap_or(0.0) * 100.0
                     ),
                 ));
             }

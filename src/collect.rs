@@ -47,6 +47,7 @@ const NODE_READS: &[&str] = &[
     "dpkg-audit",
     "apt-policy",
     "node-status",
+    "node-rrddata",
     "disks-list",
     "node-tasks-failed",
     "node-tasks-running",
@@ -610,6 +611,16 @@ fn absorb(
         }
         "node-status" => {
             n.node_status = Some(from_fact(&facts::node_status::parse(&stdout).map_err(e)?))
+        }
+        "node-rrddata" => {
+            let r = facts::node_rrddata::parse(&stdout).map_err(e)?;
+            n.load = Some(health::NodeLoad {
+                time: r.latest.as_ref().map(|l| l.time),
+                cpu: r.latest.as_ref().map(|l| l.cpu),
+                iowait: r.latest.as_ref().and_then(|l| l.iowait),
+                cpu_avg: r.cpu_avg,
+                iowait_avg: r.iowait_avg,
+            });
         }
         "disks-list" => {
             let d = facts::disks_list::parse(&stdout).map_err(e)?;

@@ -354,3 +354,18 @@ pub struct Certificate {
     pub notafter: Option<i64>,
     pub fingerprint: Option<String>,
 }
+
+/// The node's CPU and IO wait as pvestatd recorded them (kind `node-rrddata`, the last hour):
+/// the newest minute with data, and the hour's mean.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeLoad {
+    /// Unix time of the newest row with data.
+    pub time: Option<i64>,
+    /// CPU in use, 0–1, in the newest minute.
+    pub cpu: Option<f64>,
+    /// IO wait, 0–1, in the newest minute.
+    pub iowait: Option<f64>,
+    pub cpu_avg: Option<f64>,
+    pub iowait_avg: Option<f64>,
+}

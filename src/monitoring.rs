@@ -173,6 +173,17 @@ fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
                 }
             }
         }
+        if let Some(load) = &n.load {
+            for (what, v) in [("cpu_used_pct", load.cpu), ("io_wait_pct", load.iowait)] {
+                if let Some(v) = v {
+                    perf.push(format!(
+                        "{}={:.2}%;;;0;100",
+                        perf_label(&format!("{what} {}", n.name)),
+                        v * 100.0
+                    ));
+                }
+            }
+        }
         if n.tasks.is_some() {
             perf.push(format!(
                 "{}={};;;0",
@@ -193,7 +204,29 @@ fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
                 perf_label(&format!("cert_days_left {}", n.name))
             ));
         }
+        if let Some(sub) = &n.subscription {
+            perf.push(format!(
+                "{}={};;;0;1",
+                perf_label(&format!("subscription_active {}", n.name)),
+                u8::from(sub.status.eq_ignore_ascii_case("active"))
+            ));
+        }
         for d in n.disks.iter().flatten() {
+            if let Some(h) = d
+                .health
+                .as_deref()
+                .filter(|h| !matches!(*h, "UNKNOWN" | ""))
+            {
+                perf.push(format!(
+                    "{}={};;;0;1",
+                    perf_label(&format!(
+                        "disk_smart_passed {}/{}",
+                        n.name,
+                        d.devpath.trim_start_matches("/dev/")
+                    )),
+                    u8::from(matches!(h, "PASSED" | "OK"))
+                ));
+            }
             if let Some(left) = d.wearout {
                 perf.push(format!(
                     "{}={left:.0}%;;;0;100",
@@ -261,6 +294,34 @@ fn node_metrics(out: &mut String, snap: &Snapshot, now: i64) {
     }
     family(
         out,
+        "pveops_node_cpu_ratio",
+        "CPU in use on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
+    );
+    for n in up() {
+        if let Some(v) = n.load.as_ref().and_then(|l| l.cpu) {
+            let _ = writeln!(
+                out,
+                "pveops_node_cpu_ratio{} {v}",
+                labels(&[("node", &n.name)])
+            );
+        }
+    }
+    family(
+        out,
+        "pveops_node_io_wait_ratio",
+        "IO wait on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
+    );
+    for n in up() {
+        if let Some(v) = n.load.as_ref().and_then(|l| l.iowait) {
+            let _ = writeln!(
+                out,
+                "pveops_node_io_wait_ratio{} {v}",
+                labels(&[("node", &n.name)])
+            );
+        }
+    }
+    family(
+        out,
         "pveops_node_tasks_failed",
         "Tasks of the node that failed in the last day.",
     );
@@ -322,14 +383,14 @@ fn node_metrics(out: &mut String, snap: &Snapshot, now: i64) {
     out.push_str(&life);
     family(
         out,
-        "pveops_replication_fail_count",
+        "pveops_replication_failures",
         "Consecutive failures of a replication job (pvesr status).",
     );
     for n in up() {
         for j in n.replication.iter().flatten() {
             let _ = writeln!(
                 out,
-                "pveops_replication_fail_count{} {}",
+                "pveops_replication_failures{} {}",
                 labels(&[("node", &n.name), ("job", &j.job_id), ("target", &j.target)]),
                 j.fail_count
             );

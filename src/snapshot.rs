@@ -118,6 +118,9 @@ pub struct NodeSnapshot {
     /// `/nodes/N/status`: memory, swap, load; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_status: Option<health::NodeStatus>,
+    /// `/nodes/N/rrddata` (the last hour): CPU and IO wait; null when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<health::NodeLoad>,
     /// `/nodes/N/disks/list`: each disk's SMART health and wearout; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disks: Option<Vec<health::Disk>>,

@@ -25,6 +25,15 @@ const READ_ONLY: &[&str] = &[
     "stat -c %Y %n /var/lib/apt/lists /var/cache/apt/pkgcache.bin",
     "stat -c %n /etc/pve/ceph.conf /etc/pve/ceph /var/lib/ceph/osd/",
     "ceph health --format json --connect-timeout 15",
+    "dpkg --audit",
+    "apt-cache policy",
+    "pvesh get /nodes/localhost/status --output-format json",
+    "pvesh get /nodes/localhost/disks/list --output-format json",
+    "pvesh get /nodes/localhost/tasks --errors 1 --since ",
+    "pvesh get /nodes/localhost/tasks --source active ",
+    "pvesr status",
+    "pvesubscription get",
+    "pvenode cert info --output-format json",
 ];
 
 struct Run {
@@ -250,7 +259,7 @@ fn hostile_names_cannot_break_the_report() {
     let run = assess(&sim, &[]);
     assert!(
         run.report
-            .contains("| 100 | VM | web\\|prod\\*&lt;b&gt; | pve1 |"),
+            .contains("| 100 | VM | web\\|prod\\*&lt;b> | pve1 |"),
         "{}",
         run.report
     );

@@ -23,6 +23,8 @@ mod exec;
 mod faults;
 // The lab: simulated PVE tools over real sshd, and `pveops lab`.
 mod lab;
+// The morning after: night leftovers, check_pve parity, monitoring runs, verify's baseline.
+mod morning;
 // Operations: migrate, drain, maintenance against the lab behind sshd.
 mod operations;
 // `pveops parse`: the parsers from the command line.

@@ -957,7 +957,7 @@ fn without_max_migrations_a_drain_runs_datacenter_cfg_max_workers_at_once() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let runbook = std::fs::read_to_string(r.dir.join("runbook.md")).unwrap();
     assert!(
-        runbook.contains(r"Up to 4 migrations at once (max\_workers in /etc/pve/datacenter.cfg)")
+        runbook.contains("Up to 4 migrations at once (max_workers in /etc/pve/datacenter.cfg)")
             && runbook.contains("**Wave 1**: steps 1, 2, 3, 4 at once.")
             && runbook.contains("**Wave 2**: steps 5, 6 at once."),
         "{runbook}"

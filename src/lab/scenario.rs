@@ -343,6 +343,8 @@ pub fn degraded() -> Cluster {
     }
     if let Some(ct) = c.guest_mut(102) {
         ct.lock = Some("backup".into());
+        // Left behind by a backup that died: no vzdump task holds it any more.
+        ct.lock_stale = true;
     }
     if let Some(n) = c.node_mut("pve3") {
         n.manager_version = "9.0.10".into();

@@ -591,7 +591,11 @@ fn write_report(
             .unwrap_or(started)
             .to_string(),
         outcome: outcome.into(),
-        status: snap.status.word().to_uppercase(),
+        // The word of the exit status, not of the cluster's findings: a drain that verified
+        // every step exits 0 on a cluster that had a critical finding before it.
+        status: crate::finding::Severity::from_exit_code(code)
+            .word()
+            .to_uppercase(),
         exit_status: code,
         pveops_version: env!("CARGO_PKG_VERSION").into(),
     };
