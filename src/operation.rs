@@ -300,7 +300,7 @@ pub struct Affected {
 }
 
 /// The plan: gates, affected guests, steps.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Plan {
     pub operation: String,
     pub gates: Vec<Gate>,

@@ -765,3 +765,48 @@ fn runbook_and_report_say_it_right() {
     assert!(report.contains("| Exit status | 0 (OK) |"), "{report}");
     assert!(!report.contains("\\("), "no needless escapes: {report}");
 }
+
+/// On a terminal, anything but `y` at the prompt declines: nothing changes, exit 4 (documented),
+/// not 64 (nothing was wrong with the command line). `script` (util-linux, in every Debian)
+/// gives the run a terminal.
+#[test]
+fn declining_at_the_prompt_changes_nothing() {
+    let sim = SimCluster::start(crate::support::ops::fast(scenario::healthy(3)));
+    let inv = sim.inventory();
+    let line = format!(
+        "{} drain pve1 -I {} --no-backup-gate --out {}",
+        crate::support::bin().display(),
+        inv.display(),
+        sim.lab.dir.path().join("declined").display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("HOME", sim.lab.home())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PVEOPS_LOG", "warn,russh=error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.as_mut().unwrap().write_all(b"n\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("Run these steps? [y/N]"), "{all}");
+    assert!(
+        all.contains("declined at the prompt, nothing changed (exit 4)"),
+        "{all}"
+    );
+    assert_eq!(o.status.code(), Some(4), "{all}");
+    assert!(
+        !sim.commands()
+            .iter()
+            .any(|(_, l)| l.contains(" migrate ") || l.contains("node-maintenance")),
+        "{:?}",
+        sim.commands()
+    );
+}

@@ -269,7 +269,8 @@ fn the_dry_run_shows_packages_and_reboots_and_installs_nothing() {
     assert!(
         r.stderr.lines().any(|l| l.contains("gate disk-space")
             && l.contains("ok")
-            && l.contains("pve1 has room: /")),
+            && l.contains("pve1 has room: / needs ")
+            && l.contains(" GiB free")),
         "{}",
         r.stderr
     );

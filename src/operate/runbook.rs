@@ -280,3 +280,52 @@ pub(super) fn package_lines(u: &crate::operation::NodeUpdate) -> Vec<String> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::{Action, Step, Verify};
+    use std::time::Duration;
+
+    fn step(seq: u32, verify: Option<Verify>, noop: Option<&str>) -> Step {
+        Step {
+            seq,
+            title: "wait for the migration of guest 100".into(),
+            on: "pve1".into(),
+            command: None,
+            detached: false,
+            verify,
+            timeout: Duration::from_secs(60),
+            timeout_secs: 60,
+            undo: None,
+            noop: noop.map(str::to_string),
+            only_if: None,
+            detail: Action::Wait { vmid: 100 },
+        }
+    }
+
+    /// A wait is not a no-op: it says what it waits for; a no-op says why, never an empty line.
+    #[test]
+    fn waits_and_no_ops_each_say_what_they_are() {
+        let plan = Plan {
+            operation: "restore".into(),
+            steps: vec![
+                step(1, Some(Verify::GuestUnlocked { vmid: 100 }), None),
+                step(2, None, Some("guest 100 is home")),
+            ],
+            ..Default::default()
+        };
+        let text = plan_text(&plan);
+        assert!(
+            text.contains(
+                "  step 1 on pve1: wait for the migration of guest 100 (waits, sends no command)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  step 2 (no-op): guest 100 is home\n"),
+            "{text}"
+        );
+        assert!(!text.contains("(no-op): \n"), "{text}");
+    }
+}
