@@ -56,6 +56,19 @@ const NODE_READS: &[&str] = &[
     "cert-info",
 ];
 
+/// The reads check_pve's modes need besides the cluster's state (load, disks, tasks,
+/// replication, subscription, certificates): where PVE has no such endpoint, the fact is absent.
+const MONITORING_READS: &[&str] = &[
+    "node-status",
+    "node-rrddata",
+    "disks-list",
+    "node-tasks-failed",
+    "node-tasks-running",
+    "pvesr-status",
+    "subscription",
+    "cert-info",
+];
+
 /// The other templates with a parser of their own: the units (rendered with their list) and
 /// the cluster-wide reads. Any other command is a check's probe.
 const OTHER_PARSED: &[&str] = &[
@@ -405,6 +418,17 @@ fn node_snapshot(
         // A command that failed says why on stderr (pmxcfs down, corosync down, a storage
         // offline): that is the finding, not the unreadable output it left.
         rec.diagnosis = (!out.success()).then(|| diagnose(out)).flatten();
+        // A PVE release without an endpoint of the monitoring reads (`pvesh`: "No 'get'
+        // handler defined", PVE/RESTHandler.pm) simply has not that fact.
+        if MONITORING_READS.contains(&c.command.name.as_str())
+            && rec
+                .diagnosis
+                .as_ref()
+                .is_some_and(|d| d.code == "api-path-missing")
+        {
+            n.commands.push(rec);
+            continue;
+        }
         if let Err(e) = parsed
             && rec.diagnosis.is_none()
         {
