@@ -844,8 +844,8 @@ impl Runner {
             .map(|(t, (free, need))| {
                 format!(
                     "{t} has {} free for {} of guests migrating to it at once",
-                    crate::check::human_bytes(free),
-                    crate::check::human_bytes(need)
+                    crate::units::human_bytes(free),
+                    crate::units::human_bytes(need)
                 )
             })
             .collect();

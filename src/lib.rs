@@ -37,6 +37,7 @@ pub mod ssh_config;
 pub mod stream;
 pub mod subcommand;
 pub mod target;
+pub mod units;
 
 pub use error::{Error, NodeError};
 

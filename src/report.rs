@@ -363,8 +363,8 @@ fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
             .used_pct
             .map(|p| format!("{p:.2} %"))
             .unwrap_or_else(|| "n/a".into()),
-        used: crate::check::human_bytes(s.used_bytes),
-        total: crate::check::human_bytes(s.total_bytes),
+        used: crate::units::human_bytes(s.used_bytes),
+        total: crate::units::human_bytes(s.total_bytes),
     };
     let mut rows = Vec::new();
     for name in &shared {

@@ -141,8 +141,8 @@ pub(super) fn add_moves(
             ok,
             format!(
                 "{t} has {} free for {} of guests",
-                crate::check::human_bytes(free),
-                crate::check::human_bytes(bytes)
+                crate::units::human_bytes(free),
+                crate::units::human_bytes(bytes)
             ),
         ));
     }

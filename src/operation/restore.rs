@@ -332,8 +332,8 @@ pub(super) fn plan_restore(
             free >= bytes,
             format!(
                 "{t} has {} free for {} of guests coming home",
-                crate::check::human_bytes(free),
-                crate::check::human_bytes(bytes)
+                crate::units::human_bytes(free),
+                crate::units::human_bytes(bytes)
             ),
         ));
     }

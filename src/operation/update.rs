@@ -372,7 +372,7 @@ fn space_gate(node: &str, up: &crate::health::Updates, space: Option<&NodeSpace>
 
 /// `1.5 GiB`, `105.0 MiB`.
 fn human(bytes: u64) -> String {
-    crate::check::human_bytes(bytes)
+    crate::units::human_bytes(bytes)
 }
 
 /// The same repositories on every node that reported them (a node on other repositories ends
