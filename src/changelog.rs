@@ -27,7 +27,7 @@ pub struct Entry {
 
 /// Appends `e` to `path` (markdown) and `path.jsonl`, each with one write and an fsync.
 pub fn append(path: &Path, e: &Entry) -> Result<(), crate::Error> {
-    let esc = crate::report::md;
+    let esc = crate::markdown::md;
     let mut md = format!(
         "\n## {} — {} — {}\n\n- operator: {}\n- targets: {}\n- outcome: **{}**\n- evidence: {}\n",
         esc(&e.time),

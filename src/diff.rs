@@ -463,7 +463,7 @@ pub fn markdown(diffs: &[Difference]) -> String {
     if diffs.is_empty() {
         return "No differences.\n".into();
     }
-    let esc = crate::report::md;
+    let esc = crate::markdown::md;
     let mut s = String::from(
         "| Kind | Node | Subject | Before | After | Regression |\n| --- | --- | --- | --- | --- | --- |\n",
     );

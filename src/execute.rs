@@ -258,7 +258,7 @@ impl Runner {
             .resources()
             .await?
             .into_iter()
-            .find(|r| r.vmid == Some(vmid) && matches!(r.kind.as_str(), "qemu" | "lxc")))
+            .find(|r| r.vmid == Some(vmid) && r.is_guest()))
     }
 
     /// The datacenter options (`/etc/pve/datacenter.cfg`) from the first node that answers.
@@ -428,7 +428,7 @@ impl Runner {
                     .filter(|r| {
                         r.node.as_deref() == Some(node.as_str())
                             && r.hastate.is_some()
-                            && matches!(r.kind.as_str(), "qemu" | "lxc")
+                            && r.is_guest()
                     })
                     .count();
                 let moving = res.iter().any(|r| r.lock.as_deref() == Some("migrate"));

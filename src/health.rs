@@ -223,6 +223,13 @@ pub struct Resource {
     pub template: Option<bool>,
 }
 
+impl Resource {
+    /// A VM (`qemu`) or a container (`lxc`), as `/cluster/resources` types them.
+    pub fn is_guest(&self) -> bool {
+        matches!(self.kind.as_str(), "qemu" | "lxc")
+    }
+}
+
 /// One backup (kind `storage-content`): vzdump files and PBS snapshots alike.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -24,6 +24,7 @@ pub mod journal;
 pub mod keys;
 pub mod known_hosts;
 pub mod lab;
+pub mod markdown;
 pub mod monitoring;
 pub mod operate;
 pub mod operation;

@@ -505,7 +505,7 @@ fn read_ok(n: &crate::snapshot::NodeSnapshot, template: &str) -> bool {
 fn guests(snap: &Snapshot) -> Vec<&Resource> {
     snap.resources
         .iter()
-        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true))
+        .filter(|r| r.is_guest() && r.template != Some(true))
         .collect()
 }
 
@@ -545,7 +545,7 @@ pub fn memory_needed(
     for (vmid, to) in moves {
         let Some(g) = resources
             .iter()
-            .find(|r| r.vmid == Some(*vmid) && matches!(r.kind.as_str(), "qemu" | "lxc"))
+            .find(|r| r.vmid == Some(*vmid) && r.is_guest())
         else {
             continue;
         };

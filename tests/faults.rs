@@ -58,13 +58,7 @@ struct Case {
     moved: &'static [(u32, &'static str)],
 }
 
-fn fast(mut c: Cluster) -> Cluster {
-    c.timing.migrate_secs = 0.3;
-    c.timing.ha_delay_secs = 0.2;
-    c.timing.reboot_secs = 0.5;
-    c.timing.shutdown_secs = 0.1;
-    c
-}
+use crate::support::ops::fast;
 
 /// healthy-3node with VM 100 HA-managed: drains and reboots use both plain migrations and HA
 /// node maintenance.

@@ -8,14 +8,7 @@ use pveops::lab::state::{AptLock, Cluster};
 use crate::support::cluster::SimCluster;
 use crate::support::{pveops, stderr};
 
-fn fast(mut c: Cluster) -> Cluster {
-    c.timing.migrate_secs = 0.3;
-    c.timing.ha_delay_secs = 0.2;
-    c.timing.reboot_secs = 0.5;
-    c.timing.shutdown_secs = 0.1;
-    c.timing.upgrade_secs = 0.3;
-    c
-}
+use crate::support::ops::fast;
 
 struct Run {
     code: Option<i32>,

@@ -75,7 +75,7 @@ pub(super) fn backup_recent(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding
     for r in snap
         .resources
         .iter()
-        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.template != Some(true))
+        .filter(|r| r.is_guest() && r.template != Some(true))
     {
         let Some(vmid) = r.vmid else { continue };
         if c.params.exclude_guests.contains(&vmid) {

@@ -183,7 +183,7 @@ pub(super) async fn preflight(
     let wanted: Vec<&crate::health::Resource> = snap
         .resources
         .iter()
-        .filter(|r| matches!(r.kind.as_str(), "qemu" | "lxc"))
+        .filter(|r| r.is_guest())
         .filter(|r| match op {
             Operation::Migrate { vmid, .. } => r.vmid == Some(*vmid),
             // A drain may move stopped guests too (`--include-stopped`).

@@ -68,7 +68,7 @@ pub fn plan_text(plan: &Plan) -> String {
 /// For each guest the plan touches (a restore: each guest of the journal's home line), where
 /// it is, where it belongs, and what will happen to it.
 pub(super) fn placement_table(plan: &Plan, live: &Snapshot) -> String {
-    let esc = crate::report::md;
+    let esc = crate::markdown::md;
     let mut s = String::from(
         "\n## Placement\n\n| VMID | Now on | Home | State now → at home | What happens |\n| --- | --- | --- | --- | --- |\n",
     );
@@ -76,7 +76,7 @@ pub(super) fn placement_table(plan: &Plan, live: &Snapshot) -> String {
         let g = live
             .resources
             .iter()
-            .find(|r| matches!(r.kind.as_str(), "qemu" | "lxc") && r.vmid == Some(h.vmid));
+            .find(|r| r.is_guest() && r.vmid == Some(h.vmid));
         let now_on = g
             .and_then(|g| g.node.clone())
             .unwrap_or_else(|| "(gone)".into());
@@ -116,7 +116,7 @@ pub(super) fn placement_table(plan: &Plan, live: &Snapshot) -> String {
 
 /// The runbook: window, affected guests, backups, steps, success criteria, rollback, gates.
 pub fn runbook(plan: &Plan, before: &Snapshot, now: jiff::Timestamp) -> String {
-    let esc = crate::report::md;
+    let esc = crate::markdown::md;
     let mut s = format!(
         "# Runbook: {}\n\nPrepared {} from a snapshot taken {}.\n\n",
         esc(&plan.operation),

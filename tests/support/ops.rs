@@ -12,6 +12,7 @@ pub fn fast(mut c: Cluster) -> Cluster {
     c.timing.ha_delay_secs = 0.2;
     c.timing.reboot_secs = 0.5;
     c.timing.shutdown_secs = 0.1;
+    c.timing.upgrade_secs = 0.3;
     c
 }
 
