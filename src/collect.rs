@@ -30,7 +30,8 @@ pub const UNITS: &[&str] = &[
     "pve-ha-crm",
 ];
 
-/// The per-node reads, in the order they are sent; each has a parser of its own.
+/// The per-node reads of the cluster's state, in the order they are sent (then
+/// `MONITORING_READS`); each has a parser of its own.
 const NODE_READS: &[&str] = &[
     "pvecm-status",
     "pvesm-status",
@@ -46,14 +47,6 @@ const NODE_READS: &[&str] = &[
     "ceph-status",
     "dpkg-audit",
     "apt-policy",
-    "node-status",
-    "node-rrddata",
-    "disks-list",
-    "node-tasks-failed",
-    "node-tasks-running",
-    "pvesr-status",
-    "subscription",
-    "cert-info",
 ];
 
 /// The reads check_pve's modes need besides the cluster's state (load, disks, tasks,
@@ -78,7 +71,9 @@ const OTHER_PARSED: &[&str] = &[
 ];
 
 fn has_parser(name: &str) -> bool {
-    NODE_READS.contains(&name) || OTHER_PARSED.contains(&name) || PACKAGE_STATE.contains(&name)
+    [NODE_READS, MONITORING_READS, OTHER_PARSED, PACKAGE_STATE]
+        .iter()
+        .any(|list| list.contains(&name))
 }
 
 /// One raw command output for `raw/<node>/<name>.*`.
@@ -117,8 +112,11 @@ pub fn node_catalog(
     checks: &[Check],
     only: &[String],
 ) -> Result<Vec<Command>, crate::Error> {
-    let mut wanted: Vec<(&str, serde_json::Value)> =
-        NODE_READS.iter().map(|n| (*n, json!({}))).collect();
+    let mut wanted: Vec<(&str, serde_json::Value)> = NODE_READS
+        .iter()
+        .chain(MONITORING_READS)
+        .map(|n| (*n, json!({})))
+        .collect();
     wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command

@@ -252,72 +252,49 @@ fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
 /// The nodes' own numbers in the exposition format (see `node_perfdata`).
 fn node_metrics(out: &mut String, snap: &Snapshot, now: i64) {
     let up = || snap.nodes.iter().filter(|n| n.reachable);
-    family(
-        out,
-        "pveops_node_memory_used_ratio",
-        "Used share of the node's memory (/nodes/N/status), 0 to 1.",
-    );
-    for n in up() {
-        if let Some(pct) = n
-            .node_status
-            .as_ref()
-            .and_then(|s| s.memory.as_ref())
-            .and_then(|m| m.used_pct())
-        {
-            let _ = writeln!(
-                out,
-                "pveops_node_memory_used_ratio{} {}",
-                labels(&[("node", &n.name)]),
-                pct / 100.0
-            );
-        }
-    }
-    family(
-        out,
-        "pveops_node_swap_used_ratio",
-        "Used share of the node's swap (/nodes/N/status), 0 to 1; absent without swap.",
-    );
-    for n in up() {
-        if let Some(pct) = n
-            .node_status
-            .as_ref()
-            .and_then(|s| s.swap.as_ref())
-            .and_then(|m| m.used_pct())
-        {
-            let _ = writeln!(
-                out,
-                "pveops_node_swap_used_ratio{} {}",
-                labels(&[("node", &n.name)]),
-                pct / 100.0
-            );
-        }
-    }
-    family(
-        out,
-        "pveops_node_cpu_ratio",
-        "CPU in use on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
-    );
-    for n in up() {
-        if let Some(v) = n.load.as_ref().and_then(|l| l.cpu) {
-            let _ = writeln!(
-                out,
-                "pveops_node_cpu_ratio{} {v}",
-                labels(&[("node", &n.name)])
-            );
-        }
-    }
-    family(
-        out,
-        "pveops_node_io_wait_ratio",
-        "IO wait on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
-    );
-    for n in up() {
-        if let Some(v) = n.load.as_ref().and_then(|l| l.iowait) {
-            let _ = writeln!(
-                out,
-                "pveops_node_io_wait_ratio{} {v}",
-                labels(&[("node", &n.name)])
-            );
+    type Ratio = fn(&crate::snapshot::NodeSnapshot) -> Option<f64>;
+    let ratios: [(&str, &str, Ratio); 4] = [
+        (
+            "pveops_node_memory_used_ratio",
+            "Used share of the node's memory (/nodes/N/status), 0 to 1.",
+            |n| {
+                n.node_status
+                    .as_ref()?
+                    .memory
+                    .as_ref()?
+                    .used_pct()
+                    .map(|p| p / 100.0)
+            },
+        ),
+        (
+            "pveops_node_swap_used_ratio",
+            "Used share of the node's swap (/nodes/N/status), 0 to 1; absent without swap.",
+            |n| {
+                n.node_status
+                    .as_ref()?
+                    .swap
+                    .as_ref()?
+                    .used_pct()
+                    .map(|p| p / 100.0)
+            },
+        ),
+        (
+            "pveops_node_cpu_ratio",
+            "CPU in use on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
+            |n| n.load.as_ref()?.cpu,
+        ),
+        (
+            "pveops_node_io_wait_ratio",
+            "IO wait on the node in the newest minute pvestatd recorded (/nodes/N/rrddata), 0 to 1.",
+            |n| n.load.as_ref()?.iowait,
+        ),
+    ];
+    for (name, help, value) in ratios {
+        family(out, name, help);
+        for n in up() {
+            if let Some(v) = value(n) {
+                let _ = writeln!(out, "{name}{} {v}", labels(&[("node", &n.name)]));
+            }
         }
     }
     family(

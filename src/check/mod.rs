@@ -371,6 +371,34 @@ fn finding(
     }
 }
 
+/// How a number is judged against a check's two levels.
+#[derive(Clone, Copy)]
+enum Level {
+    /// Worse as it grows: a warning at or over `warn`, critical at or over `crit` (usage).
+    Rising,
+    /// Worse as it shrinks, the levels included (an SSD's life left).
+    FallingTo,
+    /// Worse as it shrinks, below the levels (days until a certificate expires).
+    FallingBelow,
+}
+
+impl Level {
+    fn judge(self, v: f64, warn: f64, crit: f64) -> Option<Severity> {
+        let past = |level: f64| match self {
+            Level::Rising => v >= level,
+            Level::FallingTo => v <= level,
+            Level::FallingBelow => v < level,
+        };
+        if past(crit) {
+            Some(Severity::Critical)
+        } else if past(warn) {
+            Some(Severity::Warning)
+        } else {
+            None
+        }
+    }
+}
+
 fn reachable(snap: &Snapshot) -> impl Iterator<Item = &NodeSnapshot> {
     snap.nodes.iter().filter(|n| n.reachable)
 }

@@ -1,6 +1,6 @@
 //! A node's own health as check_pve reads it: memory, swap, CPU and IO wait, disks, failed tasks, subscription, certificates.
 
-use super::{Check, ago, finding, reachable};
+use super::{Check, Level, ago, finding, reachable};
 use crate::finding::{Finding, Severity};
 use crate::snapshot::Snapshot;
 use crate::units::human_bytes;
@@ -16,11 +16,7 @@ fn memory_use(c: &Check, swap: bool, snap: &Snapshot) -> Vec<Finding> {
         let Some(pct) = m.as_ref().and_then(|m| m.used_pct()) else {
             continue;
         };
-        let severity = if pct >= crit {
-            Severity::Critical
-        } else if pct >= warn {
-            Severity::Warning
-        } else {
+        let Some(severity) = Level::Rising.judge(pct, warn, crit) else {
             continue;
         };
         let what = if swap { "swap" } else { "memory" };
@@ -59,11 +55,7 @@ fn load_use(c: &Check, io: bool, snap: &Snapshot) -> Vec<Finding> {
         let Some(pct) = (if io { load.iowait } else { load.cpu }).map(|v| v * 100.0) else {
             continue;
         };
-        let severity = if pct >= crit {
-            Severity::Critical
-        } else if pct >= warn {
-            Severity::Warning
-        } else {
+        let Some(severity) = Level::Rising.judge(pct, warn, crit) else {
             continue;
         };
         let (what, avg) = if io {
@@ -126,11 +118,7 @@ pub(super) fn disk_health(c: &Check, snap: &Snapshot, _now: i64) -> Vec<Finding>
                 continue;
             }
             let Some(left) = d.wearout else { continue };
-            let severity = if left <= crit {
-                Severity::Critical
-            } else if left <= warn {
-                Severity::Warning
-            } else {
+            let Some(severity) = Level::FallingTo.judge(left, warn, crit) else {
                 continue;
             };
             out.push(finding(
@@ -226,11 +214,7 @@ pub(super) fn cert_expiry(c: &Check, snap: &Snapshot, now: i64) -> Vec<Finding> 
         for cert in n.certificates.iter().flatten() {
             let Some(after) = cert.notafter else { continue };
             let days = (after - now) as f64 / 86400.0;
-            let severity = if days < crit {
-                Severity::Critical
-            } else if days < warn {
-                Severity::Warning
-            } else {
+            let Some(severity) = Level::FallingBelow.judge(days, warn, crit) else {
                 continue;
             };
             let when = if days < 0.0 {

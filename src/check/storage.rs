@@ -1,6 +1,6 @@
 //! Storage checks: active, usage, replication jobs.
 
-use super::{Check, ago, finding, reachable};
+use super::{Check, Level, ago, finding, reachable};
 use crate::finding::{Finding, Severity};
 use crate::snapshot::Snapshot;
 use crate::units::human_bytes;
@@ -46,11 +46,7 @@ pub(super) fn storage_usage(c: &Check, snap: &Snapshot, _now: i64) -> Vec<Findin
             .filter(|s| s.status == "active" && !p.exclude_storages.contains(&s.name))
         {
             let Some(pct) = s.used_pct else { continue };
-            let level = if pct >= crit {
-                Severity::Critical
-            } else if pct >= warn {
-                Severity::Warning
-            } else {
+            let Some(level) = Level::Rising.judge(pct, warn, crit) else {
                 continue;
             };
             let limit = if level == Severity::Critical {
