@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::known_hosts::Policy;
-
 const AFTER_HELP: &str = "\
 Targets are [user@]host[:port] (IPv6 as [addr]:port), OpenSSH config aliases, or node and group
 names of the inventory (-I). Settings come from, in order: the target as typed, these options,
@@ -175,7 +173,7 @@ pub struct Global {
         value_enum,
         value_name = "POLICY"
     )]
-    pub host_keys: Option<Policy>,
+    pub host_keys: Option<HostKeys>,
     /// Connect through this bastion, as `ssh -J` ([user@]host[:port], comma-separated for a chain)
     #[arg(
         short = 'J',
@@ -536,6 +534,24 @@ pub struct AssessArgs {
     /// Also run the node's upgrade checker (pve8to9 --full, or pve7to8): each WARN/FAIL becomes an `upgrade.checklist` finding
     #[arg(long)]
     pub upgrade_checklist: bool,
+}
+
+/// `--host-keys`: the command line's words for `known_hosts::Policy` (the core knows no clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostKeys {
+    /// Refuse unknown and changed keys
+    Strict,
+    /// Record a never-seen key, refuse a changed one
+    AcceptNew,
+}
+
+impl From<HostKeys> for crate::known_hosts::Policy {
+    fn from(h: HostKeys) -> Self {
+        match h {
+            HostKeys::Strict => crate::known_hosts::Policy::Strict,
+            HostKeys::AcceptNew => crate::known_hosts::Policy::AcceptNew,
+        }
+    }
 }
 
 /// What `assess` prints on stdout (docs/monitoring.md).

@@ -1,6 +1,7 @@
 //! pveops: assess, plan, execute, verify and record Proxmox VE maintenance from a jump host,
 //! over nothing but SSH. See ARCHITECTURE.md for the map of the code.
 
+pub mod adhoc;
 pub mod atomic;
 pub mod batch;
 pub mod changelog;
@@ -12,8 +13,7 @@ pub mod diff;
 pub mod discover;
 pub mod error;
 pub mod evidence;
-pub mod exec;
-pub mod execute;
+pub mod executor;
 pub mod facts;
 pub mod finding;
 pub mod fleet;

@@ -63,7 +63,7 @@ impl RolloutRow {
 /// did, and what the before/after diff shows (versions, kernel, boot id).
 pub fn rollout_rows(
     plan: &crate::operation::Plan,
-    done: &[crate::execute::Done],
+    done: &[crate::executor::Done],
     differences: &[crate::diff::Difference],
     snap: &Snapshot,
 ) -> Vec<RolloutRow> {

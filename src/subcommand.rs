@@ -171,7 +171,7 @@ pub fn nodes(global: &Global, targets: &[String]) -> Result<Vec<Node>, crate::Er
         port: global.port,
         identities: global.identities.clone(),
         known_hosts: global.known_hosts.clone(),
-        host_keys: global.host_keys,
+        host_keys: global.host_keys.map(Into::into),
         jump: global.jump.clone(),
     };
     Resolver {
@@ -252,14 +252,14 @@ async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
         }
     };
     drop(progress);
-    let records = crate::exec::records(&results);
+    let records = crate::adhoc::records(&results);
     if args.json {
         let text = serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into());
         println!("{text}");
     } else {
-        print!("{}", crate::exec::render_text(&records));
+        print!("{}", crate::adhoc::render_text(&records));
     }
-    eprintln!("{}", crate::exec::summary(&records));
+    eprintln!("{}", crate::adhoc::summary(&records));
     Ok(if records.iter().all(|r| r.ok()) { 0 } else { 2 })
 }
 

@@ -104,6 +104,24 @@ fn only_the_cli_layer_knows_the_cli() {
         .map(|(rel, _)| format!("src/{rel}"))
         .collect();
     assert!(hits.is_empty(), "modules importing the CLI: {hits:?}");
+    // Nor does it know the argument parser: clap's types stay in the CLI layer.
+    let clap: Vec<String> = core_sources()
+        .into_iter()
+        .filter(|(rel, code)| !allowed.contains(&rel.as_str()) && code.contains("clap::"))
+        .map(|(rel, _)| format!("src/{rel}"))
+        .collect();
+    assert!(clap.is_empty(), "modules naming clap: {clap:?}");
+    // Nor the simulator: planning, gates and checks never reach the lab.
+    let lab: Vec<String> = core_sources()
+        .into_iter()
+        .filter(|(rel, code)| {
+            !allowed.contains(&rel.as_str())
+                && !rel.starts_with("lab")
+                && code.contains("crate::lab")
+        })
+        .map(|(rel, _)| format!("src/{rel}"))
+        .collect();
+    assert!(lab.is_empty(), "modules reaching the lab: {lab:?}");
 }
 
 /// The body of `pub struct NAME { … }` in `code`.

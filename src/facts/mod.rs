@@ -20,6 +20,9 @@ use serde::Serialize;
 mod common;
 pub mod stderr;
 
+/// Debian-ish version order, for the plan's version gates (the same the parsers use).
+pub(crate) use common::version_cmp;
+
 pub mod apt_cache_show;
 pub mod apt_get;
 pub mod apt_lists;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::check::Check;
 use crate::command::Templates;
-use crate::execute::{Outcome, Runner};
+use crate::executor::{Outcome, Runner};
 use crate::inventory::Node;
 use crate::journal::StepOutcome;
 use crate::operation::{Action, Operation, Plan};
@@ -569,7 +569,7 @@ fn write_report(
     bundle: &crate::evidence::Bundle,
     plan: &Plan,
     snap: &Snapshot,
-    done: Option<&[crate::execute::Done]>,
+    done: Option<&[crate::executor::Done]>,
     diffs: &[crate::diff::Difference],
     rollout: &[crate::report::RolloutRow],
     outcome: &str,

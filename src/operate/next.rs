@@ -2,7 +2,7 @@
 //! the repairs the journal shows to be needed, printed as the last lines on the terminal and
 //! written to the report's follow-ups and the change log.
 
-use crate::execute::Done;
+use crate::executor::Done;
 use crate::journal::StepOutcome;
 use crate::operation::{Action, Plan};
 

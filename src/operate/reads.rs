@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::command::Templates;
-use crate::execute::Runner;
+use crate::executor::Runner;
 use crate::journal::StepOutcome;
 use crate::operation::{Action, Operation, Prechecks, Preflight};
 use crate::snapshot::Snapshot;

@@ -326,11 +326,10 @@ pub(super) fn version_gate(snap: &Snapshot, node: &str) -> Gate {
         })
         .and_then(|n| n.version.as_ref())
         .and_then(|v| v.manager_version.clone());
-    let key = v
+    // pve-manager 7.3 brought `ha-manager crm-command node-maintenance`.
+    let ok = v
         .as_deref()
-        .map(crate::lab::state::version_key)
-        .unwrap_or_default();
-    let ok = key >= vec![7, 3];
+        .is_some_and(|v| crate::facts::version_cmp(v, "7.3") != std::cmp::Ordering::Less);
     gate(
         "ha-maintenance-supported",
         ok,
