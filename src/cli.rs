@@ -309,7 +309,12 @@ Examples:
   ... upgrade ...
   pveops verify -I inventory.toml prod --against before.json
 
-Exit status: 2 when anything regressed or a finding is critical, else the worst finding.")]
+What the baseline read is read again (with --upgrade-checklist when it ran the upgrade
+checker). Each finding is new, unchanged or resolved by its check, node and subject; the
+unchanged ones are listed, not counted against the change.
+
+Exit status (the same as the Outcome line): 2 a regression or a new critical finding, 1 a new
+warning, 3 no node answered (or a new UNKNOWN finding), else 0.")]
     #[command(display_order = 8)]
     Verify(VerifyArgs),
     /// List the checks in force with their ids, severities and thresholds
