@@ -717,6 +717,24 @@ pub fn plan(
                     .filter(|g| g.node.as_deref() == Some(node.as_str()) && g.hastate.is_some())
                     .collect();
                 if *enter {
+                    // With no HA resource configured, no CRM is master (`ha-manager status`
+                    // prints only the quorum line, pve-ha-manager `PVE/HA/Env/PVE2.pm`): the
+                    // request would wait in crm_commands and the LRM never enters maintenance.
+                    let read: Vec<_> = snap
+                        .nodes
+                        .iter()
+                        .filter(|n| n.reachable)
+                        .filter_map(|n| n.ha.as_ref())
+                        .collect();
+                    if !read.is_empty() && read.iter().all(|h| h.master.is_none()) {
+                        p.gates.push(gate(
+                            "ha-active",
+                            false,
+                            format!(
+                                "HA is not active on this cluster (no CRM master: no HA resource is configured), so node maintenance would never take effect on {node}; to empty the node use `pveops drain {node}`"
+                            ),
+                        ));
+                    }
                     add_ha_maintenance(&mut p, snap, &node, &ha, templates, o)?;
                 } else {
                     p.steps.push(maintenance_step(

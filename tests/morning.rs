@@ -810,3 +810,27 @@ fn declining_at_the_prompt_changes_nothing() {
         sim.commands()
     );
 }
+
+/// Without any HA resource no CRM is master, so node maintenance would never take effect: it is
+/// refused before any change instead of being waited for until its timeout.
+#[test]
+fn maintenance_without_active_ha_is_refused_at_once() {
+    let sim = SimCluster::start(crate::support::ops::fast(scenario::healthy(3)));
+    let started = std::time::Instant::now();
+    let r = crate::support::ops::op(&sim, &["maintenance", "enter", "pve3", "--yes"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refused by gate ha-active"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pveops drain pve3"), "{}", r.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(
+        !sim.commands()
+            .iter()
+            .any(|(_, l)| l.contains("node-maintenance")),
+        "{:?}",
+        sim.commands()
+    );
+}
