@@ -11,26 +11,6 @@ use serde_json::{Map, Value, json};
 use super::render::Reply;
 use super::state::{Cluster, Disk, GuestKind, Node, Task};
 
-fn out(stdout: String) -> Reply {
-    Reply {
-        stdout,
-        stderr: String::new(),
-        exit: 0,
-    }
-}
-
-fn err(stderr: impl Into<String>, exit: i32) -> Reply {
-    let mut stderr = stderr.into();
-    if !stderr.ends_with('\n') {
-        stderr.push('\n');
-    }
-    Reply {
-        stdout: String::new(),
-        stderr,
-        exit,
-    }
-}
-
 /// One line of compact, key-sorted JSON (pvesh `--output-format json`).
 fn json_line(v: &Value) -> String {
     let mut s = serde_json::to_string(v).unwrap_or_default();
@@ -153,7 +133,7 @@ pub fn disks_list(n: &Node) -> Reply {
             Value::Object(m)
         })
         .collect();
-    out(json_line(&Value::Array(v)))
+    Reply::out(json_line(&Value::Array(v)))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -315,7 +295,7 @@ fn param_error(errors: &[(String, String)]) -> Reply {
         let _ = writeln!(s, "{k}: {e}");
     }
     s.push_str("pvesh get <api_path> [OPTIONS] [FORMAT_OPTIONS]\n");
-    err(s, 255)
+    Reply::err(s, 255)
 }
 
 fn parse_int(v: &str) -> Option<i64> {
@@ -486,7 +466,7 @@ pub fn node_tasks(c: &Cluster, n: &Node, query: &[(String, String)], now: i64) -
             }
         }
     }
-    out(json_line(&Value::Array(res)))
+    Reply::out(json_line(&Value::Array(res)))
 }
 
 /// GET `/cluster/tasks` (pve-manager `PVE/API2/Cluster.pm` `tasks`): every member node's list as
@@ -522,7 +502,7 @@ pub fn cluster_tasks(c: &Cluster, asker: &str, now: i64) -> Reply {
             res.push(Value::Object(m));
         }
     }
-    out(json_line(&Value::Array(res)))
+    Reply::out(json_line(&Value::Array(res)))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -579,7 +559,7 @@ fn next_event(schedule: &str, last: i64, offset_secs: i64) -> i64 {
 /// is offline), else the schedule's next event after the last try, `pending` when past.
 pub fn pvesr_status(c: &Cluster, node: &str, args: &[&str], now: i64) -> Reply {
     let Some(n) = c.node(node) else {
-        return err(format!("lab: no node `{node}` in the state"), 255);
+        return Reply::err(format!("lab: no node `{node}` in the state"), 255);
     };
     let mut guest_filter = None;
     let mut i = 0;
@@ -590,7 +570,7 @@ pub fn pvesr_status(c: &Cluster, node: &str, args: &[&str], now: i64) -> Reply {
                 match v.parse::<u32>() {
                     Ok(g) => guest_filter = Some(g),
                     Err(_) => {
-                        return err(
+                        return Reply::err(
                             format!(
                                 "400 Parameter verification failed.\nguest: type check ('integer') failed - got '{v}'\npvesr status  [OPTIONS]"
                             ),
@@ -601,7 +581,7 @@ pub fn pvesr_status(c: &Cluster, node: &str, args: &[&str], now: i64) -> Reply {
                 i += 2;
             }
             other => {
-                return err(
+                return Reply::err(
                     format!(
                         "400 Parameter verification failed.\n{}: property is not defined in schema and the schema does not allow additional properties\npvesr status  [OPTIONS]",
                         other.trim_start_matches('-')
@@ -689,7 +669,7 @@ pub fn pvesr_status(c: &Cluster, node: &str, args: &[&str], now: i64) -> Reply {
             ],
         );
     }
-    out(o)
+    Reply::out(o)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -789,12 +769,12 @@ pub fn pvesubscription_get(n: &Node) -> Reply {
         };
         let _ = writeln!(o, "{k}: {v}");
     }
-    out(o)
+    Reply::out(o)
 }
 
 /// GET `/nodes/N/subscription` as JSON.
 pub fn subscription_json(n: &Node) -> Reply {
-    out(json_line(&Value::Object(subscription_info(n))))
+    Reply::out(json_line(&Value::Object(subscription_info(n))))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -857,7 +837,7 @@ pub fn cert_info(c: &Cluster, n: &Node, now: i64) -> Reply {
             &[format!("{}.lab", n.name)],
         ));
     }
-    out(json_line(&Value::Array(v)))
+    Reply::out(json_line(&Value::Array(v)))
 }
 
 fn cert_entry(
@@ -960,7 +940,7 @@ pub fn node_rrddata(
     now: i64,
 ) -> Reply {
     let Some(me) = c.node(asker) else {
-        return err(format!("unknown node '{asker}'"), 255);
+        return Reply::err(format!("unknown node '{asker}'"), 255);
     };
     let pve9 = super::render::pve_ge(me, &[9]);
     let mut errors = Vec::new();
@@ -1009,7 +989,7 @@ pub fn node_rrddata(
     };
     let dir = if pve9 { "pve-node-9.0" } else { "pve2-node" };
     let Some(n) = c.node(name) else {
-        return err(
+        return Reply::err(
             format!(
                 "RRD error: opening '/var/lib/rrdcached/db/{dir}/{name}': No such file or directory"
             ),
@@ -1076,7 +1056,7 @@ pub fn node_rrddata(
     {
         rows.pop();
     }
-    out(json_line(&Value::Array(rows)))
+    Reply::out(json_line(&Value::Array(rows)))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn out(stdout: String) -> Reply {
+    pub(super) fn out(stdout: String) -> Reply {
         Reply {
             stdout,
             stderr: String::new(),
@@ -33,7 +33,7 @@ impl Reply {
         }
     }
 
-    fn err(stderr: impl Into<String>, exit: i32) -> Reply {
+    pub(super) fn err(stderr: impl Into<String>, exit: i32) -> Reply {
         let mut stderr = stderr.into();
         if !stderr.ends_with('\n') {
             stderr.push('\n');
