@@ -304,6 +304,19 @@ pub struct Disk {
     pub used: Option<String>,
 }
 
+impl Disk {
+    /// smartctl's overall assessment as PVE passes it (pve-storage PVE/Diskmanage.pm
+    /// `get_smart_data`): `PASSED` (ATA/NVMe) or `OK` (SAS) is good; none, `UNKNOWN` or
+    /// `SMART Disabled…` says nothing either way (None); anything else is a failure.
+    pub fn smart_passed(&self) -> Option<bool> {
+        match self.health.as_deref()? {
+            "" | "UNKNOWN" => None,
+            h if h.starts_with("SMART Disabled") => None,
+            h => Some(matches!(h, "PASSED" | "OK")),
+        }
+    }
+}
+
 /// One task of `/nodes/N/tasks` (kind `tasks`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -212,11 +212,7 @@ fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
             ));
         }
         for d in n.disks.iter().flatten() {
-            if let Some(h) = d
-                .health
-                .as_deref()
-                .filter(|h| !matches!(*h, "UNKNOWN" | ""))
-            {
+            if let Some(passed) = d.smart_passed() {
                 perf.push(format!(
                     "{}={};;;0;1",
                     perf_label(&format!(
@@ -224,7 +220,7 @@ fn node_perfdata(snap: &Snapshot, now: i64) -> Vec<String> {
                         n.name,
                         d.devpath.trim_start_matches("/dev/")
                     )),
-                    u8::from(matches!(h, "PASSED" | "OK"))
+                    u8::from(passed)
                 ));
             }
             if let Some(left) = d.wearout {
@@ -330,16 +326,8 @@ fn node_metrics(out: &mut String, snap: &Snapshot, now: i64) {
     for n in up() {
         for d in n.disks.iter().flatten() {
             let l = labels(&[("node", &n.name), ("device", &d.devpath)]);
-            if let Some(h) = d
-                .health
-                .as_deref()
-                .filter(|h| !matches!(*h, "UNKNOWN" | ""))
-            {
-                let _ = writeln!(
-                    smart,
-                    "pveops_disk_smart_passed{l} {}",
-                    u8::from(matches!(h, "PASSED" | "OK"))
-                );
+            if let Some(passed) = d.smart_passed() {
+                let _ = writeln!(smart, "pveops_disk_smart_passed{l} {}", u8::from(passed));
             }
             if let Some(left) = d.wearout {
                 let _ = writeln!(life, "pveops_disk_life_left_ratio{l} {}", left / 100.0);

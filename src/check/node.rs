@@ -98,13 +98,8 @@ pub(super) fn disk_health(c: &Check, snap: &Snapshot, _now: i64) -> Vec<Finding>
                 d.devpath,
                 d.model.as_deref().unwrap_or("unknown model")
             );
-            // smartctl's overall assessment: PASSED (ATA/NVMe) or OK (SAS) is good;
-            // UNKNOWN, `SMART Disabled` or none says nothing either way
-            // (pve-storage PVE/Diskmanage.pm `get_smart_data`).
-            if let Some(h) = &d.health
-                && !matches!(h.as_str(), "PASSED" | "OK" | "UNKNOWN" | "")
-                && !h.starts_with("SMART Disabled")
-            {
+            if d.smart_passed() == Some(false) {
+                let h = d.health.as_deref().unwrap_or_default();
                 out.push(finding(
                     c,
                     Severity::Critical,
