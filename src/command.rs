@@ -341,6 +341,38 @@ mod tests {
         assert_eq!(c.script, "systemctl is-active corosync 'pve cluster'");
     }
 
+    /// A failed step's log and status stay in the node's /tmp; a detached command started
+    /// under the same name must never be judged by that old status (a CI run once read a
+    /// stale `255` while the new migration was still printing its log).
+    #[test]
+    fn a_detached_command_never_shows_an_earlier_exit_status() {
+        let t = Templates::load(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("step.log");
+        let rc = dir.path().join("step.log.rc");
+        std::fs::write(&rc, "255\n").unwrap();
+        let c = t
+            .render(
+                "detached",
+                &json!({"script": "exit 7", "logfile": log.to_str().unwrap()}),
+            )
+            .unwrap();
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&c.script)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // From here on the file holds either nothing or this run's status.
+        let first = loop {
+            match std::fs::read_to_string(&rc) {
+                Ok(text) => break text,
+                Err(_) => std::thread::yield_now(),
+            }
+        };
+        assert_eq!(first.trim(), "7");
+    }
+
     #[test]
     fn missing_variables_and_nul_are_errors() {
         let t = Templates::load(None).unwrap();

@@ -960,9 +960,20 @@ impl Runner {
             journal.write(&end(step, StepOutcome::Skipped, None, true, why.clone()))?;
             return Ok(mk(StepOutcome::Skipped, None, true, why, None));
         };
-        let log = step
-            .detached
-            .then(|| format!("/tmp/pveops-step-{}-{}.log", step.seq, std::process::id()));
+        // The process id and the clock make the name unique on the node: a failed step's log
+        // stays in the node's /tmp, and a later run with the same pid and step number must not
+        // read that run's exit status as its own.
+        let log = step.detached.then(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!(
+                "/tmp/pveops-step-{}-{}-{t}.log",
+                step.seq,
+                std::process::id()
+            )
+        });
         let sent = match &log {
             Some(log) => self.detached(cmd, log)?,
             None => cmd.clone(),

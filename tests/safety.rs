@@ -506,7 +506,7 @@ fn detached_logs_leave_the_node_once_their_step_is_verified_and_stay_in_the_evid
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("pveops-step-") && n.contains(&format!("-{pid}.log")))
+        .filter(|n| n.starts_with("pveops-step-") && n.contains(&format!("-{pid}-")))
         .collect();
     assert!(left.is_empty(), "left on the node: {left:?}");
     let kept: Vec<_> = crate::support::files_below(&dir.join("raw/pve1"))
