@@ -1,5 +1,6 @@
-//! The structure ARCHITECTURE.md promises, checked on the source: PVE output is read only in
-//! `src/facts/` (one fact, one place), and only the CLI layer knows the CLI.
+//! The structure ARCHITECTURE.md promises, checked on the source where the compiler cannot:
+//! PVE output is read only in `pveops-core/src/facts/` (one fact, one place), the core writes
+//! no file and depends on no runtime, and only the CLI layer knows the CLI and the lab.
 
 use std::path::{Path, PathBuf};
 
@@ -14,29 +15,43 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every source file outside the parsers and the simulator, with its test module cut off
-/// (tests may hold PVE output as data), as (path relative to src/, code).
-fn core_sources() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The workspace's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every source file of a crate but the simulator (`pveops-lab`), with its test module cut
+/// off (tests may hold PVE output as data), as (path relative to `crates/`, code).
+fn crate_sources(krate: &str) -> Vec<(String, String)> {
+    let crates = root().join("crates");
     let mut files = Vec::new();
-    sources(&src, &mut files);
+    sources(&crates.join(krate).join("src"), &mut files);
     files.sort();
     files
         .into_iter()
-        .filter_map(|p| {
-            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
-            // facts/ reads PVE's output; lab/ (and its tools binary) prints it.
-            if rel.starts_with("facts/") || rel.starts_with("lab/") || rel.starts_with("bin/") {
-                return None;
-            }
+        .map(|p| {
+            let rel = p
+                .strip_prefix(&crates)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(&p).unwrap();
             let code = match text.find("#[cfg(test)]") {
                 Some(i) => text[..i].to_string(),
                 None => text,
             };
-            Some((rel, code))
+            (rel, code)
         })
         .collect()
+}
+
+/// Every source file outside the parsers and the simulator.
+fn core_sources() -> Vec<(String, String)> {
+    let mut all = crate_sources("pveops-core");
+    all.extend(crate_sources("pveops"));
+    // facts/ reads PVE's output; the lab prints it.
+    all.retain(|(rel, _)| !rel.starts_with("pveops-core/src/facts/"));
+    all
 }
 
 /// Words of PVE's own output (keys, messages, table headers) that only a parser may look for.
@@ -67,61 +82,104 @@ fn pve_output_is_read_only_in_facts() {
     for (rel, code) in core_sources() {
         for word in PVE_OUTPUT {
             if code.contains(word) {
-                hits.push(format!("src/{rel}: {word:?}"));
+                hits.push(format!("{rel}: {word:?}"));
             }
         }
         // JSON from a node goes through a facts parser; only pveops' own files (the journal,
         // a saved snapshot) are read with serde here.
-        let own_format = matches!(rel.as_str(), "journal.rs" | "snapshot.rs");
+        let own_format = matches!(
+            rel.as_str(),
+            "pveops-core/src/journal.rs" | "pveops-core/src/snapshot.rs"
+        );
         for call in [
             "serde_json::from_str",
             "serde_json::from_slice",
             "from_str::<serde_json::Value>",
         ] {
             if code.contains(call) && !own_format {
-                hits.push(format!("src/{rel}: {call}"));
+                hits.push(format!("{rel}: {call}"));
             }
         }
     }
     assert!(
         hits.is_empty(),
-        "PVE output read outside src/facts/ (add a `pveops parse` kind instead):\n{}",
+        "PVE output read outside pveops-core/src/facts/ (add a `pveops parse` kind instead):\n{}",
         hits.join("\n")
     );
 }
 
 #[test]
 fn only_the_cli_layer_knows_the_cli() {
-    // The core (the operation loop included: `operate::Request` is plain data) is driven by the
-    // CLI layer and never reaches back into it.
-    let allowed = ["lib.rs", "main.rs", "cli.rs", "subcommand.rs"];
-    let hits: Vec<String> = core_sources()
-        .into_iter()
-        .filter(|(rel, code)| {
-            !allowed.contains(&rel.as_str())
-                && (code.contains("crate::cli") || code.contains("crate::subcommand"))
-        })
-        .map(|(rel, _)| format!("src/{rel}"))
+    // pveops-core cannot name the CLI, clap or the lab: it does not depend on them (see
+    // the_core_has_no_runtime_and_writes_no_file). Within pveops, the operation loop
+    // (`operation::Request` is plain data) is driven by the CLI layer and never reaches back.
+    let allowed = [
+        "pveops/src/lib.rs",
+        "pveops/src/main.rs",
+        "pveops/src/cli.rs",
+        "pveops/src/subcommand.rs",
+    ];
+    let outside = || {
+        crate_sources("pveops")
+            .into_iter()
+            .filter(|(rel, _)| !allowed.contains(&rel.as_str()))
+    };
+    let hits: Vec<String> = outside()
+        .filter(|(_, code)| code.contains("crate::cli") || code.contains("crate::subcommand"))
+        .map(|(rel, _)| rel)
         .collect();
     assert!(hits.is_empty(), "modules importing the CLI: {hits:?}");
     // Nor does it know the argument parser: clap's types stay in the CLI layer.
-    let clap: Vec<String> = core_sources()
-        .into_iter()
-        .filter(|(rel, code)| !allowed.contains(&rel.as_str()) && code.contains("clap::"))
-        .map(|(rel, _)| format!("src/{rel}"))
+    let clap: Vec<String> = outside()
+        .filter(|(_, code)| code.contains("clap::"))
+        .map(|(rel, _)| rel)
         .collect();
     assert!(clap.is_empty(), "modules naming clap: {clap:?}");
-    // Nor the simulator: planning, gates and checks never reach the lab.
-    let lab: Vec<String> = core_sources()
-        .into_iter()
-        .filter(|(rel, code)| {
-            !allowed.contains(&rel.as_str())
-                && !rel.starts_with("lab")
-                && code.contains("crate::lab")
-        })
-        .map(|(rel, _)| format!("src/{rel}"))
+    // Nor the simulator: only the `lab` and `demo` commands reach it.
+    let lab: Vec<String> = outside()
+        .filter(|(_, code)| code.contains("pveops_lab"))
+        .map(|(rel, _)| rel)
         .collect();
     assert!(lab.is_empty(), "modules reaching the lab: {lab:?}");
+}
+
+/// The core's manifest names no runtime, no SSH, no CLI and not the lab, so the compiler
+/// keeps them out; and no core module writes to the filesystem.
+#[test]
+fn the_core_has_no_runtime_and_writes_no_file() {
+    let manifest = std::fs::read_to_string(root().join("crates/pveops-core/Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|d| d.split("\n[").next())
+        .unwrap();
+    for name in ["tokio", "russh", "clap", "pveops-lab", "pveops ", "pveops."] {
+        assert!(
+            !deps.contains(name),
+            "pveops-core depends on {name}:\n{deps}"
+        );
+    }
+    let writes = [
+        "fs::write",
+        "File::create",
+        "OpenOptions",
+        "create_dir",
+        "fs::rename",
+        "remove_file",
+        "remove_dir",
+        "set_permissions",
+    ];
+    let hits: Vec<String> = crate_sources("pveops-core")
+        .into_iter()
+        .flat_map(|(rel, code)| {
+            writes
+                .iter()
+                .filter(|w| code.contains(*w))
+                .map(|w| format!("{rel}: {w}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(hits.is_empty(), "pveops-core writes files: {hits:?}");
 }
 
 /// The body of `pub struct NAME { … }` in `code`.
@@ -137,12 +195,12 @@ fn struct_body<'a>(code: &'a str, name: &str) -> &'a str {
 /// line, no `detail["…"]` lookups, and no decision taken by matching the tool's own words.
 #[test]
 fn the_plan_and_the_journal_are_typed_and_nothing_matches_our_own_messages() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let operation = std::fs::read_to_string(src.join("operation.rs")).unwrap();
+    let src = root().join("crates/pveops-core/src");
+    let operation = std::fs::read_to_string(src.join("plan.rs")).unwrap();
     let journal = std::fs::read_to_string(src.join("journal.rs")).unwrap();
     for (file, code, name) in [
-        ("operation.rs", &operation, "Step"),
-        ("operation.rs", &operation, "Plan"),
+        ("plan.rs", &operation, "Step"),
+        ("plan.rs", &operation, "Plan"),
         ("journal.rs", &journal, "Entry"),
     ] {
         assert!(

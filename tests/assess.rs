@@ -1,7 +1,7 @@
 //! `pveops assess` end to end: the lab's scenarios behind real OpenSSH sshd, the evidence
 //! bundle, the exit status, the findings, and that only read-only commands were sent.
 
-use pveops::lab::scenario;
+use pveops_lab::scenario;
 
 use crate::support::cluster::SimCluster;
 use crate::support::{pveops, stderr, stdout};
@@ -441,7 +441,7 @@ fn a_failing_command_is_diagnosed_from_its_stderr_not_called_unreadable() {
     // pvecm-status.pmxcfs-down.stderr.txt), exit 255 from Perl's die.
     c.node_mut("pve2").unwrap().faults.fail.insert(
         "pvesm status".into(),
-        pveops::lab::state::Failure {
+        pveops_lab::state::Failure {
             exit: 255,
             stderr: "ipcc_send_rec[1] failed: Connection refused\nipcc_send_rec[2] failed: Connection refused\n".into(),
         },

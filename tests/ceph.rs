@@ -2,8 +2,8 @@
 //! present and failing, as on every PVE node), an external Ceph cluster (RBD with `monhost`), a
 //! hyper-converged one (`/etc/pve/ceph.conf`, OSDs on every node) and one in `HEALTH_ERR`.
 
-use pveops::lab::scenario;
-use pveops::lab::state::{CephCheck, Cluster};
+use pveops_lab::scenario;
+use pveops_lab::state::{CephCheck, Cluster};
 
 use crate::support::cluster::SimCluster;
 use crate::support::ops::{fast, journal, op, restore};

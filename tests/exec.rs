@@ -355,7 +355,7 @@ fn node_of(lab: &Lab, i: usize) -> pveops::inventory::Node {
 fn discover_expands_one_target_into_the_cluster() {
     use crate::support::cluster::SimCluster;
     let port = free_port();
-    let sim = SimCluster::start_on(pveops::lab::scenario::healthy(3), Some(("127.0.31", port)));
+    let sim = SimCluster::start_on(pveops_lab::scenario::healthy(3), Some(("127.0.31", port)));
     // Locally only the seed's key is known; the others come from the cluster's known_hosts,
     // except pve3's, which nobody lists: it must be refused.
     let seed = sim.node("pve1");

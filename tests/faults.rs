@@ -9,8 +9,8 @@
 //!
 //! One SimCluster serves the cases of a group; the lab state is put back between cases.
 
-use pveops::lab::scenario;
-use pveops::lab::state::{Cluster, Failure};
+use pveops_lab::scenario;
+use pveops_lab::state::{Cluster, Failure};
 
 use crate::support::cluster::SimCluster;
 use crate::support::{poll_until, pveops, stderr};
@@ -115,7 +115,7 @@ impl Group {
     fn set(&self, state: &Cluster, fault: Fault) {
         self.sim.edit(|c| {
             *c = state.clone();
-            let mut each = |nodes: &[&str], f: &dyn Fn(&mut pveops::lab::state::Faults)| {
+            let mut each = |nodes: &[&str], f: &dyn Fn(&mut pveops_lab::state::Faults)| {
                 for n in nodes {
                     f(&mut c.node_mut(n).unwrap().faults);
                 }

@@ -1,6 +1,6 @@
 //! Hostile conditions: secrets never leave memory, a full disk leaves no partial file.
 
-use pveops::lab::scenario;
+use pveops_lab::scenario;
 
 use crate::support::cluster::SimCluster;
 use crate::support::netns::NetNs;

@@ -164,7 +164,7 @@ fn the_command_list_follows_the_discipline() {
 #[test]
 fn lab_help_names_every_built_in_scenario() {
     let text = help(&["lab", "--help"]);
-    for name in pveops::lab::scenario::NAMES {
+    for name in pveops_lab::scenario::NAMES {
         assert!(text.contains(name), "`lab --help` lacks {name}:\n{text}");
     }
 }

@@ -1,8 +1,8 @@
 //! The lab: simulated PVE tools behind real OpenSSH sshd (state changes, faults, command log),
 //! and `pveops lab`'s own SSH servers used by OpenSSH's `ssh` client.
 
-use pveops::lab::scenario;
-use pveops::lab::state::Cluster;
+use pveops_lab::scenario;
+use pveops_lab::state::Cluster;
 
 use crate::support::cluster::SimCluster;
 use crate::support::{poll_until, sshd::free_port};
@@ -191,7 +191,7 @@ fn fault_knobs_hang_fail_and_garble() {
     f.hang = vec!["pvesm status".into()];
     f.fail.insert(
         "ha-manager status".into(),
-        pveops::lab::state::Failure {
+        pveops_lab::state::Failure {
             exit: 255,
             stderr: "ipcc_send_rec[1] failed: Unknown error -1".into(),
         },
@@ -322,7 +322,7 @@ fn ha_moves_a_guest_outside_its_strict_rule_back() {
         .events
         .iter()
         .filter_map(|e| match &e.what {
-            pveops::lab::state::EventKind::HaMove { vmid: 100, target } => Some(target.clone()),
+            pveops_lab::state::EventKind::HaMove { vmid: 100, target } => Some(target.clone()),
             _ => None,
         })
         .collect();

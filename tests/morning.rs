@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use pveops::lab::scenario;
-use pveops::lab::state::Cluster;
+use pveops_lab::scenario;
+use pveops_lab::state::Cluster;
 use serde_json::{Value, json};
 
 use crate::support::cluster::SimCluster;

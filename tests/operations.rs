@@ -2,8 +2,8 @@
 //! order; the state afterwards; gates that refuse and change nothing; journal, change log,
 //! runbook and report.
 
-use pveops::lab::scenario;
-use pveops::lab::state::Cluster;
+use pveops_lab::scenario;
+use pveops_lab::state::Cluster;
 
 use crate::support::cluster::SimCluster;
 use crate::support::ops::{Op, fast, journal, op, restore};
@@ -631,7 +631,7 @@ fn vzdump_backups_are_aged_in_the_nodes_local_time() {
             101 => "-216h",
             _ => "-2h",
         };
-        g.backups = vec![pveops::lab::state::Backup {
+        g.backups = vec![pveops_lab::state::Backup {
             storage: "nfs-backup".into(),
             time: age.into(),
             size: 1 << 30,

@@ -3,7 +3,10 @@
 use crate::support::{pveops, stderr, stdout};
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/pve/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../tests/fixtures/pve/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! final newline, the run's own boundary read back from the process table, 10 MiB), and a run
 //! leaves nothing in the node's temporary directory, also when its session is cut.
 
-use pveops::lab::scenario;
+use pveops_lab::scenario;
 use std::path::{Path, PathBuf};
 
 use crate::support::cluster::{SimCluster, node_tmp};

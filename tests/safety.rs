@@ -1,7 +1,7 @@
 //! What an operation refuses before its first change, against the lab behind real sshd: names
 //! that are not cluster members, a locked guest, outputs that cannot be written.
 
-use pveops::lab::scenario;
+use pveops_lab::scenario;
 
 use crate::support::cluster::SimCluster;
 use crate::support::ops::{fast, op};
@@ -323,7 +323,7 @@ fn a_rolling_reboot_that_fails_on_its_second_node_is_restored_without_moving_the
 
 #[test]
 fn each_step_of_a_rolling_reboot_failing_in_turn_is_restored_to_the_home_placement() {
-    type Break = fn(&mut pveops::lab::state::Cluster);
+    type Break = fn(&mut pveops_lab::state::Cluster);
     let cases: Vec<(&str, Break, Vec<u32>)> = vec![
         // The drain: pve1's second migration fails.
         (
@@ -337,7 +337,7 @@ fn each_step_of_a_rolling_reboot_failing_in_turn_is_restored_to_the_home_placeme
             |c| {
                 c.node_mut("pve2").unwrap().faults.fail.insert(
                     "ha-manager crm-command node-maintenance".into(),
-                    pveops::lab::state::Failure {
+                    pveops_lab::state::Failure {
                         exit: 255,
                         stderr: "simulated: cannot enter maintenance".into(),
                     },
@@ -351,7 +351,7 @@ fn each_step_of_a_rolling_reboot_failing_in_turn_is_restored_to_the_home_placeme
             |c| {
                 c.node_mut("pve1").unwrap().faults.fail.insert(
                     "reboot".into(),
-                    pveops::lab::state::Failure {
+                    pveops_lab::state::Failure {
                         exit: 1,
                         stderr: "simulated: reboot refused".into(),
                     },

@@ -2,8 +2,8 @@
 //! of three nodes (two with a new kernel), the dry run, a failing `dist-upgrade`, a held dpkg
 //! lock; the lab's command log says what really ran.
 
-use pveops::lab::scenario;
-use pveops::lab::state::{AptLock, Cluster};
+use pveops_lab::scenario;
+use pveops_lab::state::{AptLock, Cluster};
 
 use crate::support::cluster::SimCluster;
 use crate::support::{pveops, stderr};

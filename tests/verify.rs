@@ -1,7 +1,7 @@
 //! `pveops snapshot`, `diff` and `verify` against the lab behind real sshd: a change made
 //! between two snapshots shows up as typed differences, regressions exit 2.
 
-use pveops::lab::scenario;
+use pveops_lab::scenario;
 
 use crate::support::cluster::SimCluster;
 use crate::support::{pveops, stderr, stdout};
@@ -52,7 +52,7 @@ fn verify_reports_what_changed_and_what_regressed() {
             .unwrap();
         nfs.per_node.insert(
             "pve3".into(),
-            pveops::lab::state::StorageOnNode {
+            pveops_lab::state::StorageOnNode {
                 inactive: true,
                 ..Default::default()
             },

@@ -2,5 +2,5 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = pveops::facts::parse("pveversion", &text);
+    let _ = pveops_core::facts::parse("pveversion", &text);
 });

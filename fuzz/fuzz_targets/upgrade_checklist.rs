@@ -2,5 +2,5 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = pveops::facts::parse("upgrade-checklist", &text);
+    let _ = pveops_core::facts::parse("upgrade-checklist", &text);
 });

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use pveops::lab::state::Cluster;
+use pveops_lab::state::Cluster;
 
 use super::sshd::{Lab, Sshd, SshdOptions};
 
@@ -65,7 +65,7 @@ impl SimCluster {
         let state = lab.dir.path().join("state.json");
         let log = lab.dir.path().join("commands.jsonl");
         let bin = lab.dir.path().join("simbin");
-        pveops::lab::sim::install_tools(&bin, &super::tool_bin()).expect("install simulated tools");
+        pveops_lab::sim::install_tools(&bin, &super::tool_exe()).expect("install simulated tools");
         // Everything a test node must not run for real is shadowed too.
         for entry in std::fs::read_dir(super::sshd::sim_bin()).unwrap() {
             let p = entry.unwrap().path();
@@ -74,14 +74,14 @@ impl SimCluster {
                 std::os::unix::fs::symlink(&p, &target).unwrap();
             }
         }
-        pveops::lab::scenario::resolve_times(&mut cluster, jiff::Timestamp::now());
+        pveops_lab::scenario::resolve_times(&mut cluster, jiff::Timestamp::now());
         let mut nodes = Vec::new();
         let names: Vec<(String, bool, String)> = cluster
             .nodes
             .iter()
             .map(|n| (n.name.clone(), n.online, n.ip.clone()))
             .collect();
-        pveops::lab::store::write(&state, &cluster).unwrap();
+        pveops_lab::store::write(&state, &cluster).unwrap();
         for (name, online, ip) in names {
             if !online {
                 continue;
@@ -129,14 +129,14 @@ impl SimCluster {
 
     /// The current state (events due applied).
     pub fn state(&self) -> Cluster {
-        let mut c = pveops::lab::store::read(&self.state).unwrap();
-        c.advance(pveops::lab::store::now());
+        let mut c = pveops_lab::store::read(&self.state).unwrap();
+        c.advance(pveops_lab::store::now());
         c
     }
 
     /// Changes the state file.
     pub fn edit(&self, f: impl FnOnce(&mut Cluster)) {
-        let mut s = pveops::lab::store::Locked::open(&self.state).unwrap();
+        let mut s = pveops_lab::store::Locked::open(&self.state).unwrap();
         f(&mut s.cluster);
         s.save().unwrap();
     }
@@ -174,7 +174,7 @@ impl SimCluster {
     /// An inventory naming every node of the state (`pve1`, …, group `lab`); nodes without an
     /// sshd (offline) get a port where nothing listens.
     pub fn inventory(&self) -> PathBuf {
-        let c = pveops::lab::store::read(&self.state).unwrap();
+        let c = pveops_lab::store::read(&self.state).unwrap();
         let mut text = format!(
             "[defaults]\nidentity = {:?}\nknown_hosts = {:?}\n",
             self.lab.client_key.display().to_string(),

@@ -16,9 +16,10 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pveops"))
 }
 
-/// The simulated PVE tools (`pvecm`, `qm`, ... link here), as `pveops lab` installs them.
-pub fn tool_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pveops-lab-tool"))
+/// What the simulated PVE tools (`pvecm`, `qm`, ...) run, chosen as `pveops lab` chooses it:
+/// `pveops-lab-tool` when the workspace build left a current one beside `pveops`.
+pub fn tool_exe() -> pveops_lab::sim::ToolExe {
+    pveops_lab::tool_binary(bin())
 }
 
 /// `pveops ARGS` with a clean environment: `HOME` is `home` (so no user ssh config, keys or

@@ -1,7 +1,7 @@
 //! Running operations against a simulated cluster: a fast lab, an operation with its evidence
 //! directory and change log, `restore`, and the journal read back.
 
-use pveops::lab::state::Cluster;
+use pveops_lab::state::Cluster;
 
 use super::cluster::SimCluster;
 use super::{pveops, stderr};

@@ -326,7 +326,7 @@ impl Lab {
 
 /// tests/sim/bin: the stand-ins that shadow disruptive tools on the test nodes.
 pub fn sim_bin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sim/bin")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sim/bin")
 }
 
 /// passwd/group/shadow/sudoers for the namespaces: the host's own plus `pveops-test`, who

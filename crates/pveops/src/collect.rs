@@ -1,0 +1,680 @@
+//! Collect: take a snapshot of the targets. One connection per node runs the read-only command
+//! catalog (through the node-side runner, `crate::batch`); cluster-wide facts
+//! (`/cluster/resources`, backups) are read once, from the first target (or the first that
+//! answered), the backup listings as soon as that target's resources are in. Outputs are parsed into health and kept
+//! raw for the evidence bundle. Only read-only templates are ever run here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::check::Check;
+use crate::command::{Command, Templates};
+use crate::facts;
+use crate::fleet::{self, NodeResult};
+use crate::health::{self, from_fact};
+use crate::inventory::Node;
+use crate::output::Output;
+use crate::session::Connector;
+use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
+
+/// The PVE units whose state the snapshot records.
+pub const UNITS: &[&str] = &[
+    "pve-cluster",
+    "pvedaemon",
+    "pveproxy",
+    "pvestatd",
+    "corosync",
+    "pve-ha-lrm",
+    "pve-ha-crm",
+];
+
+/// The per-node reads of the cluster's state, in the order they are sent (then
+/// `MONITORING_READS`); each has a parser of its own.
+const NODE_READS: &[&str] = &[
+    "pvecm-status",
+    "pvesm-status",
+    "qm-list",
+    "pct-list",
+    "ha-manager-status",
+    "pveversion-v",
+    "boot-id",
+    "hostname",
+    "utc-offset",
+    "apt-simulate",
+    "apt-lists-stamp",
+    "ceph-status",
+    "dpkg-audit",
+    "apt-policy",
+];
+
+/// The reads check_pve's modes need besides the cluster's state (load, disks, tasks,
+/// replication, subscription, certificates): where PVE has no such endpoint, the fact is absent.
+const MONITORING_READS: &[&str] = &[
+    "node-status",
+    "node-rrddata",
+    "disks-list",
+    "node-tasks-failed",
+    "node-tasks-running",
+    "pvesr-status",
+    "subscription",
+    "cert-info",
+];
+
+/// The other templates with a parser of their own: the units (rendered with their list) and
+/// the cluster-wide reads. Any other command is a check's probe.
+const OTHER_PARSED: &[&str] = &[
+    "systemctl-is-active",
+    "cluster-resources",
+    "storage-content",
+];
+
+fn has_parser(name: &str) -> bool {
+    [NODE_READS, MONITORING_READS, OTHER_PARSED, PACKAGE_STATE]
+        .iter()
+        .any(|list| list.contains(&name))
+}
+
+/// One raw command output for `raw/<node>/<name>.*`.
+#[derive(Clone, Debug)]
+pub struct Raw {
+    pub node: String,
+    pub name: String,
+    pub command: String,
+    pub output: Result<Output, String>,
+}
+
+/// How to collect.
+pub struct Collector {
+    pub connector: Arc<Connector>,
+    pub templates: Arc<Templates>,
+    pub command_timeout: Duration,
+    pub parallel: usize,
+    /// Restrict the per-node catalog to these template names (empty: all).
+    pub only: Vec<String>,
+    /// Also run the node's upgrade checker (`pve8to9 --full` / `pve7to8 --full`).
+    pub upgrade_checklist: bool,
+    /// Also read what gates a package upgrade (`PACKAGE_STATE`), for `pveops update`.
+    pub package_state: bool,
+    /// Where each node's raw outputs go as soon as it has answered (`evidence::RawWriter`),
+    /// while the other nodes still answer; they are then not in what `collect` returns.
+    pub raw_sink: Option<std::sync::mpsc::Sender<Vec<Raw>>>,
+}
+
+/// The reads of [`crate::health::PackageState`].
+/// (`dpkg-audit` and `apt-policy` are in every assessment's reads.)
+pub const PACKAGE_STATE: &[&str] = &["apt-locks", "reboot-required"];
+
+/// The per-node read-only catalog, plus the commands of command checks.
+pub fn node_catalog(
+    templates: &Templates,
+    checks: &[Check],
+    only: &[String],
+) -> Result<Vec<Command>, crate::Error> {
+    let mut wanted: Vec<(&str, serde_json::Value)> = NODE_READS
+        .iter()
+        .chain(MONITORING_READS)
+        .map(|n| (*n, json!({})))
+        .collect();
+    wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
+    for c in checks.iter().filter(|c| c.enabled) {
+        if let Some(name) = &c.command
+            && !wanted.iter().any(|(w, _)| w == name)
+        {
+            wanted.push((name, json!({})));
+        }
+    }
+    wanted
+        .into_iter()
+        .filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name))
+        .map(|(name, data)| templates.render(name, &data))
+        .collect()
+}
+
+impl Collector {
+    /// Snapshots `nodes` (findings not yet evaluated) and returns the raw outputs too.
+    pub async fn collect(
+        &self,
+        nodes: Vec<Node>,
+        checks: &[Check],
+        on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
+    ) -> Result<(Snapshot, Vec<Raw>), crate::Error> {
+        let mut catalog = node_catalog(&self.templates, checks, &self.only)?;
+        if self.upgrade_checklist {
+            catalog.push(self.templates.render("upgrade-checklist", &json!({}))?);
+        }
+        if self.package_state {
+            for name in PACKAGE_STATE {
+                catalog.push(self.templates.render(name, &json!({}))?);
+            }
+        }
+        let cluster_wide = self.only.is_empty();
+        let resources = self.templates.render("cluster-resources", &json!({}))?;
+        let work: Vec<(Node, Vec<Command>)> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut cmds = catalog.clone();
+                if i == 0 && cluster_wide {
+                    cmds.push(resources.clone());
+                }
+                (n.clone(), cmds)
+            })
+            .collect();
+        // The backup listings need the backup storages, which `/cluster/resources` names: they
+        // start on the first target as soon as its answer is in, while the others still answer.
+        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<String>>();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let first = nodes.first().map(|n| n.name.clone());
+        let on_done = Arc::new(on_done);
+        let od = on_done.clone();
+        let sink = self.raw_sink.clone();
+        let catalog_run = fleet::run_each(
+            self.connector.clone(),
+            self.templates.clone(),
+            work,
+            self.command_timeout,
+            self.parallel,
+            move |r| {
+                if cluster_wide
+                    && first.as_deref() == Some(r.node.name.as_str())
+                    && let Some(ids) = storages_of(r)
+                    && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
+                {
+                    let _ = tx.send(ids);
+                }
+                if let Some(sink) = &sink {
+                    // A writer that has stopped (its disk failed) reports that when it is
+                    // finished; the collection goes on.
+                    let _ = sink.send(raws_of(r));
+                }
+                od(r)
+            },
+        );
+        let backups_run = async {
+            let ids = rx.await.ok()?;
+            let first = nodes.first()?;
+            let cmds = self.backup_commands(&ids).ok()?;
+            if cmds.is_empty() {
+                return Some(None);
+            }
+            Some(Some(self.run_on(first, cmds).await))
+        };
+        let (results, early_backups) = tokio::join!(catalog_run, backups_run);
+        let mut snap = Snapshot {
+            format: crate::snapshot::FORMAT,
+            taken_at: now_rfc3339(),
+            status: crate::finding::Severity::Ok,
+            pveops_version: env!("CARGO_PKG_VERSION").into(),
+            nodes: Vec::new(),
+            resources: Vec::new(),
+            backups: Vec::new(),
+            newest_backups: Vec::new(),
+            ceph: None,
+            findings: Vec::new(),
+        };
+        let mut raws = Vec::new();
+        for r in &results {
+            // With a sink, each node's raw outputs went there when it answered.
+            if self.raw_sink.is_none() {
+                raws.extend(raws_of(r));
+            }
+            snap.nodes
+                .push(node_snapshot(r, &mut snap.resources, &mut snap.backups));
+        }
+        match early_backups {
+            // Listed already (or nothing to list): keep what the listings read.
+            Some(Some(r)) => self.absorb_alone(r, &mut snap, &mut raws),
+            Some(None) => {}
+            None if cluster_wide => {
+                self.second_pass(&nodes, &results, &mut snap, &mut raws)
+                    .await?
+            }
+            None => {}
+        }
+        snap.derive();
+        Ok((snap, raws))
+    }
+
+    /// Cluster-wide facts the first pass could not read (first target down, or its answer
+    /// unusable) and the backup listings, which need `/cluster/resources` to know the backup
+    /// storages.
+    async fn second_pass(
+        &self,
+        nodes: &[Node],
+        results: &[NodeResult],
+        snap: &mut Snapshot,
+        raws: &mut Vec<Raw>,
+    ) -> Result<(), crate::Error> {
+        // No resources after the first pass: the first target did not answer, or its answer
+        // could not be used (pmxcfs is replicated, so any other member has the same view).
+        let skip_first = snap.resources.is_empty();
+        let Some(i) = results
+            .iter()
+            .enumerate()
+            .position(|(j, r)| r.outcome.is_ok() && !(skip_first && j == 0))
+        else {
+            return Ok(());
+        };
+        let node = &nodes[i];
+        if snap.resources.is_empty() {
+            let cmd = self.templates.render("cluster-resources", &json!({}))?;
+            self.run_alone(node, vec![cmd], snap, raws).await;
+        }
+        // The backup listings need the resources, read in the first pass or just now.
+        let cmds = self.backup_commands(&backup_storages(&snap.resources))?;
+        if !cmds.is_empty() {
+            self.run_alone(node, cmds, snap, raws).await;
+        }
+        Ok(())
+    }
+
+    /// One backup listing (`storage-content`) per storage.
+    fn backup_commands(&self, ids: &[String]) -> Result<Vec<Command>, crate::Error> {
+        ids.iter()
+            .map(|sid| {
+                self.templates
+                    .render("storage-content", &json!({ "storage": sid }))
+            })
+            .collect()
+    }
+
+    /// Runs `cmds` on `node` alone.
+    async fn run_on(&self, node: &Node, cmds: Vec<Command>) -> NodeResult {
+        let mut results = fleet::run_each(
+            self.connector.clone(),
+            self.templates.clone(),
+            vec![(node.clone(), cmds)],
+            self.command_timeout,
+            1,
+            |_| {},
+        )
+        .await;
+        results.pop().unwrap_or_else(|| NodeResult {
+            node: node.clone(),
+            outcome: Ok(Vec::new()),
+            duration: Duration::ZERO,
+        })
+    }
+
+    /// Adds what `r` read to the snapshot: the node's command records, resources and backups.
+    fn absorb_alone(&self, r: NodeResult, snap: &mut Snapshot, raws: &mut Vec<Raw>) {
+        raws.extend(raws_of(&r));
+        let mut scratch = node_snapshot(&r, &mut snap.resources, &mut snap.backups);
+        if let Some(target) = snap.nodes.iter_mut().find(|n| n.name == r.node.name) {
+            target.commands.append(&mut scratch.commands);
+        }
+    }
+
+    /// Runs `cmds` on `node` alone and adds what they read to the snapshot: the node's command
+    /// records, the resources and the backups.
+    async fn run_alone(
+        &self,
+        node: &Node,
+        cmds: Vec<Command>,
+        snap: &mut Snapshot,
+        raws: &mut Vec<Raw>,
+    ) {
+        let r = self.run_on(node, cmds).await;
+        self.absorb_alone(r, snap, raws);
+    }
+}
+
+/// The backup storages named by a node's `/cluster/resources` answer, when it gave a usable
+/// one.
+fn storages_of(r: &NodeResult) -> Option<Vec<String>> {
+    let cmds = r.outcome.as_ref().ok()?;
+    let c = cmds
+        .iter()
+        .find(|c| c.command.name == "cluster-resources")?;
+    let out = c.result.as_ref().ok().filter(|o| o.success())?;
+    let parsed = facts::pvesh::parse_cluster_resources(&out.stdout_text()).ok()?;
+    let resources: Vec<health::Resource> = parsed.resources.iter().map(from_fact).collect();
+    (!resources.is_empty()).then(|| backup_storages(&resources))
+}
+
+/// Shared storages that hold backups (vzdump and PBS), by id, once each.
+fn backup_storages(resources: &[health::Resource]) -> Vec<String> {
+    let mut ids: Vec<String> = resources
+        .iter()
+        .filter(|r| {
+            r.kind == "storage"
+                && r.shared == Some(true)
+                && r.status.as_deref() == Some("available")
+        })
+        .filter(|r| {
+            r.content
+                .as_deref()
+                .is_some_and(|c| c.split(',').any(|x| x == "backup"))
+        })
+        .filter_map(|r| r.storage.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+}
+
+/// The raw outputs of one node's results, as the evidence keeps them.
+fn raws_of(r: &NodeResult) -> Vec<Raw> {
+    let Ok(cmds) = &r.outcome else {
+        return Vec::new();
+    };
+    cmds.iter()
+        .map(|c| Raw {
+            node: r.node.name.clone(),
+            name: c.command.name.clone(),
+            command: c.command.script.clone(),
+            output: c.result.clone().map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// Turns one node's results into its snapshot entry.
+fn node_snapshot(
+    r: &NodeResult,
+    resources: &mut Vec<health::Resource>,
+    backups: &mut Vec<health::Backup>,
+) -> NodeSnapshot {
+    let mut n = NodeSnapshot {
+        name: r.node.name.clone(),
+        address: r.node.address(),
+        ..Default::default()
+    };
+    let cmds = match &r.outcome {
+        Err(e) => {
+            n.error = Some(e.to_string());
+            return n;
+        }
+        Ok(c) => c,
+    };
+    n.reachable = true;
+    for c in cmds {
+        let mut rec = CommandRecord {
+            name: c.command.name.clone(),
+            command: c.command.script.clone(),
+            ..Default::default()
+        };
+        let out = match &c.result {
+            Err(cause) => {
+                rec.error = Some(cause.to_string());
+                n.commands.push(rec);
+                continue;
+            }
+            Ok(o) => o,
+        };
+        rec.exit_code = out.exit_code();
+        rec.signal = out.signal().map(str::to_string);
+        rec.started_at = Some(out.started_at.to_string());
+        rec.duration_ms = out.duration.as_millis() as u64;
+        let parsed = absorb(&mut n, &c.command, out, resources, backups);
+        // A command that failed says why on stderr (pmxcfs down, corosync down, a storage
+        // offline): that is the finding, not the unreadable output it left.
+        rec.diagnosis = (!out.success()).then(|| diagnose(out)).flatten();
+        // A PVE release without an endpoint of the monitoring reads (`pvesh`: "No 'get'
+        // handler defined", PVE/RESTHandler.pm) simply has not that fact.
+        if MONITORING_READS.contains(&c.command.name.as_str())
+            && rec
+                .diagnosis
+                .as_ref()
+                .is_some_and(|d| d.code == "api-path-missing")
+        {
+            n.commands.push(rec);
+            continue;
+        }
+        if let Err(e) = parsed
+            && rec.diagnosis.is_none()
+        {
+            rec.parse_error = Some(e);
+        }
+        n.commands.push(rec);
+    }
+    n
+}
+
+/// The first message of a failing command's stderr that `pve-stderr` recognises.
+fn diagnose(out: &Output) -> Option<crate::snapshot::Diagnosis> {
+    let parsed = facts::stderr::parse(&out.stderr_text()).ok()?;
+    // apt's `W:` lines and a task's warnings accompany a failure; they do not explain it.
+    let d = parsed
+        .diagnostics
+        .into_iter()
+        .find(|d| !matches!(d.code, "apt-warning" | "task-warnings"))?;
+    Some(crate::snapshot::Diagnosis {
+        code: d.code.to_string(),
+        subject: d.subject,
+        message: d.message,
+        line: d.text,
+    })
+}
+
+/// apt's own error: its first `E:` line, else its first line.
+fn apt_failure(code: Option<u32>, stderr: &str) -> String {
+    let line = facts::apt_log::first_error(stderr)
+        .map(|e| format!("E: {e}"))
+        .or_else(|| {
+            stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "no message".into());
+    format!("apt {}: {line}", crate::output::exited(code))
+}
+
+/// Parses one output into the node's health; the error is the parser's one sentence.
+fn absorb(
+    n: &mut NodeSnapshot,
+    cmd: &Command,
+    out: &Output,
+    resources: &mut Vec<health::Resource>,
+    backups: &mut Vec<health::Backup>,
+) -> Result<(), String> {
+    let stdout = out.stdout_text();
+    let stderr = out.stderr_text();
+    // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
+    if out.exit_code() == Some(127) && stdout.trim().is_empty() {
+        if !has_parser(&cmd.name) {
+            n.probes.insert(
+                cmd.name.clone(),
+                Probe {
+                    exit_code: Some(127),
+                    stdout,
+                    stderr,
+                },
+            );
+        }
+        return Ok(());
+    }
+    let e = |e: facts::ParseError| e.to_string();
+    match cmd.name.as_str() {
+        "pvecm-status" => {
+            // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
+            n.cluster = Some(from_fact(
+                &facts::pvecm_status::parse_output(&stdout, &stderr).map_err(e)?,
+            ));
+        }
+        "pvesm-status" => {
+            let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;
+            n.storages = parsed.storages.iter().map(from_fact).collect();
+        }
+        "qm-list" => {
+            n.vms = facts::qm_list::parse(&stdout)
+                .map_err(e)?
+                .vms
+                .iter()
+                .map(from_fact)
+                .collect()
+        }
+        "pct-list" => {
+            n.containers = facts::pct_list::parse(&stdout)
+                .map_err(e)?
+                .containers
+                .iter()
+                .map(from_fact)
+                .collect()
+        }
+        "ha-manager-status" => {
+            n.ha = Some(from_fact(
+                &facts::ha_manager_status::parse(&stdout).map_err(e)?,
+            ))
+        }
+        "pveversion-v" => {
+            n.version = Some(from_fact(&facts::pveversion::parse_v(&stdout).map_err(e)?))
+        }
+        "systemctl-is-active" => {
+            let parsed = facts::systemctl_is_active::parse_with_units(UNITS, &stdout).map_err(e)?;
+            for u in parsed.units {
+                if let Some(name) = u.unit {
+                    n.services.insert(name, u.state);
+                }
+            }
+        }
+        "boot-id" => n.boot_id = Some(stdout.trim().to_string()).filter(|s| !s.is_empty()),
+        "hostname" => {
+            n.pve_node = stdout
+                .trim()
+                .split('.')
+                .next()
+                .map(str::to_string)
+                .filter(|s| !s.is_empty())
+        }
+        "utc-offset" => {
+            n.utc_offset_seconds = Some(facts::utc_offset::parse(&stdout).map_err(e)?.seconds)
+        }
+        "cluster-resources" => {
+            let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
+            resources.extend(parsed.resources.iter().map(from_fact));
+        }
+        // `ceph health` says on stderr why it gave no health (joined by the template).
+        "ceph-status" => {
+            n.ceph = Some(facts::ceph_status::parse(&format!("{stdout}{stderr}")).map_err(e)?)
+        }
+        "upgrade-checklist" => {
+            let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;
+            n.upgrade_checklist = Some(parsed.results.iter().map(from_fact).collect());
+        }
+        // The content API's `ctime` is the backup's epoch (pve-storage `archive_info` applies
+        // the listing node's time zone to a vzdump name); the name's own time stays beside it
+        // for a listing without `ctime`.
+        "storage-content" => {
+            let parsed = facts::storage_content::parse(&stdout).map_err(e)?;
+            backups.extend(parsed.volumes.into_iter().map(|v| health::Backup {
+                storage: v.storage.unwrap_or_default(),
+                vmid: v.vmid,
+                size_bytes: v.size_bytes,
+                backup_time: v.backup_time,
+                time_zone: v.time_zone.map(str::to_string),
+                epoch: v.ctime,
+                volid: v.volid,
+            }));
+        }
+        "apt-simulate" => {
+            // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.
+            if out.exit_code() != Some(0) {
+                return Err(apt_failure(out.exit_code(), &stderr));
+            }
+            n.updates = Some(from_fact(&facts::apt_get::parse(&stdout).map_err(e)?));
+        }
+        "apt-lists-stamp" => {
+            // `stat` exits 1 when one of the paths is missing (the binary cache after
+            // `apt-get clean`); the others are still printed.
+            n.apt_lists_age_seconds = facts::apt_lists::parse(&stdout).map_err(e)?.age_seconds;
+        }
+        "dpkg-audit" => {
+            let a = facts::dpkg_audit::parse(&stdout).map_err(e)?;
+            n.packages.broken_packages = Some(a.packages);
+        }
+        "apt-locks" => {
+            let l = facts::lslocks::parse(&stdout).map_err(e)?;
+            n.packages.apt_locks = Some(l.apt.iter().map(from_fact).collect());
+        }
+        "apt-policy" => {
+            if out.exit_code() != Some(0) {
+                return Err(apt_failure(out.exit_code(), &stderr));
+            }
+            let p = facts::apt_policy::parse(&stdout).map_err(e)?;
+            let mut keys: Vec<String> = p.repositories.iter().map(|r| r.key()).collect();
+            keys.sort();
+            keys.dedup();
+            let mut channels: Vec<String> = p
+                .repositories
+                .iter()
+                .filter_map(|r| r.proxmox_channel.clone())
+                .collect();
+            channels.sort();
+            channels.dedup();
+            n.packages.repositories = Some(keys);
+            n.packages.proxmox_channels = Some(channels);
+        }
+        // `cat /run/reboot-required`: the file exists or cat says it does not.
+        "reboot-required" => {
+            n.packages.reboot_required = Some(match out.exit_code() {
+                Some(0) => true,
+                _ if stderr.contains("No such file") => false,
+                code => {
+                    return Err(format!(
+                        "cat /run/reboot-required {}: {}",
+                        crate::output::exited(code),
+                        stderr.trim()
+                    ));
+                }
+            })
+        }
+        "node-status" => {
+            n.node_status = Some(from_fact(&facts::node_status::parse(&stdout).map_err(e)?))
+        }
+        "node-rrddata" => {
+            let r = facts::node_rrddata::parse(&stdout).map_err(e)?;
+            n.load = Some(health::NodeLoad {
+                time: r.latest.as_ref().map(|l| l.time),
+                cpu: r.latest.as_ref().map(|l| l.cpu),
+                iowait: r.latest.as_ref().and_then(|l| l.iowait),
+                cpu_avg: r.cpu_avg,
+                iowait_avg: r.iowait_avg,
+            });
+        }
+        "disks-list" => {
+            let d = facts::disks_list::parse(&stdout).map_err(e)?;
+            n.disks = Some(d.disks.iter().map(from_fact).collect());
+        }
+        // Failed and running tasks are one list: a task is in one of them only.
+        "node-tasks-failed" | "node-tasks-running" => {
+            let t = facts::tasks::parse(&stdout).map_err(e)?;
+            let list = n.tasks.get_or_insert_with(Vec::new);
+            for task in &t.tasks {
+                if !list.iter().any(|x: &health::Task| x.upid == task.upid) {
+                    list.push(from_fact(task));
+                }
+            }
+        }
+        "pvesr-status" => {
+            let p = facts::pvesr_status::parse(&stdout).map_err(e)?;
+            n.replication = Some(p.jobs.iter().map(from_fact).collect());
+        }
+        "subscription" => {
+            n.subscription = Some(from_fact(&facts::subscription::parse(&stdout).map_err(e)?))
+        }
+        "cert-info" => {
+            let c = facts::cert_info::parse(&stdout).map_err(e)?;
+            n.certificates = Some(c.certificates.iter().map(from_fact).collect());
+        }
+        // Any other command serves a command check: its output is kept for the check's regex.
+        _ => {
+            n.probes.insert(
+                cmd.name.clone(),
+                Probe {
+                    exit_code: out.exit_code(),
+                    stdout,
+                    stderr,
+                },
+            );
+        }
+    }
+    Ok(())
+}
