@@ -172,15 +172,8 @@ fn eleven_and_more_commands_share_one_connection() {
         .map(|i| pveops::command::Command::operator(&[format!("sleep 0.3; echo cmd{i}")]))
         .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let results = rt.block_on(pveops::fleet::run(
-        connector(),
-        templates,
-        vec![node],
-        commands,
-        Duration::from_secs(30),
-        4,
-        |_| {},
-    ));
+    let fleet = pveops::fleet::Fleet::new(connector(), templates, Duration::from_secs(30), 4);
+    let results = rt.block_on(fleet.run(vec![node], commands, |_| {}));
     let cmds = results[0].outcome.as_ref().expect("node reachable");
     assert_eq!(cmds.len(), 15);
     for (i, c) in cmds.iter().enumerate() {

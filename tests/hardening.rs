@@ -228,15 +228,15 @@ fn ten_snapshot_rounds_in_one_process_do_not_grow() {
         .unwrap();
     let round = || {
         let collector = pveops::collect::Collector {
-            connector: std::sync::Arc::new(pveops::session::Connector::new(
-                pveops::session::Settings {
+            fleet: pveops::fleet::Fleet::new(
+                std::sync::Arc::new(pveops::session::Connector::new(pveops::session::Settings {
                     connect_timeout: std::time::Duration::from_secs(10),
                     sudo: false,
-                },
-            )),
-            templates: std::sync::Arc::new(pveops::command::Templates::load(None).unwrap()),
-            command_timeout: std::time::Duration::from_secs(30),
-            parallel: 32,
+                })),
+                std::sync::Arc::new(pveops::command::Templates::load(None).unwrap()),
+                std::time::Duration::from_secs(30),
+                32,
+            ),
             // Growth is about connections, channels and tasks, not about which PVE commands
             // run: the classic reads keep the 10 rounds of 50 nodes affordable on 2 cores.
             only: [

@@ -16,7 +16,6 @@ use crate::fleet::{self, NodeResult};
 use crate::health::{self, from_fact};
 use crate::inventory::Node;
 use crate::output::Output;
-use crate::session::Connector;
 use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
 
 /// The PVE units whose state the snapshot records.
@@ -87,10 +86,7 @@ pub struct Raw {
 
 /// How to collect.
 pub struct Collector {
-    pub connector: Arc<Connector>,
-    pub templates: Arc<Templates>,
-    pub command_timeout: Duration,
-    pub parallel: usize,
+    pub fleet: Arc<fleet::Fleet>,
     /// Restrict the per-node catalog to these template names (empty: all).
     pub only: Vec<String>,
     /// Also run the node's upgrade checker (`pve8to9 --full` / `pve7to8 --full`).
@@ -140,17 +136,24 @@ impl Collector {
         checks: &[Check],
         on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
     ) -> Result<(Snapshot, Vec<Raw>), crate::Error> {
-        let mut catalog = node_catalog(&self.templates, checks, &self.only)?;
+        let mut catalog = node_catalog(&self.fleet.templates, checks, &self.only)?;
         if self.upgrade_checklist {
-            catalog.push(self.templates.render("upgrade-checklist", &json!({}))?);
+            catalog.push(
+                self.fleet
+                    .templates
+                    .render("upgrade-checklist", &json!({}))?,
+            );
         }
         if self.package_state {
             for name in PACKAGE_STATE {
-                catalog.push(self.templates.render(name, &json!({}))?);
+                catalog.push(self.fleet.templates.render(name, &json!({}))?);
             }
         }
         let cluster_wide = self.only.is_empty();
-        let resources = self.templates.render("cluster-resources", &json!({}))?;
+        let resources = self
+            .fleet
+            .templates
+            .render("cluster-resources", &json!({}))?;
         let work: Vec<(Node, Vec<Command>)> = nodes
             .iter()
             .enumerate()
@@ -170,28 +173,21 @@ impl Collector {
         let on_done = Arc::new(on_done);
         let od = on_done.clone();
         let sink = self.raw_sink.clone();
-        let catalog_run = fleet::run_each(
-            self.connector.clone(),
-            self.templates.clone(),
-            work,
-            self.command_timeout,
-            self.parallel,
-            move |r| {
-                if cluster_wide
-                    && first.as_deref() == Some(r.node.name.as_str())
-                    && let Some(ids) = storages_of(r)
-                    && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
-                {
-                    let _ = tx.send(ids);
-                }
-                if let Some(sink) = &sink {
-                    // A writer that has stopped (its disk failed) reports that when it is
-                    // finished; the collection goes on.
-                    let _ = sink.send(raws_of(r));
-                }
-                od(r)
-            },
-        );
+        let catalog_run = self.fleet.run_each(work, move |r| {
+            if cluster_wide
+                && first.as_deref() == Some(r.node.name.as_str())
+                && let Some(ids) = storages_of(r)
+                && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
+            {
+                let _ = tx.send(ids);
+            }
+            if let Some(sink) = &sink {
+                // A writer that has stopped (its disk failed) reports that when it is
+                // finished; the collection goes on.
+                let _ = sink.send(raws_of(r));
+            }
+            od(r)
+        });
         let backups_run = async {
             let ids = rx.await.ok()?;
             let first = nodes.first()?;
@@ -259,7 +255,10 @@ impl Collector {
         };
         let node = &nodes[i];
         if snap.resources.is_empty() {
-            let cmd = self.templates.render("cluster-resources", &json!({}))?;
+            let cmd = self
+                .fleet
+                .templates
+                .render("cluster-resources", &json!({}))?;
             self.run_alone(node, vec![cmd], snap, raws).await;
         }
         // The backup listings need the resources, read in the first pass or just now.
@@ -274,7 +273,8 @@ impl Collector {
     fn backup_commands(&self, ids: &[String]) -> Result<Vec<Command>, crate::Error> {
         ids.iter()
             .map(|sid| {
-                self.templates
+                self.fleet
+                    .templates
                     .render("storage-content", &json!({ "storage": sid }))
             })
             .collect()
@@ -282,15 +282,10 @@ impl Collector {
 
     /// Runs `cmds` on `node` alone.
     async fn run_on(&self, node: &Node, cmds: Vec<Command>) -> NodeResult {
-        let mut results = fleet::run_each(
-            self.connector.clone(),
-            self.templates.clone(),
-            vec![(node.clone(), cmds)],
-            self.command_timeout,
-            1,
-            |_| {},
-        )
-        .await;
+        let mut results = self
+            .fleet
+            .run_each(vec![(node.clone(), cmds)], |_| {})
+            .await;
         results.pop().unwrap_or_else(|| NodeResult {
             node: node.clone(),
             outcome: Ok(Vec::new()),

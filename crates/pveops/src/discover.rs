@@ -5,39 +5,27 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
-use crate::command::Templates;
 use crate::facts;
+use crate::fleet::Fleet;
 use crate::inventory::Node;
-use crate::session::Connector;
 
 /// The cluster members as nodes, reached like the seed node (user, port, keys, jump), or the
 /// targets unchanged when no target answers or it is not clustered.
 pub async fn expand(
-    connector: Arc<Connector>,
-    templates: Arc<Templates>,
+    fleet: &Arc<Fleet>,
     targets: Vec<Node>,
-    timeout: Duration,
     workdir: &std::path::Path,
 ) -> Result<Vec<Node>, crate::Error> {
+    let templates = &fleet.templates;
     let cmds = vec![
         templates.render("cluster-status", &json!({}))?,
         templates.render("cluster-known-hosts", &json!({}))?,
     ];
     for seed in &targets {
-        let results = crate::fleet::run(
-            connector.clone(),
-            templates.clone(),
-            vec![seed.clone()],
-            cmds.clone(),
-            timeout,
-            1,
-            |_| {},
-        )
-        .await;
+        let results = fleet.run(vec![seed.clone()], cmds.clone(), |_| {}).await;
         let Some(Ok(outs)) = results.into_iter().next().map(|r| r.outcome) else {
             continue;
         };

@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::command::{Command, Templates};
-use crate::error::{Cause, NodeError};
+use crate::command::Command;
 use crate::facts;
+use crate::fleet::Fleet;
 use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
 use crate::journal::{Entry, Journal, StepOutcome, now};
-use crate::output::Output;
 use crate::plan::{Condition, Plan, Step, Verify};
-use crate::session::{Connector, Session};
 use crate::signals::{Sig, Signals};
 
 /// How a plan's execution ended.
@@ -88,19 +86,16 @@ impl Log<'_> {
 
 /// What the runner needs to reach the cluster.
 pub struct Runner {
-    pub connector: Arc<Connector>,
-    pub templates: Arc<Templates>,
+    /// How commands reach the nodes; single commands keep one connection per node across
+    /// steps and polls, replaced once per command when it broke (a reboot).
+    pub fleet: Arc<Fleet>,
     /// Target nodes with their PVE node names: every target, answering or not (a node that
     /// was rebooting when the operation began is waited for through its target).
     pub nodes: Vec<(String, Node)>,
     /// The PVE names of the nodes that answered the before-snapshot.
     pub answered: std::collections::BTreeSet<String>,
-    pub command_timeout: Duration,
     /// Between two looks at the state while a step is verified.
     pub poll_every: Duration,
-    /// One connection per node, kept across steps and polls (a poll is a channel, not a new
-    /// SSH login); a connection that broke (a reboot) is replaced once per command.
-    pub sessions: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Session>>>,
 }
 
 impl Runner {
@@ -128,58 +123,11 @@ impl Runner {
             .ok_or_else(|| LookFailed::retry(format!("no target reaches node {pve}")))?
             .clone();
         let o = self
-            .run_kept(&node, cmd)
+            .fleet
+            .run_one(&node, cmd)
             .await
             .map_err(|e| LookFailed::node(&e))?;
         Ok((o.exit_code(), o.stdout_text(), o.stderr_text()))
-    }
-
-    /// Runs `cmd` on the node's kept connection, opening one when there is none. When the kept
-    /// one has broken (the node rebooted, the network dropped), a fresh one is tried once: a
-    /// node that does not answer, or answers with another host key, is then the error.
-    async fn run_kept(&self, node: &Node, cmd: &Command) -> Result<Output, NodeError> {
-        let err = |cause: Cause| NodeError {
-            node: node.name.clone(),
-            address: node.address(),
-            cause,
-        };
-        for attempt in 0..2 {
-            let kept = self.sessions.lock().await.get(&node.name).cloned();
-            let fresh = kept.is_none();
-            let session = match kept {
-                Some(s) => s,
-                None => {
-                    let s = Arc::new(self.connector.connect(node).await?);
-                    self.sessions
-                        .lock()
-                        .await
-                        .insert(node.name.clone(), s.clone());
-                    s
-                }
-            };
-            let line = self
-                .templates
-                .remote_line(cmd, self.command_timeout, session.sudo())
-                .map_err(|e| err(Cause::Protocol(e.to_string())))?;
-            match session.run(&line, self.command_timeout).await {
-                Ok(o) => return Ok(o),
-                Err(cause) => {
-                    let broken = matches!(
-                        cause,
-                        Cause::Disconnected(_) | Cause::ChannelOpen(_) | Cause::Protocol(_)
-                    );
-                    if broken {
-                        self.sessions.lock().await.remove(&node.name);
-                    }
-                    if !(broken && !fresh && attempt == 0) {
-                        return Err(err(cause));
-                    }
-                }
-            }
-        }
-        Err(err(Cause::Disconnected(
-            "the connection broke twice in a row".into(),
-        )))
     }
 
     /// The first usable answer to template `name`, asking one node after the other. Output one
@@ -191,6 +139,7 @@ impl Runner {
         read: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, LookFailed> {
         let cmd = self
+            .fleet
             .templates
             .render(name, &json!({}))
             .map_err(|e| LookFailed::retry(e.to_string()))?;
@@ -290,6 +239,7 @@ impl Runner {
             }
             Verify::NodeBack { node, boot_id } => {
                 let cat = self
+                    .fleet
                     .templates
                     .render("boot-id", &json!({}))
                     .map_err(|e| LookFailed::retry(e.to_string()))?;
@@ -423,7 +373,8 @@ impl Runner {
 
     /// Renders a template that takes no values.
     fn plain(&self, name: &str) -> Result<Command, LookFailed> {
-        self.templates
+        self.fleet
+            .templates
             .render(name, &json!({}))
             .map_err(|e| LookFailed::retry(e.to_string()))
     }
@@ -444,6 +395,7 @@ impl Runner {
         }
         let units = ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd"];
         let sys = self
+            .fleet
             .templates
             .render("systemctl-is-active", &json!({ "units": units }))
             .map_err(|e| LookFailed::retry(e.to_string()))?;
@@ -600,6 +552,7 @@ impl Runner {
     /// rebooting).
     async fn detached_state(&self, node: &str, log: &str) -> Option<DetachedLog> {
         let cmd = self
+            .fleet
             .templates
             .render(
                 "detached-status",
@@ -1013,7 +966,7 @@ impl Runner {
     /// Removes a detached command's log and exit-status file from `node`; a failure is only
     /// logged (the step is done, the files are small).
     async fn remove_detached(&self, node: &str, log: &str) {
-        let rm = self.templates.render(
+        let rm = self.fleet.templates.render(
             "detached-cleanup",
             &json!({ "logfile": log, "rcfile": format!("{log}.rc") }),
         );
@@ -1094,6 +1047,7 @@ impl Runner {
     /// The command wrapped to run detached on the node, its output kept in a log there.
     fn detached(&self, cmd: &Command, log: &str) -> Result<Command, crate::Error> {
         let mut c = self
+            .fleet
             .templates
             .render("detached", &json!({"script": cmd.script, "logfile": log}))?;
         c.name = cmd.name.clone();

@@ -8,6 +8,7 @@ use crate::cli::{
     ParseArgs, SnapshotArgs, VerifyArgs,
 };
 use crate::command::{self, Templates};
+use crate::fleet::Fleet;
 use crate::inventory::{Inventory, Node, Overrides, Resolver};
 use crate::session::{Connector, Settings};
 use crate::ssh_config::ClientConfig;
@@ -182,11 +183,20 @@ pub fn nodes(global: &Global, targets: &[String]) -> Result<Vec<Node>, crate::Er
     .resolve_all(targets)
 }
 
-pub fn connector(global: &Global) -> Arc<Connector> {
-    Arc::new(Connector::new(Settings {
+/// How this run's commands reach the nodes: `--connect-timeout`, `--sudo`, `--templates`,
+/// `--command-timeout` and `--parallel`, in one place.
+pub fn fleet(global: &Global) -> Result<Arc<Fleet>, crate::Error> {
+    let connector = Arc::new(Connector::new(Settings {
         connect_timeout: Duration::from_secs(global.connect_timeout),
         sudo: global.sudo,
-    }))
+    }));
+    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
+    Ok(Fleet::new(
+        connector,
+        templates,
+        Duration::from_secs(global.command_timeout),
+        global.parallel as usize,
+    ))
 }
 
 /// The nodes to work on: the targets resolved, expanded into their cluster with `--discover`.
@@ -194,8 +204,7 @@ pub fn connector(global: &Global) -> Arc<Connector> {
 pub async fn resolve(
     global: &Global,
     targets: &[String],
-    connector: &Arc<Connector>,
-    templates: &Arc<Templates>,
+    fleet: &Arc<Fleet>,
 ) -> Result<(Vec<Node>, tempfile::TempDir), crate::Error> {
     let nodes = nodes(global, targets)?;
     let workdir = tempfile::Builder::new()
@@ -207,42 +216,25 @@ pub async fn resolve(
     if !global.discover {
         return Ok((nodes, workdir));
     }
-    let timeout = Duration::from_secs(global.command_timeout);
-    let nodes = crate::discover::expand(
-        connector.clone(),
-        templates.clone(),
-        nodes,
-        timeout,
-        workdir.path(),
-    )
-    .await?;
+    let nodes = crate::discover::expand(fleet, nodes, workdir.path()).await?;
     Ok((nodes, workdir))
 }
 
 async fn exec(global: &Global, args: ExecArgs) -> Result<i32, crate::Error> {
-    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
-    let connector = connector(global);
-    let (nodes, _workdir) = resolve(global, &args.targets, &connector, &templates).await?;
+    let fleet = fleet(global)?;
+    let (nodes, _workdir) = resolve(global, &args.targets, &fleet).await?;
     let command = command::Command::operator(&args.command);
     let progress = Arc::new(crate::progress::Progress::new("exec", nodes.len()));
     let p = progress.clone();
-    let run = crate::fleet::run(
-        connector,
-        templates,
-        nodes,
-        vec![command],
-        Duration::from_secs(global.command_timeout),
-        global.parallel as usize,
-        move |r| {
-            p.node_done(
-                &r.node.name,
-                r.outcome.as_ref().is_ok_and(|c| {
-                    c.iter()
-                        .all(|c| c.result.as_ref().is_ok_and(|o| o.success()))
-                }),
-            )
-        },
-    );
+    let run = fleet.run(nodes, vec![command], move |r| {
+        p.node_done(
+            &r.node.name,
+            r.outcome.as_ref().is_ok_and(|c| {
+                c.iter()
+                    .all(|c| c.result.as_ref().is_ok_and(|o| o.success()))
+            }),
+        )
+    });
     let results = tokio::select! {
         r = run => r,
         _ = tokio::signal::ctrl_c() => {
@@ -363,10 +355,9 @@ async fn operate(
     include_stopped: bool,
 ) -> Result<i32, crate::Error> {
     let checks = crate::check::load(args.checks.as_deref())?;
-    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
-    let connector = connector(global);
+    let fleet = fleet(global)?;
     let targets = cluster_targets(global, args)?;
-    let (nodes, _workdir) = resolve(global, &targets, &connector, &templates).await?;
+    let (nodes, _workdir) = resolve(global, &targets, &fleet).await?;
     let window = args
         .window
         .as_deref()
@@ -377,12 +368,9 @@ async fn operate(
         op,
         targets,
         nodes,
-        connector,
-        templates,
+        fleet,
         template_dir: global.templates.clone(),
         checks,
-        command_timeout: Duration::from_secs(global.command_timeout),
-        parallel: global.parallel as usize,
         out: args.out.clone(),
         changelog: args.changelog.clone(),
         yes: args.yes,
@@ -436,14 +424,10 @@ async fn take_snapshot(
     upgrade_checklist: bool,
     raw_sink: Option<std::sync::mpsc::Sender<Vec<crate::collect::Raw>>>,
 ) -> Result<(crate::snapshot::Snapshot, Vec<crate::collect::Raw>), crate::Error> {
-    let templates = Arc::new(Templates::load(global.templates.as_deref())?);
-    let connector = connector(global);
-    let (nodes, _workdir) = resolve(global, targets, &connector, &templates).await?;
+    let fleet = fleet(global)?;
+    let (nodes, _workdir) = resolve(global, targets, &fleet).await?;
     let collector = crate::collect::Collector {
-        connector,
-        templates,
-        command_timeout: Duration::from_secs(global.command_timeout),
-        parallel: global.parallel as usize,
+        fleet,
         only,
         upgrade_checklist,
         package_state: false,

@@ -11,12 +11,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::check::Check;
-use crate::command::Templates;
 use crate::executor::{Outcome, Runner};
 use crate::inventory::Node;
 use crate::journal::StepOutcome;
 use crate::plan::{Action, Operation, Plan};
-use crate::session::Connector;
 use crate::signals::Signals;
 use crate::snapshot::Snapshot;
 
@@ -35,14 +33,11 @@ pub struct Request {
     pub targets: Vec<String>,
     /// The nodes to snapshot, resolved (and discovered) by the caller.
     pub nodes: Vec<Node>,
-    pub connector: Arc<Connector>,
-    pub templates: Arc<Templates>,
+    /// How commands reach the nodes (connector, templates, command limit, `--parallel`).
+    pub fleet: Arc<crate::fleet::Fleet>,
     /// The directory that overrides the embedded templates (the report's too).
     pub template_dir: Option<PathBuf>,
     pub checks: Vec<Check>,
-    pub command_timeout: Duration,
-    /// Nodes read at once.
-    pub parallel: usize,
     /// The evidence directory; none: `pveops-evidence/<stamp>-<operation>-<subject>`.
     pub out: Option<PathBuf>,
     pub changelog: PathBuf,
@@ -64,18 +59,15 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         op,
         targets,
         nodes,
-        connector,
-        templates,
+        fleet,
         checks,
         ..
     } = &req;
+    let templates = &fleet.templates;
     let checks = checks.as_slice();
     let now = || jiff::Timestamp::now().as_second();
     let collector = crate::collect::Collector {
-        connector: connector.clone(),
-        templates: templates.clone(),
-        command_timeout: req.command_timeout,
-        parallel: req.parallel,
+        fleet: fleet.clone(),
         only: Vec::new(),
         upgrade_checklist: false,
         package_state: matches!(op, Operation::Update { .. }),
@@ -126,8 +118,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         );
     }
     let runner = Runner {
-        connector: connector.clone(),
-        templates: templates.clone(),
+        fleet: fleet.clone(),
         nodes: before
             .nodes
             .iter()
@@ -146,9 +137,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
             .filter(|(s, _)| s.reachable)
             .map(|(s, n)| s.pve_node.clone().unwrap_or_else(|| n.name.clone()))
             .collect(),
-        command_timeout: req.command_timeout,
         poll_every: Duration::from_millis(500),
-        sessions: Default::default(),
     };
     // `update`: fresh package lists first (a change to the lists only, journaled), then the
     // assessment again, so the plan shows what apt will really install.
@@ -169,7 +158,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
         refresh_failures = or_signal(
             &mut signals,
             op,
-            refresh(&runner, &before, wanted, templates, j, &mut bundle),
+            refresh(&runner, &before, wanted, j, &mut bundle),
         )
         .await??;
         let (again, raws) = or_signal(
@@ -184,7 +173,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     }
     let space = match &op {
         Operation::Update { nodes: wanted, .. } if !stranger => {
-            read_space(&runner, &before, wanted, templates, &mut bundle).await?
+            read_space(&runner, &before, wanted, &mut bundle).await?
         }
         _ => BTreeMap::new(),
     };
@@ -193,7 +182,7 @@ pub async fn run(req: Request) -> Result<i32, crate::Error> {
     } else {
         or_signal(&mut signals, op, async {
             (
-                preflight(&runner, op, &before, templates).await,
+                preflight(&runner, op, &before).await,
                 migrations_at_once(&runner, op, req.max_migrations).await,
             )
         })

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::command::Templates;
 use crate::executor::Runner;
 use crate::journal::StepOutcome;
 use crate::plan::{Action, Operation, Prechecks, Preflight};
@@ -29,9 +28,9 @@ pub(super) async fn read_space(
     runner: &Runner,
     before: &Snapshot,
     wanted: &[String],
-    templates: &Templates,
     bundle: &mut crate::evidence::Bundle,
 ) -> Result<BTreeMap<String, crate::plan::NodeSpace>, crate::Error> {
+    let templates = &runner.fleet.templates;
     let mut out = BTreeMap::new();
     for node in wanted {
         let pve = crate::plan::pve_name(before, node);
@@ -92,10 +91,10 @@ pub(super) async fn refresh(
     runner: &Runner,
     before: &Snapshot,
     wanted: &[String],
-    templates: &Templates,
     journal: &mut crate::journal::Journal,
     bundle: &mut crate::evidence::Bundle,
 ) -> Result<BTreeMap<String, String>, crate::Error> {
+    let templates = &runner.fleet.templates;
     let cmd = templates.render("apt-update", &json!({}))?;
     let mut failures = BTreeMap::new();
     for node in wanted {
@@ -166,12 +165,8 @@ pub(super) async fn refresh(
 /// operation may move (read on its node, parsed by `facts::migrate_preflight`) and, when one of
 /// them is HA-managed, the HA rules (`facts::ha_rules`; on PVE ≤ 8 the HA groups and which
 /// resource is in which, read as the rules PVE 9 makes of them).
-pub(super) async fn preflight(
-    runner: &Runner,
-    op: &Operation,
-    snap: &Snapshot,
-    templates: &Templates,
-) -> Prechecks {
+pub(super) async fn preflight(runner: &Runner, op: &Operation, snap: &Snapshot) -> Prechecks {
+    let templates = &runner.fleet.templates;
     let mut out = Prechecks::default();
     let wanted: Vec<&crate::health::Resource> = snap
         .resources
