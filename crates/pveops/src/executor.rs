@@ -15,6 +15,7 @@ use crate::fleet::Fleet;
 use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
 use crate::journal::{Entry, Journal, StepOutcome, now};
+use crate::output::exited;
 use crate::plan::{Condition, Plan, Step, Verify};
 use crate::signals::{Sig, Signals};
 
@@ -1072,12 +1073,6 @@ fn aborted(sig: Sig) -> String {
         "interrupted by {}; a migration or upgrade already started goes on running on the node (in flight)",
         sig.name()
     )
-}
-
-/// `exit 2`, or `no exit status` (killed by a signal).
-fn exited(code: Option<u32>) -> String {
-    code.map(|c| format!("exit {c}"))
-        .unwrap_or_else(|| "no exit status".into())
 }
 
 fn end(
