@@ -173,7 +173,7 @@ pub(super) async fn preflight(
     templates: &Templates,
 ) -> Prechecks {
     let mut out = Prechecks::default();
-    let wanted: Vec<&crate::health::Resource> = snap
+    let wanted: Vec<&crate::facts::pvesh::Resource> = snap
         .resources
         .iter()
         .filter(|r| r.is_guest())
