@@ -10,7 +10,6 @@ pub mod diff;
 pub mod error;
 pub mod facts;
 pub mod finding;
-pub mod health;
 pub mod input;
 pub mod journal;
 pub mod markdown;

@@ -545,7 +545,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn snap() -> Snapshot {
-        let storage = |name: &str, pct: f64| crate::health::Storage {
+        let storage = |name: &str, pct: f64| crate::facts::pvesm_status::Storage {
             name: name.into(),
             kind: "dir".into(),
             status: "active".into(),
@@ -583,7 +583,7 @@ mod tests {
                 ),
                 node("pve3", false, vec![]),
             ],
-            resources: vec![crate::health::Resource {
+            resources: vec![crate::facts::pvesh::Resource {
                 id: "storage/pve1/ceph".into(),
                 kind: "storage".into(),
                 storage: Some("ceph".into()),

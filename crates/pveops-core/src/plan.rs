@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::command::{Command, Templates};
-use crate::health::Resource;
+use crate::facts::pvesh::Resource;
 use crate::snapshot::Snapshot;
 
 mod drain;
@@ -370,8 +370,8 @@ impl std::fmt::Display for RebootDecision {
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeUpdate {
     pub node: String,
-    pub installs: Vec<crate::health::PackageChange>,
-    pub removals: Vec<crate::health::PackageRemoval>,
+    pub installs: Vec<crate::facts::apt_get::PackageChange>,
+    pub removals: Vec<crate::facts::apt_get::PackageRemoval>,
     pub kept_back: Vec<String>,
     /// `yes`, `if-needed` (decided after the upgrade) or `no` (nothing to install).
     pub reboot: RebootDecision,

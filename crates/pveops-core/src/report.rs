@@ -319,7 +319,7 @@ fn members(snap: &Snapshot) -> Option<String> {
 /// that agree on its state, then a row for each node that differs; local storages per node.
 fn storage_rows(snap: &Snapshot) -> Vec<StorageRow> {
     let shared = snap.shared_storages();
-    let one = |node: String, s: &crate::health::Storage| StorageRow {
+    let one = |node: String, s: &crate::facts::pvesm_status::Storage| StorageRow {
         node,
         name: s.name.clone(),
         kind: s.kind.clone(),
@@ -791,8 +791,10 @@ fn render_all(
 #[cfg(test)]
 mod snapshot_tests {
     use super::*;
+    use crate::facts::pct_list::Container;
+    use crate::facts::pvesm_status::Storage;
+    use crate::facts::qm_list::Vm;
     use crate::finding::Finding;
-    use crate::health::{Container, Storage, Vm};
     use crate::snapshot::NodeSnapshot;
 
     /// Markdown and HTML metacharacters, tags, control characters and anything printable.
@@ -842,7 +844,7 @@ mod snapshot_tests {
         };
         n1.storages.insert(0, ceph("active", 40.0));
         // pvecm status names members by ring address; the report names them by node.
-        n1.cluster = Some(crate::health::ClusterHealth {
+        n1.cluster = Some(crate::facts::pvecm_status::ClusterHealth {
             cluster_name: Some("prod".into()),
             quorate: Some(true),
             total_votes: Some(3),
@@ -850,7 +852,7 @@ mod snapshot_tests {
             quorum: Some(3),
             members: ["10.0.0.11", "10.0.0.13", "10.0.0.14"]
                 .iter()
-                .map(|a| crate::health::Member {
+                .map(|a| crate::facts::pvecm_status::Member {
                     name: a.to_string(),
                     votes: 1,
                     ..Default::default()
@@ -867,18 +869,18 @@ mod snapshot_tests {
             ..Default::default()
         };
         let (n3, n4) = (other("pve3", "active"), other("pve4", "inactive"));
-        let resource = |id: &str, kind: &str| crate::health::Resource {
+        let resource = |id: &str, kind: &str| crate::facts::pvesh::Resource {
             id: id.into(),
             kind: kind.into(),
             ..Default::default()
         };
         let mut resources = vec![
-            crate::health::Resource {
+            crate::facts::pvesh::Resource {
                 vmid: Some(100),
                 hastate: Some("started".into()),
                 ..resource("qemu/100", "qemu")
             },
-            crate::health::Resource {
+            crate::facts::pvesh::Resource {
                 storage: Some("ceph-vm".into()),
                 shared: Some(true),
                 ..resource("storage/pve1/ceph-vm", "storage")
@@ -890,7 +892,7 @@ mod snapshot_tests {
             ("pve3", "online"),
             ("pve4", "online"),
         ] {
-            resources.push(crate::health::Resource {
+            resources.push(crate::facts::pvesh::Resource {
                 node: Some(n.into()),
                 status: Some(status.into()),
                 ..resource(&format!("node/{n}"), "node")

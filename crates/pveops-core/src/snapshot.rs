@@ -1,15 +1,33 @@
 //! The snapshot: every node's health and raw command records at one moment, plus cluster-wide
 //! facts and the findings. Its JSON is a public format (PRODUCT.md "Snapshot JSON"): fields
-//! are only ever added.
+//! are only ever added. What it keeps of each command is defined beside the command's parser
+//! (`facts`); [`PackageState`], which combines four reads, is here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::facts::apt_get::Updates;
 use crate::facts::ceph_status::{CephHealth, CephState, CephStatus};
+use crate::facts::cert_info::Certificate;
+use crate::facts::disks_list::Disk;
+use crate::facts::ha_manager_status::Ha;
+use crate::facts::lslocks::Lock;
+use crate::facts::node_rrddata::NodeLoad;
+use crate::facts::node_status::NodeStatus;
+use crate::facts::pct_list::Container;
+use crate::facts::pvecm_status::ClusterHealth;
+use crate::facts::pvesh::Resource;
+use crate::facts::pvesm_status::Storage;
+use crate::facts::pvesr_status::ReplicationJob;
+use crate::facts::pveversion::Version;
+use crate::facts::qm_list::Vm;
+use crate::facts::storage_content::Backup;
+use crate::facts::subscription::Subscription;
+use crate::facts::tasks::Task;
+use crate::facts::upgrade_checklist::ChecklistResult;
 use crate::finding::{Finding, Severity};
-use crate::health;
 
 /// The snapshot format version.
 pub const FORMAT: u32 = 1;
@@ -24,10 +42,10 @@ pub struct Snapshot {
     pub nodes: Vec<NodeSnapshot>,
     /// Guests, nodes and storages of `/cluster/resources`, read once per cluster.
     #[serde(default)]
-    pub resources: Vec<health::Resource>,
+    pub resources: Vec<Resource>,
     /// Backups per backup storage, read once per cluster.
     #[serde(default)]
-    pub backups: Vec<health::Backup>,
+    pub backups: Vec<Backup>,
     /// Each guest's newest backup, derived once from `backups` ([`Snapshot::derive`]): what
     /// the `backup.recent` check and the operations' backup gate read.
     #[serde(default)]
@@ -96,50 +114,74 @@ pub struct NodeSnapshot {
     pub pve_node: Option<String>,
     /// The node's offset from UTC in seconds (`date +%z`), for vzdump's local-time names.
     pub utc_offset_seconds: Option<i32>,
-    pub cluster: Option<health::ClusterHealth>,
-    pub storages: Vec<health::Storage>,
-    pub vms: Vec<health::Vm>,
-    pub containers: Vec<health::Container>,
-    pub ha: Option<health::Ha>,
-    pub version: Option<health::Version>,
+    pub cluster: Option<ClusterHealth>,
+    pub storages: Vec<Storage>,
+    pub vms: Vec<Vm>,
+    pub containers: Vec<Container>,
+    pub ha: Option<Ha>,
+    pub version: Option<Version>,
     pub services: BTreeMap<String, String>,
     pub boot_id: Option<String>,
     /// The upgrade checker's results (`--upgrade-checklist`); null when it was not run.
-    pub upgrade_checklist: Option<Vec<health::ChecklistResult>>,
+    pub upgrade_checklist: Option<Vec<ChecklistResult>>,
     /// Pending package updates (`apt-get -s dist-upgrade`); null when not read.
-    pub updates: Option<health::Updates>,
+    pub updates: Option<Updates>,
     /// Ceph as this node sees it (`ceph-status`): PVE's Ceph config, its OSDs, the health.
     pub ceph: Option<CephStatus>,
     /// Age of the package lists (seconds since the last `apt-get update`, by the node's clock).
     pub apt_lists_age_seconds: Option<i64>,
     /// What gates an upgrade (dpkg locks and audit, repositories); read by `pveops update`.
-    #[serde(default, skip_serializing_if = "health::PackageState::is_unread")]
-    pub packages: health::PackageState,
+    #[serde(default, skip_serializing_if = "PackageState::is_unread")]
+    pub packages: PackageState,
     /// `/nodes/N/status`: memory, swap, load; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_status: Option<health::NodeStatus>,
+    pub node_status: Option<NodeStatus>,
     /// `/nodes/N/rrddata` (the last hour): CPU and IO wait; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<health::NodeLoad>,
+    pub load: Option<NodeLoad>,
     /// `/nodes/N/disks/list`: each disk's SMART health and wearout; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disks: Option<Vec<health::Disk>>,
+    pub disks: Option<Vec<Disk>>,
     /// Tasks that ended in an error in the last day and tasks still running
     /// (`/nodes/N/tasks`); null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<Vec<health::Task>>,
+    pub tasks: Option<Vec<Task>>,
     /// `pvesr status`: the replication jobs of this node's guests; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replication: Option<Vec<health::ReplicationJob>>,
+    pub replication: Option<Vec<ReplicationJob>>,
     /// `pvesubscription get`; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<health::Subscription>,
+    pub subscription: Option<Subscription>,
     /// `pvenode cert info`: the node's certificates; null when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificates: Option<Vec<health::Certificate>>,
+    pub certificates: Option<Vec<Certificate>>,
     /// Outputs of the command checks (`zpool status -x`, `ceph health`), by template name.
     pub probes: BTreeMap<String, Probe>,
     pub commands: Vec<CommandRecord>,
+}
+
+/// The package manager's state that gates an upgrade (read by `pveops update` only):
+/// `dpkg --audit`, `lslocks`, `apt-cache policy`, `/run/reboot-required`. Null: not read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageState {
+    /// Packages dpkg left broken.
+    pub broken_packages: Option<Vec<String>>,
+    /// Holders of apt's and dpkg's locks.
+    pub apt_locks: Option<Vec<Lock>>,
+    /// The repositories apt uses, channel-independent (`proxmox pve`, `URI SUITE ARCH`).
+    pub repositories: Option<Vec<String>>,
+    /// Proxmox channels in use (`enterprise`, `no-subscription`, `test`).
+    pub proxmox_channels: Option<Vec<String>>,
+    /// `/run/reboot-required` exists.
+    pub reboot_required: Option<bool>,
+}
+
+impl PackageState {
+    /// Nothing was read (an assess does not read these; `update` does).
+    pub fn is_unread(&self) -> bool {
+        *self == PackageState::default()
+    }
 }
 
 /// What a command check's command printed.
@@ -354,7 +396,7 @@ impl Snapshot {
 
 /// A backup's Unix time: its own epoch (PBS), else its name's time: with an offset when the
 /// name carries one, else as local time at `offset` seconds east of UTC.
-fn backup_epoch(b: &health::Backup, offset: i32) -> Option<i64> {
+fn backup_epoch(b: &Backup, offset: i32) -> Option<i64> {
     if let Some(e) = b.epoch {
         return Some(e);
     }
@@ -398,8 +440,8 @@ mod derive_tests {
         }
     }
 
-    fn backup(volid: &str, time: &str, epoch: Option<i64>) -> health::Backup {
-        health::Backup {
+    fn backup(volid: &str, time: &str, epoch: Option<i64>) -> Backup {
+        Backup {
             volid: volid.into(),
             storage: "nas".into(),
             vmid: Some(100),
@@ -464,5 +506,54 @@ mod derive_tests {
         snap.derive();
         assert_eq!(snap.newest_backup(100).unwrap().epoch, 1_796_263_200);
         assert!(snap.newest_backup(101).is_none());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_that_are_not_numbers_never_make_a_snapshot_unreadable() {
+        use crate::facts::{node_rrddata, node_status, pvesm_status, qm_list};
+        let vms = qm_list::parse(
+            "VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 101 a running 4096 NaN 9\n",
+        )
+        .unwrap();
+        let status =
+            node_status::parse(r#"{"cpu":"NaN","loadavg":["inf","0.61","0.70"],"uptime":60}"#)
+                .unwrap();
+        let storages = pvesm_status::parse(
+            "Name Type Status Total Used Available %\nlocal dir active 100 50 50 NaN%\n",
+        )
+        .unwrap();
+        let load = node_rrddata::parse(r#"[{"time":60,"cpu":"NaN","iowait":"inf"}]"#).unwrap();
+        assert!(storages.storages[0].used_pct.is_some_and(f64::is_nan));
+        assert!(load.latest.as_ref().is_some_and(|l| l.cpu.is_nan()));
+        let snap = Snapshot {
+            nodes: vec![NodeSnapshot {
+                name: "pve1".into(),
+                vms: vms.vms.iter().map(Vm::from).collect(),
+                node_status: Some(NodeStatus::from(&status)),
+                storages: storages.storages.iter().map(Storage::from).collect(),
+                load: Some(NodeLoad::from(&load)),
+                ..Default::default()
+            }],
+            format: FORMAT,
+            taken_at: String::new(),
+            status: Severity::Ok,
+            pveops_version: String::new(),
+            resources: Vec::new(),
+            backups: Vec::new(),
+            newest_backups: Vec::new(),
+            ceph: None,
+            findings: Vec::new(),
+        };
+        // What `Snapshot::load` does with the file `Snapshot::to_json` wrote.
+        let back: Snapshot = serde_json::from_str(&snap.to_json()).unwrap();
+        assert_eq!(back, snap);
+        let n = &back.nodes[0];
+        assert_eq!((n.vms[0].vmid, n.vms[0].bootdisk_gib), (101, 0.0));
+        assert_eq!(n.node_status.as_ref().map(|s| s.uptime), Some(Some(60)));
     }
 }

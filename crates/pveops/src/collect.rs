@@ -12,8 +12,9 @@ use serde_json::json;
 use crate::check::Check;
 use crate::command::{Command, Templates};
 use crate::facts;
+use crate::facts::pvesh::Resource;
+use crate::facts::storage_content::Backup;
 use crate::fleet::{self, NodeResult};
-use crate::health::{self, from_fact};
 use crate::inventory::Node;
 use crate::output::Output;
 use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
@@ -98,7 +99,7 @@ pub struct Collector {
     pub raw_sink: Option<std::sync::mpsc::Sender<Vec<Raw>>>,
 }
 
-/// The reads of [`crate::health::PackageState`].
+/// The reads of [`crate::snapshot::PackageState`].
 /// (`dpkg-audit` and `apt-policy` are in every assessment's reads.)
 pub const PACKAGE_STATE: &[&str] = &["apt-locks", "reboot-required"];
 
@@ -325,12 +326,12 @@ fn storages_of(r: &NodeResult) -> Option<Vec<String>> {
         .find(|c| c.command.name == "cluster-resources")?;
     let out = c.result.as_ref().ok().filter(|o| o.success())?;
     let parsed = facts::pvesh::parse_cluster_resources(&out.stdout_text()).ok()?;
-    let resources: Vec<health::Resource> = parsed.resources.iter().map(from_fact).collect();
+    let resources: Vec<Resource> = parsed.resources.iter().map(Resource::from).collect();
     (!resources.is_empty()).then(|| backup_storages(&resources))
 }
 
 /// Shared storages that hold backups (vzdump and PBS), by id, once each.
-fn backup_storages(resources: &[health::Resource]) -> Vec<String> {
+fn backup_storages(resources: &[Resource]) -> Vec<String> {
     let mut ids: Vec<String> = resources
         .iter()
         .filter(|r| {
@@ -373,8 +374,8 @@ fn raws_of(r: &NodeResult) -> Vec<Raw> {
 /// Turns one node's results into its snapshot entry.
 fn node_snapshot(
     r: &NodeResult,
-    resources: &mut Vec<health::Resource>,
-    backups: &mut Vec<health::Backup>,
+    resources: &mut Vec<Resource>,
+    backups: &mut Vec<Backup>,
 ) -> NodeSnapshot {
     let mut n = NodeSnapshot {
         name: r.node.name.clone(),
@@ -467,8 +468,8 @@ fn absorb(
     n: &mut NodeSnapshot,
     cmd: &Command,
     out: &Output,
-    resources: &mut Vec<health::Resource>,
-    backups: &mut Vec<health::Backup>,
+    resources: &mut Vec<Resource>,
+    backups: &mut Vec<Backup>,
 ) -> Result<(), String> {
     let stdout = out.stdout_text();
     let stderr = out.stderr_text();
@@ -490,37 +491,27 @@ fn absorb(
     match cmd.name.as_str() {
         "pvecm-status" => {
             // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
-            n.cluster = Some(from_fact(
-                &facts::pvecm_status::parse_output(&stdout, &stderr).map_err(e)?,
-            ));
+            n.cluster =
+                Some((&facts::pvecm_status::parse_output(&stdout, &stderr).map_err(e)?).into());
         }
         "pvesm-status" => {
             let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;
-            n.storages = parsed.storages.iter().map(from_fact).collect();
+            n.storages = parsed.storages.iter().map(Into::into).collect();
         }
         "qm-list" => {
             n.vms = facts::qm_list::parse(&stdout)
                 .map_err(e)?
                 .vms
                 .iter()
-                .map(from_fact)
+                .map(Into::into)
                 .collect()
         }
-        "pct-list" => {
-            n.containers = facts::pct_list::parse(&stdout)
-                .map_err(e)?
-                .containers
-                .iter()
-                .map(from_fact)
-                .collect()
-        }
+        "pct-list" => n.containers = facts::pct_list::parse(&stdout).map_err(e)?.containers,
         "ha-manager-status" => {
-            n.ha = Some(from_fact(
-                &facts::ha_manager_status::parse(&stdout).map_err(e)?,
-            ))
+            n.ha = Some((&facts::ha_manager_status::parse(&stdout).map_err(e)?).into())
         }
         "pveversion-v" => {
-            n.version = Some(from_fact(&facts::pveversion::parse_v(&stdout).map_err(e)?))
+            n.version = Some((&facts::pveversion::parse_v(&stdout).map_err(e)?).into())
         }
         "systemctl-is-active" => {
             let parsed = facts::systemctl_is_active::parse_with_units(UNITS, &stdout).map_err(e)?;
@@ -544,7 +535,7 @@ fn absorb(
         }
         "cluster-resources" => {
             let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
-            resources.extend(parsed.resources.iter().map(from_fact));
+            resources.extend(parsed.resources.iter().map(Resource::from));
         }
         // `ceph health` says on stderr why it gave no health (joined by the template).
         "ceph-status" => {
@@ -552,29 +543,18 @@ fn absorb(
         }
         "upgrade-checklist" => {
             let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;
-            n.upgrade_checklist = Some(parsed.results.iter().map(from_fact).collect());
+            n.upgrade_checklist = Some(parsed.results.iter().map(Into::into).collect());
         }
-        // The content API's `ctime` is the backup's epoch (pve-storage `archive_info` applies
-        // the listing node's time zone to a vzdump name); the name's own time stays beside it
-        // for a listing without `ctime`.
         "storage-content" => {
             let parsed = facts::storage_content::parse(&stdout).map_err(e)?;
-            backups.extend(parsed.volumes.into_iter().map(|v| health::Backup {
-                storage: v.storage.unwrap_or_default(),
-                vmid: v.vmid,
-                size_bytes: v.size_bytes,
-                backup_time: v.backup_time,
-                time_zone: v.time_zone.map(str::to_string),
-                epoch: v.ctime,
-                volid: v.volid,
-            }));
+            backups.extend(parsed.volumes.iter().map(Backup::from));
         }
         "apt-simulate" => {
             // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.
             if out.exit_code() != Some(0) {
                 return Err(apt_failure(out.exit_code(), &stderr));
             }
-            n.updates = Some(from_fact(&facts::apt_get::parse(&stdout).map_err(e)?));
+            n.updates = Some((&facts::apt_get::parse(&stdout).map_err(e)?).into());
         }
         "apt-lists-stamp" => {
             // `stat` exits 1 when one of the paths is missing (the binary cache after
@@ -587,7 +567,7 @@ fn absorb(
         }
         "apt-locks" => {
             let l = facts::lslocks::parse(&stdout).map_err(e)?;
-            n.packages.apt_locks = Some(l.apt.iter().map(from_fact).collect());
+            n.packages.apt_locks = Some(l.apt);
         }
         "apt-policy" => {
             if out.exit_code() != Some(0) {
@@ -622,42 +602,35 @@ fn absorb(
             })
         }
         "node-status" => {
-            n.node_status = Some(from_fact(&facts::node_status::parse(&stdout).map_err(e)?))
+            n.node_status = Some((&facts::node_status::parse(&stdout).map_err(e)?).into())
         }
         "node-rrddata" => {
-            let r = facts::node_rrddata::parse(&stdout).map_err(e)?;
-            n.load = Some(health::NodeLoad {
-                time: r.latest.as_ref().map(|l| l.time),
-                cpu: r.latest.as_ref().map(|l| l.cpu),
-                iowait: r.latest.as_ref().and_then(|l| l.iowait),
-                cpu_avg: r.cpu_avg,
-                iowait_avg: r.iowait_avg,
-            });
+            n.load = Some((&facts::node_rrddata::parse(&stdout).map_err(e)?).into());
         }
         "disks-list" => {
             let d = facts::disks_list::parse(&stdout).map_err(e)?;
-            n.disks = Some(d.disks.iter().map(from_fact).collect());
+            n.disks = Some(d.disks.iter().map(Into::into).collect());
         }
         // Failed and running tasks are one list: a task is in one of them only.
         "node-tasks-failed" | "node-tasks-running" => {
             let t = facts::tasks::parse(&stdout).map_err(e)?;
             let list = n.tasks.get_or_insert_with(Vec::new);
             for task in &t.tasks {
-                if !list.iter().any(|x: &health::Task| x.upid == task.upid) {
-                    list.push(from_fact(task));
+                if !list.iter().any(|x| x.upid == task.upid) {
+                    list.push(task.into());
                 }
             }
         }
         "pvesr-status" => {
             let p = facts::pvesr_status::parse(&stdout).map_err(e)?;
-            n.replication = Some(p.jobs.iter().map(from_fact).collect());
+            n.replication = Some(p.jobs.iter().map(Into::into).collect());
         }
         "subscription" => {
-            n.subscription = Some(from_fact(&facts::subscription::parse(&stdout).map_err(e)?))
+            n.subscription = Some((&facts::subscription::parse(&stdout).map_err(e)?).into())
         }
         "cert-info" => {
             let c = facts::cert_info::parse(&stdout).map_err(e)?;
-            n.certificates = Some(c.certificates.iter().map(from_fact).collect());
+            n.certificates = Some(c.certificates.iter().map(Into::into).collect());
         }
         // Any other command serves a command check: its output is kept for the check's regex.
         _ => {

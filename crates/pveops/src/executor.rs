@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::command::Command;
 use crate::facts;
+use crate::facts::pvesh::Resource;
 use crate::fleet::Fleet;
-use crate::health::{Resource, from_fact};
 use crate::inventory::Node;
 use crate::journal::{Entry, Journal, StepOutcome, now};
 use crate::output::exited;
@@ -172,7 +172,7 @@ impl Runner {
     pub async fn resources(&self) -> Result<Vec<Resource>, LookFailed> {
         self.first_answer("cluster-resources", |out| {
             facts::pvesh::parse_cluster_resources(out)
-                .map(|r| r.resources.iter().map(from_fact).collect())
+                .map(|r| r.resources.iter().map(Resource::from).collect())
                 .map_err(|e| e.to_string())
         })
         .await

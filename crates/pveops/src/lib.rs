@@ -27,8 +27,8 @@ pub mod journal;
 
 // The pure part lives in pveops-core; its modules keep their paths here (`pveops::facts`).
 pub use pveops_core::{
-    Error, NodeError, check, command, diff, error, facts, finding, health, input, markdown,
-    monitoring, output, plan, report, snapshot, units,
+    Error, NodeError, check, command, diff, error, facts, finding, input, markdown, monitoring,
+    output, plan, report, snapshot, units,
 };
 
 /// Runs pveops with these arguments and returns the process exit status.

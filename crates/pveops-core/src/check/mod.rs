@@ -561,7 +561,8 @@ fn ago(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{Storage, Version};
+    use crate::facts::pvesm_status::Storage;
+    use crate::facts::pveversion::Version;
     use crate::snapshot::NodeSnapshot;
 
     fn shipped() -> Vec<Check> {
@@ -747,7 +748,8 @@ mod tests {
 
     #[test]
     fn backups_of_either_kind_count() {
-        use crate::health::{Backup, Resource};
+        use crate::facts::pvesh::Resource;
+        use crate::facts::storage_content::Backup;
         let mut s = snap(vec![node("pve1")]);
         for vmid in [100, 101, 102] {
             s.resources.push(Resource {

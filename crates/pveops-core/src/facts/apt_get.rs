@@ -6,10 +6,11 @@
 //! joined with `, `). The counts are apt 2.x's `N upgraded, N newly installed, … N to remove and
 //! N not upgraded.` (apt-private/private-install.cc) or apt 3.0's `Upgrading: N, Installing: N,
 //! Removing: N, Not Upgrading: N` (Debian 13, PVE 9). Fixtures: `tests/fixtures/pve/apt-get-*`.
+//! Also what the snapshot keeps of it: [`Updates`].
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, regex};
@@ -75,6 +76,126 @@ impl Simulation {
     /// Whether the upgrade would change nothing.
     pub fn nothing_to_do(&self) -> bool {
         self.installs.is_empty() && self.removals.is_empty()
+    }
+}
+
+/// Pending package updates (kind `apt-simulate`): what `apt-get -s dist-upgrade` would do.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Updates {
+    pub installs: Vec<PackageChange>,
+    pub removals: Vec<PackageRemoval>,
+    pub kept_back: Vec<String>,
+    pub counts: Option<UpdateCounts>,
+    /// Kernels (`uname -r` form) the upgrade installs: a reboot will be due.
+    pub new_kernels: Vec<String>,
+    /// Proxmox's own packages among the installs.
+    pub pve_packages: Vec<String>,
+}
+
+/// A package the upgrade installs or upgrades, as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageChange {
+    pub package: String,
+    pub old_version: Option<String>,
+    pub new_version: String,
+    pub release: Option<String>,
+    pub kernel_release: Option<String>,
+}
+
+/// A package the upgrade removes, as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackageRemoval {
+    pub package: String,
+    pub version: Option<String>,
+}
+
+/// apt's summary counts as the snapshot keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateCounts {
+    pub upgraded: u64,
+    pub newly_installed: u64,
+    pub removed: u64,
+    pub not_upgraded: u64,
+}
+
+impl From<&Simulation> for Updates {
+    fn from(s: &Simulation) -> Self {
+        let Simulation {
+            installs,
+            removals,
+            configures: _,
+            kept_back,
+            counts,
+            new_kernels,
+            pve_packages,
+            messages: _,
+        } = s;
+        Updates {
+            installs: installs.iter().map(PackageChange::from).collect(),
+            removals: removals.iter().map(PackageRemoval::from).collect(),
+            kept_back: kept_back.clone(),
+            counts: counts.as_ref().map(UpdateCounts::from),
+            new_kernels: new_kernels.clone(),
+            pve_packages: pve_packages.clone(),
+        }
+    }
+}
+
+impl From<&Install> for PackageChange {
+    fn from(i: &Install) -> Self {
+        let Install {
+            package,
+            arch_qualifier: _,
+            old_version,
+            new_version,
+            release,
+            arch: _,
+            kernel_release,
+        } = i;
+        PackageChange {
+            package: package.clone(),
+            old_version: old_version.clone(),
+            new_version: new_version.clone(),
+            release: release.clone(),
+            kernel_release: kernel_release.clone(),
+        }
+    }
+}
+
+impl From<&Removal> for PackageRemoval {
+    fn from(r: &Removal) -> Self {
+        let Removal {
+            package,
+            version,
+            purge: _,
+        } = r;
+        PackageRemoval {
+            package: package.clone(),
+            version: version.clone(),
+        }
+    }
+}
+
+impl From<&Counts> for UpdateCounts {
+    fn from(c: &Counts) -> Self {
+        let Counts {
+            upgraded,
+            newly_installed,
+            reinstalled: _,
+            downgraded: _,
+            removed,
+            not_upgraded,
+        } = c;
+        UpdateCounts {
+            upgraded: *upgraded,
+            newly_installed: *newly_installed,
+            removed: *removed,
+            not_upgraded: *not_upgraded,
+        }
     }
 }
 

@@ -12,8 +12,9 @@
 //! 4-digit hex groups), `pem`, `public-key-type` (`rsaEncryption`, `id-ecPublicKey`) and
 //! `public-key-bits`. With `--output-format json` `PVE/CLI/pvenode.pm` prints the API list as
 //! is (`print_api_result`); only the text form sorts by file name.
+//! Also what the snapshot keeps of it: each [`Certificate`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
@@ -21,8 +22,9 @@ use super::pvesh::{read_json, str_of, u64_of};
 
 pub const KIND: &str = "cert-info";
 
+/// One certificate, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Certificate {
+pub struct ParsedCertificate {
     /// `pve-root-ca.pem`, `pve-ssl.pem`, `pveproxy-ssl.pem`.
     pub filename: String,
     pub subject: Option<String>,
@@ -41,7 +43,43 @@ pub struct Certificate {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CertInfo {
     /// In PVE's order (root CA, node certificate, custom certificate).
-    pub certificates: Vec<Certificate>,
+    pub certificates: Vec<ParsedCertificate>,
+}
+
+/// One certificate of `pvenode cert info` (kind `cert-info`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Certificate {
+    pub filename: String,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub notbefore: Option<i64>,
+    pub notafter: Option<i64>,
+    pub fingerprint: Option<String>,
+}
+
+impl From<&ParsedCertificate> for Certificate {
+    fn from(c: &ParsedCertificate) -> Self {
+        let ParsedCertificate {
+            filename,
+            subject,
+            issuer,
+            notbefore,
+            notafter,
+            fingerprint,
+            san: _,
+            public_key_type: _,
+            public_key_bits: _,
+        } = c;
+        Certificate {
+            filename: filename.clone(),
+            subject: subject.clone(),
+            issuer: issuer.clone(),
+            notbefore: *notbefore,
+            notafter: *notafter,
+            fingerprint: fingerprint.clone(),
+        }
+    }
 }
 
 fn i64_of(v: &Value, key: &str) -> Option<i64> {
@@ -71,7 +109,7 @@ pub fn parse(text: &str) -> Result<CertInfo, ParseError> {
                 .collect(),
             _ => Vec::new(),
         };
-        certificates.push(Certificate {
+        certificates.push(ParsedCertificate {
             filename,
             subject: str_of(item, "subject"),
             issuer: str_of(item, "issuer"),

@@ -132,6 +132,13 @@ pub(crate) fn percent_decode(s: &str) -> String {
     }
 }
 
+/// The figure, unless it is NaN or infinite: JSON has no such numbers (serde_json writes them
+/// as `null`), so what the snapshot keeps holds None instead, the value a snapshot read back
+/// has.
+pub(crate) fn finite(f: Option<f64>) -> Option<f64> {
+    f.filter(|f| f.is_finite())
+}
+
 /// A number as JSON: integer when it is one, else a float (e.g. `qm list` MEM(MB) is a Perl
 /// number printed with `%s`, FORMATS.md §3.1, so it may carry decimals).
 pub(crate) fn json_number(s: &str) -> Option<serde_json::Number> {

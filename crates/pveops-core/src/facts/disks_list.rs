@@ -29,8 +29,9 @@
 //!
 //! PVE's quirks handled: numbers may be strings, `wearout` is the string `N/A` when unknown
 //! (null here) and a JSON number otherwise, `osdid` -1 means none.
+//! Also what the snapshot keeps of it: each [`Disk`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
@@ -38,8 +39,9 @@ use super::pvesh::{bool_of, f64_of, read_json, str_of, u64_of};
 
 pub const KIND: &str = "disks-list";
 
+/// One disk, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Disk {
+pub struct ParsedDisk {
     pub devpath: String,
     pub model: Option<String>,
     pub vendor: Option<String>,
@@ -65,7 +67,67 @@ pub struct Disk {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DisksList {
-    pub disks: Vec<Disk>,
+    pub disks: Vec<ParsedDisk>,
+}
+
+/// One disk of `/nodes/N/disks/list` (kind `disks-list`): SMART health and SSD wearout.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Disk {
+    pub devpath: String,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// smartctl's overall assessment as PVE passes it: `PASSED`, `OK`, `FAILED!`, ...
+    pub health: Option<String>,
+    /// Percent of the SSD's life left (100 new); null for HDDs.
+    pub wearout: Option<f64>,
+    pub used: Option<String>,
+}
+
+impl Disk {
+    /// smartctl's overall assessment as PVE passes it (pve-storage PVE/Diskmanage.pm
+    /// `get_smart_data`): `PASSED` (ATA/NVMe) or `OK` (SAS) is good; none, `UNKNOWN` or
+    /// `SMART Disabled…` says nothing either way (None); anything else is a failure.
+    pub fn smart_passed(&self) -> Option<bool> {
+        match self.health.as_deref()? {
+            "" | "UNKNOWN" => None,
+            h if h.starts_with("SMART Disabled") => None,
+            h => Some(matches!(h, "PASSED" | "OK")),
+        }
+    }
+}
+
+impl From<&ParsedDisk> for Disk {
+    fn from(d: &ParsedDisk) -> Self {
+        let ParsedDisk {
+            devpath,
+            model,
+            vendor: _,
+            serial,
+            wwn: _,
+            kind,
+            size_bytes,
+            health,
+            wearout,
+            used,
+            osdid: _,
+            mounted: _,
+            parent: _,
+        } = d;
+        Disk {
+            devpath: devpath.clone(),
+            model: model.clone(),
+            serial: serial.clone(),
+            kind: kind.clone(),
+            size_bytes: *size_bytes,
+            health: health.clone(),
+            wearout: *wearout,
+            used: used.clone(),
+        }
+    }
 }
 
 fn i64_of(v: &Value, key: &str) -> Option<i64> {
@@ -96,7 +158,7 @@ pub fn parse(text: &str) -> Result<DisksList, ParseError> {
                 "a disk has no \"devpath\"",
             ));
         };
-        disks.push(Disk {
+        disks.push(ParsedDisk {
             devpath,
             model: known(item, "model"),
             vendor: known(item, "vendor"),

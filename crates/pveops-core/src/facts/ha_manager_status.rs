@@ -1,9 +1,10 @@
 //! `ha-manager status` (FORMATS.md §5.1): one `<type> <status>` line per entry of
 //! GET /cluster/ha/status/current: quorum, master, fencing (2026+), lrm per node, services.
+//! Also what the snapshot keeps of it: [`Ha`].
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, Line, lines, locale_noise, regex};
@@ -70,6 +71,110 @@ pub struct HaStatus {
     pub services: Vec<Service>,
     /// `--verbose`: the JSON after `full cluster state:`, when it parses.
     pub full_cluster_state: Option<serde_json::Value>,
+}
+
+/// `ha-manager status` (kind `ha-manager-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ha {
+    pub quorum_ok: bool,
+    pub master: Option<HaMaster>,
+    pub lrms: Vec<HaLrm>,
+    pub services: Vec<HaService>,
+}
+
+/// The HA master as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaMaster {
+    pub node: String,
+    pub state: String,
+}
+
+/// A node's local resource manager as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaLrm {
+    pub node: String,
+    pub state: String,
+}
+
+/// An HA-managed guest as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HaService {
+    pub sid: String,
+    pub node: String,
+    pub state: String,
+}
+
+impl From<&HaStatus> for Ha {
+    fn from(h: &HaStatus) -> Self {
+        let HaStatus {
+            quorum_ok,
+            quorum_message: _,
+            master,
+            fencing: _,
+            lrms,
+            services,
+            full_cluster_state: _,
+        } = h;
+        Ha {
+            quorum_ok: *quorum_ok,
+            master: master.as_ref().map(HaMaster::from),
+            lrms: lrms.iter().map(HaLrm::from).collect(),
+            services: services.iter().map(HaService::from).collect(),
+        }
+    }
+}
+
+impl From<&Master> for HaMaster {
+    fn from(m: &Master) -> Self {
+        let Master {
+            node,
+            state,
+            time: _,
+            extra: _,
+        } = m;
+        HaMaster {
+            node: node.clone(),
+            state: state.clone(),
+        }
+    }
+}
+
+impl From<&Lrm> for HaLrm {
+    fn from(l: &Lrm) -> Self {
+        let Lrm {
+            node,
+            state,
+            watchdog: _,
+            time: _,
+            error: _,
+        } = l;
+        HaLrm {
+            node: node.clone(),
+            state: state.clone(),
+        }
+    }
+}
+
+impl From<&Service> for HaService {
+    fn from(s: &Service) -> Self {
+        let Service {
+            sid,
+            kind: _,
+            vmid: _,
+            node,
+            state,
+            extra: _,
+        } = s;
+        HaService {
+            sid: sid.clone(),
+            node: node.clone(),
+            state: state.clone(),
+        }
+    }
 }
 
 static LOCALTIME: LazyRegex =

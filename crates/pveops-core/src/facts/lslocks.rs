@@ -3,8 +3,9 @@
 //! `{"locks": [{"command": …, "pid": …, "path": …}]}`; `pid` is a JSON number since util-linux
 //! 2.33 (column types), a string before, and `path` is null when lslocks cannot resolve the
 //! inode. An empty table prints `{"locks": []}` (or nothing on older versions).
+//! Also what the snapshot keeps of it: each [`Lock`] of `apt`, stored as parsed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 
@@ -19,7 +20,9 @@ pub const APT_LOCKS: &[&str] = &[
     "/var/cache/apt/archives/lock",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One file lock and its holder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Lock {
     pub command: Option<String>,
     pub pid: Option<u64>,

@@ -2,6 +2,12 @@
 //! structs (the `pveops parse` kinds). The ground truth for every format is
 //! `shared/spec/FORMATS.md`; each quirk is handled where it occurs, with a comment citing it.
 //! No parser does I/O, and none may panic on any input: the lints below forbid the usual ways.
+//!
+//! A command's file also holds what the snapshot keeps of it, and a `From` that builds it from
+//! the parser's output. Each `From` names every field of the fact, kept or dropped, so a field
+//! added to or renamed in a parser is a compile error there, never a silently empty snapshot
+//! field; a type the fact shares with the snapshot (`pct_list::Container`, `lslocks::Lock`)
+//! is stored as it is.
 
 #![deny(
     clippy::unwrap_used,

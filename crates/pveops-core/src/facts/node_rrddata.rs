@@ -23,11 +23,13 @@
 //!
 //! `latest` is the newest row (by `time`) that has `cpu`; `cpu_avg` and `iowait_avg` are the
 //! means over the rows that have the value. Byte values are truncated to integers.
+//! Also what the snapshot keeps of it: [`NodeLoad`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
+use super::common::finite;
 use super::pvesh::{f64_of, read_json, u64_of};
 
 pub const KIND: &str = "node-rrddata";
@@ -60,6 +62,53 @@ pub struct NodeRrdData {
     pub cpu_avg: Option<f64>,
     /// Mean `iowait` over the rows that have it.
     pub iowait_avg: Option<f64>,
+}
+
+/// The node's CPU and IO wait as pvestatd recorded them (kind `node-rrddata`, the last hour):
+/// the newest minute with data, and the hour's mean.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeLoad {
+    /// Unix time of the newest row with data.
+    pub time: Option<i64>,
+    /// CPU in use, 0–1, in the newest minute.
+    pub cpu: Option<f64>,
+    /// IO wait, 0–1, in the newest minute.
+    pub iowait: Option<f64>,
+    pub cpu_avg: Option<f64>,
+    pub iowait_avg: Option<f64>,
+}
+
+impl From<&NodeRrdData> for NodeLoad {
+    fn from(r: &NodeRrdData) -> Self {
+        let NodeRrdData {
+            rows: _,
+            latest,
+            cpu_avg,
+            iowait_avg,
+        } = r;
+        let (time, cpu, iowait) = match latest {
+            Some(Latest {
+                time,
+                cpu,
+                iowait,
+                loadavg: _,
+                maxcpu: _,
+                memused_bytes: _,
+                memtotal_bytes: _,
+                swapused_bytes: _,
+                swaptotal_bytes: _,
+            }) => (Some(*time), Some(*cpu), *iowait),
+            None => (None, None, None),
+        };
+        NodeLoad {
+            time,
+            cpu: finite(cpu),
+            iowait: finite(iowait),
+            cpu_avg: finite(*cpu_avg),
+            iowait_avg: finite(*iowait_avg),
+        }
+    }
 }
 
 fn mean(values: &[f64]) -> Option<f64> {

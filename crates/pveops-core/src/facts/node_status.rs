@@ -26,11 +26,13 @@
 //!
 //! pvesh prints the object as compact JSON with sorted keys; numbers may come as strings
 //! (Perl), so every field is read leniently. Nothing is derived here (no percentages).
+//! Also what the snapshot keeps of it: [`NodeStatus`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
+use super::common::finite;
 use super::pvesh::{bool_of, f64_of, read_doc, str_of, u64_of};
 
 pub const KIND: &str = "node-status";
@@ -59,8 +61,9 @@ pub struct Rootfs {
     pub avail_bytes: Option<u64>,
 }
 
+/// The node status, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NodeStatus {
+pub struct ParsedNodeStatus {
     /// CPU used, fraction 0..1 (always 0 through pvesh: see the module doc).
     pub cpu: Option<f64>,
     /// IO wait, fraction 0..1 (always 0 through pvesh as well).
@@ -88,11 +91,116 @@ pub struct NodeStatus {
     pub secureboot: Option<bool>,
 }
 
+/// A node's load and memory (kind `node-status`, `/nodes/N/status`). `cpu` and `wait` are kept
+/// as PVE gives them, but through `pvesh` they are always 0: pve-manager computes them from the
+/// previous sample of the same process (see `facts::node_status`), so no check reads them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub cpu: Option<f64>,
+    pub wait: Option<f64>,
+    pub cpus: Option<u64>,
+    pub loadavg: Vec<f64>,
+    pub uptime: Option<u64>,
+    pub memory: Option<MemoryUse>,
+    pub swap: Option<MemoryUse>,
+}
+
+/// Memory or swap as the snapshot keeps them (swap has no `available_bytes`: null).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryUse {
+    pub total_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+}
+
+impl MemoryUse {
+    /// Used share in percent; None when the total is unknown or 0 (no swap).
+    pub fn used_pct(&self) -> Option<f64> {
+        match (self.used_bytes, self.total_bytes) {
+            (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
+            _ => None,
+        }
+    }
+}
+
+impl From<&ParsedNodeStatus> for NodeStatus {
+    fn from(s: &ParsedNodeStatus) -> Self {
+        let ParsedNodeStatus {
+            cpu,
+            wait,
+            cpus,
+            sockets: _,
+            cpu_model: _,
+            loadavg,
+            uptime,
+            memory,
+            swap,
+            rootfs: _,
+            kversion: _,
+            pveversion: _,
+            boot_mode: _,
+            secureboot: _,
+        } = s;
+        NodeStatus {
+            cpu: finite(*cpu),
+            wait: finite(*wait),
+            cpus: *cpus,
+            // A figure that is not a number (`"NaN"` parses as f64) would be written as
+            // `null`, which the snapshot cannot read back; the three figures are the 1, 5
+            // and 15 minutes by position, so one lost makes the others unplaced: keep none.
+            loadavg: if loadavg.iter().all(|f| f.is_finite()) {
+                loadavg.clone()
+            } else {
+                Vec::new()
+            },
+            uptime: *uptime,
+            memory: memory.as_ref().map(MemoryUse::from),
+            swap: swap.as_ref().map(MemoryUse::from),
+        }
+    }
+}
+
+impl From<&Memory> for MemoryUse {
+    fn from(m: &Memory) -> Self {
+        let Memory {
+            total_bytes,
+            used_bytes,
+            free_bytes,
+            available_bytes,
+        } = m;
+        MemoryUse {
+            total_bytes: *total_bytes,
+            used_bytes: *used_bytes,
+            free_bytes: *free_bytes,
+            available_bytes: *available_bytes,
+        }
+    }
+}
+
+impl From<&Swap> for MemoryUse {
+    fn from(s: &Swap) -> Self {
+        let Swap {
+            total_bytes,
+            used_bytes,
+            free_bytes,
+        } = s;
+        MemoryUse {
+            total_bytes: *total_bytes,
+            used_bytes: *used_bytes,
+            free_bytes: *free_bytes,
+            available_bytes: None,
+        }
+    }
+}
+
 fn object<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
     doc.get(key).filter(|v| v.is_object())
 }
 
-pub fn parse(text: &str) -> Result<NodeStatus, ParseError> {
+pub fn parse(text: &str) -> Result<ParsedNodeStatus, ParseError> {
     let (doc, start) = read_doc(KIND, text)?;
     if !doc.is_object() {
         return Err(ParseError::new(
@@ -126,7 +234,7 @@ pub fn parse(text: &str) -> Result<NodeStatus, ParseError> {
         _ => Vec::new(),
     };
     let boot = object(&doc, "boot-info");
-    Ok(NodeStatus {
+    Ok(ParsedNodeStatus {
         cpu: f64_of(&doc, "cpu"),
         wait: f64_of(&doc, "wait"),
         cpus: cpuinfo.and_then(|c| u64_of(c, "cpus")),
@@ -158,7 +266,7 @@ pub fn parse(text: &str) -> Result<NodeStatus, ParseError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -188,5 +296,37 @@ mod tests {
         assert!(parse(r#"{"data":1}"#).is_err());
         assert!(parse("hostname lookup 'x' failed").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn the_snapshot_never_keeps_a_figure_that_is_not_a_number() {
+        let parsed = parse(r#"{"cpu":"NaN","loadavg":["0.52","inf","0.70"],"memory":{"free":1,"total":3,"used":2},"swap":{"free":1,"total":1,"used":0},"uptime":60,"wait":"-inf"}"#).unwrap();
+        assert!(parsed.loadavg[1].is_infinite() && parsed.cpu.unwrap().is_nan());
+        let kept = NodeStatus::from(&parsed);
+        assert_eq!((kept.cpu, kept.wait), (None, None));
+        assert!(kept.loadavg.is_empty());
+        assert_eq!(kept.uptime, Some(60));
+        assert_eq!(
+            kept.memory.as_ref().and_then(MemoryUse::used_pct),
+            Some(200.0 / 3.0)
+        );
+        let json = serde_json::to_string(&kept).unwrap();
+        assert_eq!(serde_json::from_str::<NodeStatus>(&json).unwrap(), kept);
+    }
+
+    #[test]
+    fn finite_figures_are_kept_and_swap_gets_no_available_memory() {
+        let parsed = parse(r#"{"loadavg":["0.52","0.61","0.70"],"swap":{"free":1,"total":2,"used":1},"uptime":60}"#).unwrap();
+        let kept = NodeStatus::from(&parsed);
+        assert_eq!(kept.loadavg, vec![0.52, 0.61, 0.70]);
+        assert_eq!(
+            kept.swap,
+            Some(MemoryUse {
+                total_bytes: Some(2),
+                used_bytes: Some(1),
+                free_bytes: Some(1),
+                available_bytes: None,
+            })
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! `pct list` (FORMATS.md §4.1): `%-10s %-10s %-12s %-20s` for VMID, Status, Lock, Name; the
 //! Lock column is blank when unlocked and `snapshot-delete` overflows it; nothing is printed
 //! when there are no containers.
+//! Also what the snapshot keeps of it: [`Container`], stored as parsed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{Line, lines, locale_noise};
@@ -10,7 +11,9 @@ use super::stderr;
 
 pub const KIND: &str = "pct-list";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of `pct list` (kind `pct-list`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Container {
     pub vmid: u64,
     pub status: String,

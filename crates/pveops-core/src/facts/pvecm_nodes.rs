@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::{lines, locale_noise};
-use super::pvecm_status::{Member, Qdevice, Row, parse_member_row};
+use super::pvecm_status::{ParsedMember, ParsedQdevice, Row, parse_member_row};
 use super::stderr;
 
 pub const KIND: &str = "pvecm-nodes";
@@ -14,8 +14,8 @@ pub const KIND: &str = "pvecm-nodes";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PvecmNodes {
     /// Real members (the qdevice pseudo-row is in `qdevice`).
-    pub members: Vec<Member>,
-    pub qdevice: Option<Qdevice>,
+    pub members: Vec<ParsedMember>,
+    pub qdevice: Option<ParsedQdevice>,
     /// One sentence when the command failed (no cluster, corosync or pmxcfs down).
     pub error: Option<String>,
     pub diagnostics: Vec<stderr::Diagnostic>,

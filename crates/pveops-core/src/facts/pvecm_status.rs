@@ -1,10 +1,11 @@
 //! `pvecm status`: the "Cluster information" block from corosync.conf followed by
 //! `corosync-quorumtool -siH` (FORMATS.md §1.1), plus the STDERR states (no cluster,
 //! corosync down, pmxcfs down) that replace or cut it short.
+//! Also what the snapshot keeps of it: [`ClusterHealth`], [`Member`], [`Qdevice`].
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, Line, captures, group, lines, locale_noise, regex, split_kv};
@@ -12,9 +13,9 @@ use super::stderr;
 
 pub const KIND: &str = "pvecm-status";
 
-/// One real cluster member from the membership table.
+/// One real cluster member from the membership table, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Member {
+pub struct ParsedMember {
     /// Decimal node id (the table prints hex with `-H`).
     pub nodeid: u32,
     pub votes: u32,
@@ -26,9 +27,9 @@ pub struct Member {
     pub qdevice_flags: Option<String>,
 }
 
-/// The qdevice pseudo-row (node id 0).
+/// The qdevice pseudo-row (node id 0), as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Qdevice {
+pub struct ParsedQdevice {
     /// Votes this node's qdevice casts now (0 when it does not vote).
     pub votes: u32,
     pub name: String,
@@ -64,8 +65,8 @@ pub struct PvecmStatus {
     pub quorum: Option<u32>,
     pub activity_blocked: bool,
     pub flags: Vec<String>,
-    pub members: Vec<Member>,
-    pub qdevice: Option<Qdevice>,
+    pub members: Vec<ParsedMember>,
+    pub qdevice: Option<ParsedQdevice>,
     /// Recognised STDERR messages mixed into the capture.
     pub diagnostics: Vec<stderr::Diagnostic>,
 }
@@ -94,6 +95,122 @@ impl PvecmStatus {
             members: Vec::new(),
             qdevice: None,
             diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// `pvecm status` (kind `pvecm-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterHealth {
+    /// `ok`, or a state such as `no-cluster`, `corosync-down`, `pmxcfs-down`.
+    pub state: String,
+    pub error: Option<String>,
+    pub cluster_name: Option<String>,
+    pub config_version: Option<u64>,
+    pub quorate: Option<bool>,
+    pub nodes: Option<u32>,
+    pub expected_votes: Option<u32>,
+    pub highest_expected: Option<u32>,
+    pub total_votes: Option<u32>,
+    pub quorum: Option<u32>,
+    pub activity_blocked: bool,
+    pub flags: Vec<String>,
+    pub members: Vec<Member>,
+    pub qdevice: Option<Qdevice>,
+}
+
+/// One cluster member as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Member {
+    pub nodeid: u32,
+    pub votes: u32,
+    pub name: String,
+    pub local: bool,
+}
+
+/// The qdevice as the snapshot keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Qdevice {
+    pub votes: u32,
+    pub name: String,
+}
+
+impl From<&PvecmStatus> for ClusterHealth {
+    fn from(s: &PvecmStatus) -> Self {
+        let PvecmStatus {
+            state,
+            error,
+            cluster_name,
+            config_version,
+            transport: _,
+            secure_auth: _,
+            date: _,
+            quorum_provider: _,
+            node_id: _,
+            ring_id: _,
+            quorate,
+            nodes,
+            expected_votes,
+            highest_expected,
+            total_votes,
+            quorum,
+            activity_blocked,
+            flags,
+            members,
+            qdevice,
+            diagnostics: _,
+        } = s;
+        ClusterHealth {
+            state: (*state).to_owned(),
+            error: error.clone(),
+            cluster_name: cluster_name.clone(),
+            config_version: *config_version,
+            quorate: *quorate,
+            nodes: *nodes,
+            expected_votes: *expected_votes,
+            highest_expected: *highest_expected,
+            total_votes: *total_votes,
+            quorum: *quorum,
+            activity_blocked: *activity_blocked,
+            flags: flags.clone(),
+            members: members.iter().map(Member::from).collect(),
+            qdevice: qdevice.as_ref().map(Qdevice::from),
+        }
+    }
+}
+
+impl From<&ParsedMember> for Member {
+    fn from(m: &ParsedMember) -> Self {
+        let ParsedMember {
+            nodeid,
+            votes,
+            name,
+            local,
+            qdevice_flags: _,
+        } = m;
+        Member {
+            nodeid: *nodeid,
+            votes: *votes,
+            name: name.clone(),
+            local: *local,
+        }
+    }
+}
+
+impl From<&ParsedQdevice> for Qdevice {
+    fn from(q: &ParsedQdevice) -> Self {
+        let ParsedQdevice {
+            votes,
+            name,
+            voting: _,
+            configured_votes: _,
+        } = q;
+        Qdevice {
+            votes: *votes,
+            name: name.clone(),
         }
     }
 }
@@ -135,8 +252,8 @@ fn is_qdevice_flags(s: &str) -> bool {
 static VOTES_SUFFIX: LazyRegex = LazyLock::new(|| regex(r"^(.*) \(votes (\d+)\)$"));
 
 pub(crate) enum Row {
-    Member(Member),
-    Qdevice(Qdevice),
+    Member(ParsedMember),
+    Qdevice(ParsedQdevice),
 }
 
 /// Parses a membership row `[nodeid, votes, (qdevice)?, name..., "(local)"?]`.
@@ -183,14 +300,14 @@ pub(crate) fn parse_member_row(line: &Line<'_>, has_qdevice_col: bool) -> Result
             ),
             None => (name.clone(), None),
         };
-        return Ok(Row::Qdevice(Qdevice {
+        return Ok(Row::Qdevice(ParsedQdevice {
             votes,
             name,
             voting: configured.is_none(),
             configured_votes: configured,
         }));
     }
-    Ok(Row::Member(Member {
+    Ok(Row::Member(ParsedMember {
         nodeid,
         votes,
         name,

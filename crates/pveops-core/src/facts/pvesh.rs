@@ -2,8 +2,9 @@
 //! /nodes/<node>/storage and /cluster/ha/status/current (FORMATS.md §0.2, §6). JSON is
 //! compact, keys sorted, arrays unsorted; numbers may be strings and booleans 0/1, so every
 //! field is read leniently.
+//! Also what the snapshot keeps of /cluster/resources: [`Resource`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
@@ -193,8 +194,9 @@ pub fn parse_cluster_status(text: &str) -> Result<ClusterStatus, ParseError> {
 
 // ---------------------------------------------------------------- /cluster/resources
 
+/// One entry of /cluster/resources, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Resource {
+pub struct ParsedResource {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -227,7 +229,81 @@ pub struct Resource {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterResources {
     /// Sorted by type, then VMID, then id.
-    pub resources: Vec<Resource>,
+    pub resources: Vec<ParsedResource>,
+}
+
+/// One guest of `/cluster/resources` (cluster-wide: locks, HA state, placement).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resource {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub node: Option<String>,
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub vmid: Option<u64>,
+    pub lock: Option<String>,
+    pub hastate: Option<String>,
+    pub storage: Option<String>,
+    pub content: Option<String>,
+    pub shared: Option<bool>,
+    pub maxmem_bytes: Option<u64>,
+    pub mem_bytes: Option<u64>,
+    pub template: Option<bool>,
+}
+
+impl Resource {
+    /// A VM (`qemu`) or a container (`lxc`), as `/cluster/resources` types them.
+    pub fn is_guest(&self) -> bool {
+        matches!(self.kind.as_str(), "qemu" | "lxc")
+    }
+}
+
+impl From<&ParsedResource> for Resource {
+    fn from(r: &ParsedResource) -> Self {
+        let ParsedResource {
+            id,
+            kind,
+            node,
+            status,
+            name,
+            vmid,
+            template,
+            lock,
+            hastate,
+            tags: _,
+            pool: _,
+            storage,
+            plugintype: _,
+            content,
+            shared,
+            level: _,
+            cpu: _,
+            maxcpu: _,
+            mem_bytes,
+            maxmem_bytes,
+            disk_bytes: _,
+            maxdisk_bytes: _,
+            uptime: _,
+        } = r;
+        Resource {
+            id: id.clone(),
+            kind: kind.clone(),
+            node: node.clone(),
+            status: status.clone(),
+            name: name.clone(),
+            vmid: *vmid,
+            lock: lock.clone(),
+            hastate: hastate.clone(),
+            storage: storage.clone(),
+            content: content.clone(),
+            shared: *shared,
+            maxmem_bytes: *maxmem_bytes,
+            mem_bytes: *mem_bytes,
+            template: *template,
+        }
+    }
 }
 
 pub fn parse_cluster_resources(text: &str) -> Result<ClusterResources, ParseError> {
@@ -243,7 +319,7 @@ pub fn parse_cluster_resources(text: &str) -> Result<ClusterResources, ParseErro
                 "a resource has no id or type",
             ));
         };
-        resources.push(Resource {
+        resources.push(ParsedResource {
             id,
             kind: t,
             node: str_of(item, "node"),

@@ -1,16 +1,18 @@
 //! `pvesm status` (FORMATS.md §2): a table with a per-node Name width, sizes in KiB, `N/A`
 //! for disabled storages, and storage errors warned to STDERR that may be mixed in.
+//! Also what the snapshot keeps of it: [`Storage`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
-use super::common::{Line, lines, locale_noise};
+use super::common::{Line, finite, lines, locale_noise};
 use super::stderr;
 
 pub const KIND: &str = "pvesm-status";
 
+/// One row of `pvesm status`, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Storage {
+pub struct ParsedStorage {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -29,11 +31,53 @@ pub struct Storage {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PvesmStatus {
-    pub storages: Vec<Storage>,
+    pub storages: Vec<ParsedStorage>,
     /// `kib` (`Total (KiB)`, libpve-storage-perl >= 9.0.14) or `plain` (`Total`, PVE 5.1-9.0).
     pub header_style: Option<&'static str>,
     /// Recognised STDERR messages (storage errors) found in the capture.
     pub diagnostics: Vec<stderr::Diagnostic>,
+}
+
+/// One row of `pvesm status` (kind `pvesm-status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Storage {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub avail_bytes: u64,
+    pub used_pct: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl From<&ParsedStorage> for Storage {
+    fn from(s: &ParsedStorage) -> Self {
+        let ParsedStorage {
+            name,
+            kind,
+            status,
+            enabled: _,
+            active: _,
+            total_bytes,
+            used_bytes,
+            avail_bytes,
+            used_pct,
+            error,
+        } = s;
+        Storage {
+            name: name.clone(),
+            kind: kind.clone(),
+            status: status.clone(),
+            total_bytes: *total_bytes,
+            used_bytes: *used_bytes,
+            avail_bytes: *avail_bytes,
+            used_pct: finite(*used_pct),
+            error: error.clone(),
+        }
+    }
 }
 
 fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
@@ -108,7 +152,7 @@ pub fn parse(text: &str) -> Result<PvesmStatus, ParseError> {
                     .ok_or_else(|| err(line, "the % column is neither a percentage nor N/A"))?,
             )
         };
-        out.storages.push(Storage {
+        out.storages.push(ParsedStorage {
             name: tokens.first().copied().unwrap_or_default().to_owned(),
             kind: tokens.get(1).copied().unwrap_or_default().to_owned(),
             status: status.to_owned(),

@@ -21,10 +21,11 @@
 //! Columns are read as whitespace-separated tokens (a long job id or target overflows its
 //! width); State is the rest of the line. A line that is not a job row right after one is a
 //! continuation of that job's error.
+//! Also what the snapshot keeps of it: each [`ReplicationJob`].
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, Line, captures, group, lines, locale_noise, regex};
@@ -55,6 +56,54 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PvesrStatus {
     pub jobs: Vec<Job>,
+}
+
+/// One replication job of `pvesr status` (kind `pvesr-status`); the epochs are derived in
+/// the snapshot from the printed node-local times and the node's UTC offset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationJob {
+    pub job_id: String,
+    pub guest: Option<u64>,
+    pub enabled: bool,
+    pub target: String,
+    pub last_sync: Option<String>,
+    pub next_sync: Option<String>,
+    pub duration_s: Option<f64>,
+    pub fail_count: u64,
+    pub state: String,
+    pub last_sync_epoch: Option<i64>,
+    pub next_sync_epoch: Option<i64>,
+}
+
+/// The epochs stay null: only the snapshot knows the node's UTC offset (`Snapshot::derive`).
+impl From<&Job> for ReplicationJob {
+    fn from(j: &Job) -> Self {
+        let Job {
+            job_id,
+            guest,
+            enabled,
+            target,
+            last_sync,
+            next_sync,
+            duration_s,
+            fail_count,
+            state,
+        } = j;
+        ReplicationJob {
+            job_id: job_id.clone(),
+            guest: *guest,
+            enabled: *enabled,
+            target: target.clone(),
+            last_sync: last_sync.clone(),
+            next_sync: next_sync.clone(),
+            duration_s: *duration_s,
+            fail_count: *fail_count,
+            state: state.clone(),
+            last_sync_epoch: None,
+            next_sync_epoch: None,
+        }
+    }
 }
 
 static JOB_ID: LazyRegex = LazyLock::new(|| regex(r"^(\d+)-\d+$"));

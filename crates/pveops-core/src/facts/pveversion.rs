@@ -1,11 +1,12 @@
 //! `pveversion` and `pveversion -v` (FORMATS.md §5.2): the manager version line, and the
 //! per-package list with its kernel group (`pve-kernel-*` up to PVE 8.0, `proxmox-kernel-*`
 //! since 8.1) and non-installed states.
+//! Also what the snapshot keeps of `pveversion -v`: [`Version`].
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, locale_noise, regex, version_cmp};
@@ -94,6 +95,41 @@ pub struct PveVersionV {
     /// True when the running kernel is not the newest installed one (reboot pending).
     pub reboot_required: Option<bool>,
     pub diagnostics: Vec<stderr::Diagnostic>,
+}
+
+/// `pveversion -v` (kind `pveversion-v`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Version {
+    pub manager_version: Option<String>,
+    pub running_kernel: Option<String>,
+    pub packages: BTreeMap<String, Option<String>>,
+    pub newest_kernel: Option<String>,
+    pub reboot_required: Option<bool>,
+}
+
+impl From<&PveVersionV> for Version {
+    fn from(v: &PveVersionV) -> Self {
+        let PveVersionV {
+            manager_version,
+            manager_repoid: _,
+            running_kernel,
+            proxmox_ve_version: _,
+            packages,
+            package_states: _,
+            kernels: _,
+            newest_kernel,
+            reboot_required,
+            diagnostics: _,
+        } = v;
+        Version {
+            manager_version: manager_version.clone(),
+            running_kernel: running_kernel.clone(),
+            packages: packages.clone(),
+            newest_kernel: newest_kernel.clone(),
+            reboot_required: *reboot_required,
+        }
+    }
 }
 
 static PKG_LINE: LazyRegex = LazyLock::new(|| regex(r"^([a-z0-9][a-z0-9+.\-]*): (.+)$"));

@@ -1,8 +1,9 @@
 //! `qm list [--full]` (FORMATS.md §3.1): `%10s %-20s %-10s %-10s %12.2f %-10s`, no column
 //! truncated, names `VM <vmid>` (with a space) for VMs without a name, nothing at all when
 //! the node has no VMs.
+//! Also what the snapshot keeps of it: [`Vm`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{Line, json_number, lines, locale_noise};
@@ -10,8 +11,9 @@ use super::stderr;
 
 pub const KIND: &str = "qm-list";
 
+/// One row of `qm list`, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Vm {
+pub struct ParsedVm {
     pub vmid: u64,
     pub name: String,
     /// `running`/`stopped`; with `--full` the QMP run state (`paused`, `prelaunch`, ...).
@@ -26,7 +28,48 @@ pub struct Vm {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QmList {
-    pub vms: Vec<Vm>,
+    pub vms: Vec<ParsedVm>,
+}
+
+/// One row of `qm list` (kind `qm-list`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vm {
+    pub vmid: u64,
+    pub name: String,
+    pub status: String,
+    pub mem_mib: f64,
+    pub bootdisk_gib: f64,
+    pub pid: u64,
+}
+
+/// `mem_mib` is a float here, so the snapshot (a public format) writes `4096.0` where
+/// `pveops parse` prints the number as `qm list` did (`4096`).
+impl From<&ParsedVm> for Vm {
+    fn from(v: &ParsedVm) -> Self {
+        let ParsedVm {
+            vmid,
+            name,
+            status,
+            mem_mib,
+            bootdisk_gib,
+            pid,
+        } = v;
+        Vm {
+            vmid: *vmid,
+            name: name.clone(),
+            status: status.clone(),
+            mem_mib: mem_mib.as_f64().unwrap_or_default(),
+            // NaN or infinity (`f64` parses both) would be written as `null`, which the
+            // snapshot cannot read back; 0 is what `qm list` prints for an unknown size.
+            bootdisk_gib: if bootdisk_gib.is_finite() {
+                *bootdisk_gib
+            } else {
+                0.0
+            },
+            pid: *pid,
+        }
+    }
 }
 
 fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
@@ -82,7 +125,7 @@ pub fn parse(text: &str) -> Result<QmList, ParseError> {
             .get(1..n - 4)
             .map(|s| s.join(" "))
             .unwrap_or_default();
-        vms.push(Vm {
+        vms.push(ParsedVm {
             vmid,
             name,
             status,
@@ -126,5 +169,20 @@ mod tests {
         let l = parse("VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 1 a running 1536.5 1.00 9\n")
             .unwrap();
         assert_eq!(l.vms[0].mem_mib.as_f64(), Some(1536.5));
+    }
+
+    #[test]
+    fn the_snapshot_keeps_a_vm_whose_boot_disk_is_not_a_finite_number() {
+        let l = parse("VMID NAME STATUS MEM(MB) BOOTDISK(GB) PID\n 101 a running 4096 NaN 9\n 102 b running 2048 inf 10\n")
+            .unwrap();
+        let kept: Vec<Vm> = l.vms.iter().map(Vm::from).collect();
+        assert_eq!(
+            kept.iter()
+                .map(|v| (v.vmid, v.mem_mib, v.bootdisk_gib, v.pid))
+                .collect::<Vec<_>>(),
+            [(101, 4096.0, 0.0, 9), (102, 2048.0, 0.0, 10)]
+        );
+        let json = serde_json::to_string(&kept).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Vm>>(&json).unwrap(), kept);
     }
 }

@@ -7,8 +7,9 @@
 //! from `PVE::Storage::archive_info`, which reads the file name's time with `timelocal`: the
 //! node's own time zone is already applied, so unlike the name (`backup-list` kind) the epoch
 //! needs no UTC offset. PBS snapshots carry their backup time as `ctime` too.
+//! Also what the snapshot keeps of it: [`Backup`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::pvesh::{bool_of, read_json, str_of, u64_of};
@@ -41,6 +42,52 @@ pub struct Volume {
     pub protected: Option<bool>,
     /// PBS: the last verification's state (`ok`, `failed`).
     pub verification: Option<String>,
+}
+
+/// One backup (kind `storage-content`): vzdump files and PBS snapshots alike.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backup {
+    pub volid: String,
+    pub storage: String,
+    pub vmid: Option<u64>,
+    pub size_bytes: Option<u64>,
+    pub backup_time: Option<String>,
+    /// `local` (a vzdump name: the node's local time) or `utc` (PBS).
+    pub time_zone: Option<String>,
+    pub epoch: Option<i64>,
+}
+
+/// The content API's `ctime` is the backup's epoch (pve-storage `archive_info` applies the
+/// listing node's time zone to a vzdump name); the name's own time stays beside it for a
+/// listing without `ctime`.
+impl From<&Volume> for Backup {
+    fn from(v: &Volume) -> Self {
+        let Volume {
+            volid,
+            storage,
+            content: _,
+            format: _,
+            size_bytes,
+            vmid,
+            ctime,
+            backup_time,
+            time_zone,
+            subtype: _,
+            notes: _,
+            protected: _,
+            verification: _,
+        } = v;
+        Backup {
+            volid: volid.clone(),
+            storage: storage.clone().unwrap_or_default(),
+            vmid: *vmid,
+            size_bytes: *size_bytes,
+            backup_time: backup_time.clone(),
+            time_zone: time_zone.map(str::to_string),
+            epoch: *ctime,
+        }
+    }
 }
 
 pub fn parse(text: &str) -> Result<StorageContent, ParseError> {

@@ -14,10 +14,11 @@
 //! an `active` key that does not fit the host (sockets, architecture) into `invalid` with the
 //! reason in `message`. A value holding newlines (a shop message) continues on the next lines:
 //! a line that is not `key: value` is appended to the previous value.
+//! Also what the snapshot keeps of it: [`Subscription`], without the key.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{Line, lines, locale_noise, split_kv};
@@ -25,8 +26,9 @@ use super::stderr;
 
 pub const KIND: &str = "subscription";
 
+/// The subscription, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Subscription {
+pub struct ParsedSubscription {
     /// As printed: `active`, `notfound`, `expired`, `invalid`, `new`/`New`, `suspended`.
     pub status: String,
     /// `c`, `b`, `s`, `p`.
@@ -44,6 +46,44 @@ pub struct Subscription {
     pub fields: BTreeMap<String, String>,
 }
 
+/// `pvesubscription get` (kind `subscription`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    pub status: String,
+    pub level: Option<String>,
+    pub productname: Option<String>,
+    pub nextduedate: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The key and the server id are secrets, and `fields` repeats them: none of the three may
+/// reach a snapshot, whose JSON goes into evidence bundles and onto `--json` output.
+impl From<&ParsedSubscription> for Subscription {
+    fn from(s: &ParsedSubscription) -> Self {
+        let ParsedSubscription {
+            status,
+            level,
+            productname,
+            key: _,
+            nextduedate,
+            regdate: _,
+            serverid: _,
+            checktime: _,
+            message,
+            sockets: _,
+            fields: _,
+        } = s;
+        Subscription {
+            status: status.clone(),
+            level: level.clone(),
+            productname: productname.clone(),
+            nextduedate: nextduedate.clone(),
+            message: message.clone(),
+        }
+    }
+}
+
 fn err(line: &Line<'_>, reason: impl Into<String>) -> ParseError {
     ParseError::new(KIND, line.no, line.text, reason)
 }
@@ -55,7 +95,7 @@ fn is_field(k: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-pub fn parse(text: &str) -> Result<Subscription, ParseError> {
+pub fn parse(text: &str) -> Result<ParsedSubscription, ParseError> {
     let lines = lines(text);
     let noise = locale_noise(&lines);
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
@@ -95,7 +135,7 @@ pub fn parse(text: &str) -> Result<Subscription, ParseError> {
         return Err(ParseError::new(KIND, 0, "", "no `status:` line"));
     };
     let get = |k: &str| fields.get(k).filter(|v| !v.is_empty()).cloned();
-    Ok(Subscription {
+    Ok(ParsedSubscription {
         status,
         level: get("level"),
         productname: get("productname"),

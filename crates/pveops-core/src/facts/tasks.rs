@@ -28,8 +28,9 @@
 //! treated as an error"). `status` is null while running (PVE's `RUNNING` included).
 //! `node`, `type`, `id`, `user` and `starttime` are taken from the item, else decoded from the
 //! UPID (`UPID:node:pid:pstart:starttime:type:id:user:`, hex numbers; `PVE::UPID::decode`).
+//! Also what the snapshot keeps of it: each [`Task`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParseError;
@@ -37,8 +38,9 @@ use super::pvesh::{read_json, str_of};
 
 pub const KIND: &str = "tasks";
 
+/// One task, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Task {
+pub struct ParsedTask {
     pub upid: String,
     pub node: String,
     /// `vzdump`, `qmigrate`, `qmstart`, `vzmigrate`, `aptupdate`, …
@@ -62,7 +64,52 @@ pub struct Task {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Tasks {
     /// In PVE's order.
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<ParsedTask>,
+}
+
+/// One task of `/nodes/N/tasks` (kind `tasks`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Task {
+    pub upid: String,
+    pub node: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+    pub user: String,
+    pub starttime: i64,
+    pub endtime: Option<i64>,
+    pub status: Option<String>,
+    /// `running`, `ok`, `warning` or `error`.
+    pub outcome: String,
+}
+
+impl From<&ParsedTask> for Task {
+    fn from(t: &ParsedTask) -> Self {
+        let ParsedTask {
+            upid,
+            node,
+            kind,
+            id,
+            user,
+            tokenid: _,
+            starttime,
+            endtime,
+            status,
+            outcome,
+        } = t;
+        Task {
+            upid: upid.clone(),
+            node: node.clone(),
+            kind: kind.clone(),
+            id: id.clone(),
+            user: user.clone(),
+            starttime: *starttime,
+            endtime: *endtime,
+            status: status.clone(),
+            outcome: (*outcome).to_owned(),
+        }
+    }
 }
 
 /// The fields of `UPID:node:pid:pstart:starttime:type:id:user:` (PVE::UPID::decode).
@@ -135,7 +182,7 @@ pub fn parse(text: &str) -> Result<Tasks, ParseError> {
         let endtime = i64_of(item, "endtime").filter(|e| *e > 0);
         let raw_status = str_of(item, "status").filter(|s| !s.is_empty());
         let outcome = outcome(raw_status.as_deref(), endtime.is_some());
-        tasks.push(Task {
+        tasks.push(ParsedTask {
             node,
             kind,
             id: field("id", |d| &d.id).filter(|i| !i.is_empty()),

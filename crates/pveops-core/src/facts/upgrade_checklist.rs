@@ -1,10 +1,11 @@
 //! `pve8to9 [--full]`, `pve7to8 [--full]` (and pve6to7, same logger), FORMATS.md §7:
 //! `= TITLE =` sections, `LEVEL: message` lines with unprefixed continuation lines, free-text
 //! progress lines, ANSI colours, and the SUMMARY counters.
+//! Also what the snapshot keeps of it: each [`ChecklistResult`].
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, locale_noise, regex, strip_ansi};
@@ -42,6 +43,31 @@ pub struct UpgradeChecklist {
     pub complete: bool,
     /// Section titles in order.
     pub sections: Vec<String>,
+}
+
+/// One WARN or FAIL (or other) line of the upgrade checker (kind `upgrade-checklist`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChecklistResult {
+    pub level: String,
+    pub section: Option<String>,
+    pub message: String,
+}
+
+impl From<&CheckResult> for ChecklistResult {
+    fn from(r: &CheckResult) -> Self {
+        let CheckResult {
+            level,
+            section,
+            message,
+            line: _,
+        } = r;
+        ChecklistResult {
+            level: level.clone(),
+            section: section.clone(),
+            message: message.clone(),
+        }
+    }
 }
 
 static LOG_LINE: LazyRegex = LazyLock::new(|| regex(r"^(PASS|INFO|SKIP|NOTICE|WARN|FAIL): ?(.*)$"));

@@ -10,7 +10,7 @@ use super::{
     Options, Plan, Prechecks, free_memory, gate, guests, lrm_state, node_resource, noop, pve_name,
 };
 use crate::command::Templates;
-use crate::health::Resource;
+use crate::facts::pvesh::Resource;
 use crate::snapshot::Snapshot;
 
 /// The gates and steps that move every running guest off `node`.

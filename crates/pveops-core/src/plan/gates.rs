@@ -349,7 +349,7 @@ pub(super) fn version_gate(snap: &Snapshot, node: &str) -> Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::ClusterHealth;
+    use crate::facts::pvecm_status::ClusterHealth;
     use crate::snapshot::NodeSnapshot;
 
     fn node(name: &str, cluster: ClusterHealth) -> NodeSnapshot {

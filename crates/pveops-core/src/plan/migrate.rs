@@ -12,7 +12,7 @@ use super::{
     maintenance_step, memory_needed, noop,
 };
 use crate::command::Templates;
-use crate::health::Resource;
+use crate::facts::pvesh::Resource;
 use crate::snapshot::Snapshot;
 
 fn newest_backup_hours(snap: &Snapshot, vmid: u64, now: i64) -> Option<f64> {

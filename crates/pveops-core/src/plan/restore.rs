@@ -422,7 +422,7 @@ fn node_up(snap: &Snapshot, node: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::health::Resource;
+    use crate::facts::pvesh::Resource;
     use crate::journal::Entry;
     use crate::snapshot::NodeSnapshot;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::facts::ha_rules::HaRules;
 use crate::facts::migrate_preflight::MigratePreflight;
-use crate::health::Resource;
+use crate::facts::pvesh::Resource;
 use crate::snapshot::Snapshot;
 
 /// The migrate preflight of one guest, or why it could not be read.

@@ -252,7 +252,7 @@ pub(super) fn add_update(
 /// unpacks (the growth of Installed-Size, on /), and for each new kernel's image and initramfs
 /// in /boot. apt itself checks only the download (apt-private/private-install.cc
 /// `InstallPackages`: "You don't have enough free space in %s"), and only once it is running.
-fn space_gate(node: &str, up: &crate::health::Updates, space: Option<&NodeSpace>) -> Gate {
+fn space_gate(node: &str, up: &crate::facts::apt_get::Updates, space: Option<&NodeSpace>) -> Gate {
     let refuse = |why: String| gate("disk-space", false, why);
     let Some(space) = space else {
         return refuse(format!("the free space on {node} was not read"));

@@ -168,7 +168,7 @@ pub(super) async fn refresh(
 pub(super) async fn preflight(runner: &Runner, op: &Operation, snap: &Snapshot) -> Prechecks {
     let templates = &runner.fleet.templates;
     let mut out = Prechecks::default();
-    let wanted: Vec<&crate::health::Resource> = snap
+    let wanted: Vec<&crate::facts::pvesh::Resource> = snap
         .resources
         .iter()
         .filter(|r| r.is_guest())
