@@ -11,70 +11,13 @@ use serde_json::json;
 
 use crate::check::Check;
 use crate::command::{Command, Templates};
-use crate::facts;
 use crate::facts::pvesh::Resource;
 use crate::facts::storage_content::Backup;
+use crate::facts::{self, Keep, Scope};
 use crate::fleet::{self, NodeResult};
 use crate::inventory::Node;
 use crate::output::Output;
 use crate::snapshot::{CommandRecord, NodeSnapshot, Probe, Snapshot};
-
-/// The PVE units whose state the snapshot records.
-pub const UNITS: &[&str] = &[
-    "pve-cluster",
-    "pvedaemon",
-    "pveproxy",
-    "pvestatd",
-    "corosync",
-    "pve-ha-lrm",
-    "pve-ha-crm",
-];
-
-/// The per-node reads of the cluster's state, in the order they are sent (then
-/// `MONITORING_READS`); each has a parser of its own.
-const NODE_READS: &[&str] = &[
-    "pvecm-status",
-    "pvesm-status",
-    "qm-list",
-    "pct-list",
-    "ha-manager-status",
-    "pveversion-v",
-    "boot-id",
-    "hostname",
-    "utc-offset",
-    "apt-simulate",
-    "apt-lists-stamp",
-    "ceph-status",
-    "dpkg-audit",
-    "apt-policy",
-];
-
-/// The reads check_pve's modes need besides the cluster's state (load, disks, tasks,
-/// replication, subscription, certificates): where PVE has no such endpoint, the fact is absent.
-const MONITORING_READS: &[&str] = &[
-    "node-status",
-    "node-rrddata",
-    "disks-list",
-    "node-tasks-failed",
-    "node-tasks-running",
-    "pvesr-status",
-    "subscription",
-    "cert-info",
-];
-
-/// The other templates with a parser of their own: the units (rendered with their list) and
-/// the cluster-wide reads. Any other command is a check's probe.
-const OTHER_PARSED: &[&str] = &[
-    "systemctl-is-active",
-    "cluster-resources",
-    "storage-content",
-];
-
-fn has_parser(name: &str) -> bool {
-    [NODE_READS, MONITORING_READS, OTHER_PARSED, PACKAGE_STATE]
-        .iter()
-        .any(|list| list.contains(&name))
-}
 
 /// One raw command output for `raw/<node>/<name>.*`.
 #[derive(Clone, Debug)]
@@ -92,35 +35,40 @@ pub struct Collector {
     pub only: Vec<String>,
     /// Also run the node's upgrade checker (`pve8to9 --full` / `pve7to8 --full`).
     pub upgrade_checklist: bool,
-    /// Also read what gates a package upgrade (`PACKAGE_STATE`), for `pveops update`.
+    /// Also read what gates a package upgrade (the `Scope::PackageState` reads), for
+    /// `pveops update`.
     pub package_state: bool,
     /// Where each node's raw outputs go as soon as it has answered (`evidence::RawWriter`),
     /// while the other nodes still answer; they are then not in what `collect` returns.
     pub raw_sink: Option<std::sync::mpsc::Sender<Vec<Raw>>>,
 }
 
-/// The reads of [`crate::snapshot::PackageState`].
-/// (`dpkg-audit` and `apt-policy` are in every assessment's reads.)
-pub const PACKAGE_STATE: &[&str] = &["apt-locks", "reboot-required"];
-
-/// The per-node read-only catalog, plus the commands of command checks.
+/// A node's catalog: every read of `scopes` in the registry's order (`facts::READS`), then
+/// the commands of the command checks (after the reads of every node, before the optional
+/// ones, as `collect` appends them), each rendered with its variables.
 pub fn node_catalog(
     templates: &Templates,
     checks: &[Check],
     only: &[String],
+    optional: &[Scope],
 ) -> Result<Vec<Command>, crate::Error> {
-    let mut wanted: Vec<(&str, serde_json::Value)> = NODE_READS
-        .iter()
-        .chain(MONITORING_READS)
-        .map(|n| (*n, json!({})))
-        .collect();
-    wanted.push(("systemctl-is-active", json!({ "units": UNITS })));
+    let reads = |scopes: &[Scope]| {
+        facts::READS
+            .iter()
+            .filter(|r| scopes.contains(&r.scope))
+            .map(|r| (r.template, (r.vars)()))
+            .collect::<Vec<_>>()
+    };
+    let mut wanted = reads(&[Scope::Node, Scope::Monitoring]);
     for c in checks.iter().filter(|c| c.enabled) {
         if let Some(name) = &c.command
             && !wanted.iter().any(|(w, _)| w == name)
         {
             wanted.push((name, json!({})));
         }
+    }
+    for scope in optional {
+        wanted.extend(reads(std::slice::from_ref(scope)));
     }
     wanted
         .into_iter()
@@ -137,24 +85,19 @@ impl Collector {
         checks: &[Check],
         on_done: impl Fn(&NodeResult) + Send + Sync + 'static,
     ) -> Result<(Snapshot, Vec<Raw>), crate::Error> {
-        let mut catalog = node_catalog(&self.fleet.templates, checks, &self.only)?;
+        let mut optional = Vec::new();
         if self.upgrade_checklist {
-            catalog.push(
-                self.fleet
-                    .templates
-                    .render("upgrade-checklist", &json!({}))?,
-            );
+            optional.push(Scope::UpgradeChecklist);
         }
         if self.package_state {
-            for name in PACKAGE_STATE {
-                catalog.push(self.fleet.templates.render(name, &json!({}))?);
-            }
+            optional.push(Scope::PackageState);
         }
+        let catalog = node_catalog(&self.fleet.templates, checks, &self.only, &optional)?;
         let cluster_wide = self.only.is_empty();
         let resources = self
             .fleet
             .templates
-            .render("cluster-resources", &json!({}))?;
+            .render(facts::pvesh::CLUSTER_RESOURCES.template, &json!({}))?;
         let work: Vec<(Node, Vec<Command>)> = nodes
             .iter()
             .enumerate()
@@ -274,9 +217,10 @@ impl Collector {
     fn backup_commands(&self, ids: &[String]) -> Result<Vec<Command>, crate::Error> {
         ids.iter()
             .map(|sid| {
-                self.fleet
-                    .templates
-                    .render("storage-content", &json!({ "storage": sid }))
+                self.fleet.templates.render(
+                    facts::storage_content::READ.template,
+                    &json!({ "storage": sid }),
+                )
             })
             .collect()
     }
@@ -414,7 +358,7 @@ fn node_snapshot(
         rec.diagnosis = (!out.success()).then(|| diagnose(out)).flatten();
         // A PVE release without an endpoint of the monitoring reads (`pvesh`: "No 'get'
         // handler defined", PVE/RESTHandler.pm) simply has not that fact.
-        if MONITORING_READS.contains(&c.command.name.as_str())
+        if facts::read(&c.command.name).is_some_and(|r| r.scope == Scope::Monitoring)
             && rec
                 .diagnosis
                 .as_ref()
@@ -449,21 +393,9 @@ fn diagnose(out: &Output) -> Option<crate::snapshot::Diagnosis> {
     })
 }
 
-/// apt's own error: its first `E:` line, else its first line.
-fn apt_failure(code: Option<u32>, stderr: &str) -> String {
-    let line = facts::apt_log::first_error(stderr)
-        .map(|e| format!("E: {e}"))
-        .or_else(|| {
-            stderr
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_else(|| "no message".into());
-    format!("apt {}: {line}", crate::output::exited(code))
-}
-
-/// Parses one output into the node's health; the error is the parser's one sentence.
+/// Keeps one output in the snapshot through its catalog read (`facts::READS`); any other
+/// command serves a command check, and its output is kept for the check's regex. The error is
+/// the parser's one sentence.
 fn absorb(
     n: &mut NodeSnapshot,
     cmd: &Command,
@@ -471,178 +403,29 @@ fn absorb(
     resources: &mut Vec<Resource>,
     backups: &mut Vec<Backup>,
 ) -> Result<(), String> {
-    let stdout = out.stdout_text();
-    let stderr = out.stderr_text();
+    let read = facts::read(&cmd.name);
     // A tool missing on the node (exit 127) is not a parse failure; its fact stays empty.
-    if out.exit_code() == Some(127) && stdout.trim().is_empty() {
-        if !has_parser(&cmd.name) {
-            n.probes.insert(
-                cmd.name.clone(),
-                Probe {
-                    exit_code: Some(127),
-                    stdout,
-                    stderr,
-                },
-            );
-        }
-        return Ok(());
-    }
-    let e = |e: facts::ParseError| e.to_string();
-    match cmd.name.as_str() {
-        "pvecm-status" => {
-            // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
-            n.cluster =
-                Some((&facts::pvecm_status::parse_output(&stdout, &stderr).map_err(e)?).into());
-        }
-        "pvesm-status" => {
-            let parsed = facts::pvesm_status::parse_with_stderr(&stdout, &stderr).map_err(e)?;
-            n.storages = parsed.storages.iter().map(Into::into).collect();
-        }
-        "qm-list" => {
-            n.vms = facts::qm_list::parse(&stdout)
-                .map_err(e)?
-                .vms
-                .iter()
-                .map(Into::into)
-                .collect()
-        }
-        "pct-list" => n.containers = facts::pct_list::parse(&stdout).map_err(e)?.containers,
-        "ha-manager-status" => {
-            n.ha = Some((&facts::ha_manager_status::parse(&stdout).map_err(e)?).into())
-        }
-        "pveversion-v" => {
-            n.version = Some((&facts::pveversion::parse_v(&stdout).map_err(e)?).into())
-        }
-        "systemctl-is-active" => {
-            let parsed = facts::systemctl_is_active::parse_with_units(UNITS, &stdout).map_err(e)?;
-            for u in parsed.units {
-                if let Some(name) = u.unit {
-                    n.services.insert(name, u.state);
-                }
-            }
-        }
-        "boot-id" => n.boot_id = Some(stdout.trim().to_string()).filter(|s| !s.is_empty()),
-        "hostname" => {
-            n.pve_node = stdout
-                .trim()
-                .split('.')
-                .next()
-                .map(str::to_string)
-                .filter(|s| !s.is_empty())
-        }
-        "utc-offset" => {
-            n.utc_offset_seconds = Some(facts::utc_offset::parse(&stdout).map_err(e)?.seconds)
-        }
-        "cluster-resources" => {
-            let parsed = facts::pvesh::parse_cluster_resources(&stdout).map_err(e)?;
-            resources.extend(parsed.resources.iter().map(Resource::from));
-        }
-        // `ceph health` says on stderr why it gave no health (joined by the template).
-        "ceph-status" => {
-            n.ceph = Some(facts::ceph_status::parse(&format!("{stdout}{stderr}")).map_err(e)?)
-        }
-        "upgrade-checklist" => {
-            let parsed = facts::upgrade_checklist::parse(&stdout).map_err(e)?;
-            n.upgrade_checklist = Some(parsed.results.iter().map(Into::into).collect());
-        }
-        "storage-content" => {
-            let parsed = facts::storage_content::parse(&stdout).map_err(e)?;
-            backups.extend(parsed.volumes.iter().map(Backup::from));
-        }
-        "apt-simulate" => {
-            // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.
-            if out.exit_code() != Some(0) {
-                return Err(apt_failure(out.exit_code(), &stderr));
-            }
-            n.updates = Some((&facts::apt_get::parse(&stdout).map_err(e)?).into());
-        }
-        "apt-lists-stamp" => {
-            // `stat` exits 1 when one of the paths is missing (the binary cache after
-            // `apt-get clean`); the others are still printed.
-            n.apt_lists_age_seconds = facts::apt_lists::parse(&stdout).map_err(e)?.age_seconds;
-        }
-        "dpkg-audit" => {
-            let a = facts::dpkg_audit::parse(&stdout).map_err(e)?;
-            n.packages.broken_packages = Some(a.packages);
-        }
-        "apt-locks" => {
-            let l = facts::lslocks::parse(&stdout).map_err(e)?;
-            n.packages.apt_locks = Some(l.apt);
-        }
-        "apt-policy" => {
-            if out.exit_code() != Some(0) {
-                return Err(apt_failure(out.exit_code(), &stderr));
-            }
-            let p = facts::apt_policy::parse(&stdout).map_err(e)?;
-            let mut keys: Vec<String> = p.repositories.iter().map(|r| r.key()).collect();
-            keys.sort();
-            keys.dedup();
-            let mut channels: Vec<String> = p
-                .repositories
-                .iter()
-                .filter_map(|r| r.proxmox_channel.clone())
-                .collect();
-            channels.sort();
-            channels.dedup();
-            n.packages.repositories = Some(keys);
-            n.packages.proxmox_channels = Some(channels);
-        }
-        // `cat /run/reboot-required`: the file exists or cat says it does not.
-        "reboot-required" => {
-            n.packages.reboot_required = Some(match out.exit_code() {
-                Some(0) => true,
-                _ if stderr.contains("No such file") => false,
-                code => {
-                    return Err(format!(
-                        "cat /run/reboot-required {}: {}",
-                        crate::output::exited(code),
-                        stderr.trim()
-                    ));
-                }
-            })
-        }
-        "node-status" => {
-            n.node_status = Some((&facts::node_status::parse(&stdout).map_err(e)?).into())
-        }
-        "node-rrddata" => {
-            n.load = Some((&facts::node_rrddata::parse(&stdout).map_err(e)?).into());
-        }
-        "disks-list" => {
-            let d = facts::disks_list::parse(&stdout).map_err(e)?;
-            n.disks = Some(d.disks.iter().map(Into::into).collect());
-        }
-        // Failed and running tasks are one list: a task is in one of them only.
-        "node-tasks-failed" | "node-tasks-running" => {
-            let t = facts::tasks::parse(&stdout).map_err(e)?;
-            let list = n.tasks.get_or_insert_with(Vec::new);
-            for task in &t.tasks {
-                if !list.iter().any(|x| x.upid == task.upid) {
-                    list.push(task.into());
-                }
-            }
-        }
-        "pvesr-status" => {
-            let p = facts::pvesr_status::parse(&stdout).map_err(e)?;
-            n.replication = Some(p.jobs.iter().map(Into::into).collect());
-        }
-        "subscription" => {
-            n.subscription = Some((&facts::subscription::parse(&stdout).map_err(e)?).into())
-        }
-        "cert-info" => {
-            let c = facts::cert_info::parse(&stdout).map_err(e)?;
-            n.certificates = Some(c.certificates.iter().map(Into::into).collect());
-        }
-        // Any other command serves a command check: its output is kept for the check's regex.
-        _ => {
+    let missing = out.exit_code() == Some(127) && out.stdout_text().trim().is_empty();
+    match read {
+        Some(_) if missing => Ok(()),
+        Some(read) => (read.keep)(
+            out,
+            &mut Keep {
+                node: n,
+                resources,
+                backups,
+            },
+        ),
+        None => {
             n.probes.insert(
                 cmd.name.clone(),
                 Probe {
                     exit_code: out.exit_code(),
-                    stdout,
-                    stderr,
+                    stdout: out.stdout_text(),
+                    stderr: out.stderr_text(),
                 },
             );
+            Ok(())
         }
     }
-    Ok(())
 }

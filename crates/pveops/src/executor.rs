@@ -245,7 +245,9 @@ impl Runner {
                     .render("boot-id", &json!({}))
                     .map_err(|e| LookFailed::retry(e.to_string()))?;
                 let now = match self.run_on(node, &cat).await {
-                    Ok((Some(0), out, _)) => out.trim().to_string(),
+                    Ok((Some(0), out, _)) => {
+                        facts::node_identity::boot_id(&out).unwrap_or_default()
+                    }
                     Ok((code, _, err)) => {
                         return Ok((
                             false,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, regex};
 use super::pveversion::kernel_release;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-simulate";
 
@@ -406,6 +407,24 @@ pub fn parse(text: &str) -> Result<Simulation, ParseError> {
 /// by the caller splitting on whitespace, a version token is never a package name).
 fn package_name(word: &str) -> &str {
     word.split(':').next().unwrap_or(word)
+}
+
+/// The `apt-simulate` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "apt-simulate",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    // apt reports its own failures (broken lists, a lock) as `E:` lines and exit 100.
+    if out.exit_code() != Some(0) {
+        return Err(super::apt_log::failure(out.exit_code(), &out.stderr_text()));
+    }
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.updates = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

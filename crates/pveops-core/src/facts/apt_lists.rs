@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::lines;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-lists-stamp";
 
@@ -73,6 +74,23 @@ pub fn parse(text: &str) -> Result<ListsStamp, ParseError> {
         newest,
         stamps,
     })
+}
+
+/// The `apt-lists-stamp` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "apt-lists-stamp",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    // `stat` exits 1 when one of the paths is missing (the binary cache after
+    // `apt-get clean`); the others are still printed.
+    k.node.apt_lists_age_seconds = parse(&out.stdout_text())
+        .map_err(|e| e.to_string())?
+        .age_seconds;
+    Ok(())
 }
 
 #[cfg(test)]

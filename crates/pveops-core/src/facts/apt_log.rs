@@ -141,6 +141,20 @@ pub fn first_error(text: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// apt's own failure in one line: `apt exited N: E: …` (its first `E:` line, else its first).
+pub fn failure(code: Option<u32>, stderr: &str) -> String {
+    let line = first_error(stderr)
+        .map(|e| format!("E: {e}"))
+        .or_else(|| {
+            stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "no message".into());
+    format!("apt {}: {line}", crate::output::exited(code))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

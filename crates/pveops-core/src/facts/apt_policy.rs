@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, regex};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-policy";
 
@@ -143,6 +144,34 @@ pub fn parse(text: &str) -> Result<Policy, ParseError> {
     Ok(Policy {
         repositories: repos,
     })
+}
+
+/// The `apt-policy` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "apt-policy",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    if out.exit_code() != Some(0) {
+        return Err(super::apt_log::failure(out.exit_code(), &out.stderr_text()));
+    }
+    let p = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    let mut keys: Vec<String> = p.repositories.iter().map(|r| r.key()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut channels: Vec<String> = p
+        .repositories
+        .iter()
+        .filter_map(|r| r.proxmox_channel.clone())
+        .collect();
+    channels.sort();
+    channels.dedup();
+    k.node.packages.repositories = Some(keys);
+    k.node.packages.proxmox_channels = Some(channels);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::lines;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "ceph-status";
 
@@ -275,6 +276,21 @@ fn health_plain(t: &str) -> Result<CephHealth, String> {
         });
     }
     Ok(h)
+}
+
+/// The `ceph-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "ceph-status",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    // `ceph health` says on stderr why it gave no health (joined by the template).
+    let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+    k.node.ceph = Some(parse(&text).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::ParseError;
 use super::pvesh::{read_json, str_of, u64_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "cert-info";
 
@@ -122,6 +123,20 @@ pub fn parse(text: &str) -> Result<CertInfo, ParseError> {
         });
     }
     Ok(CertInfo { certificates })
+}
+
+/// The `cert-info` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "cert-info",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.certificates = Some(parsed.certificates.iter().map(Into::into).collect());
+    Ok(())
 }
 
 #[cfg(test)]

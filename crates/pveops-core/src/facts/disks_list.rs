@@ -36,6 +36,7 @@ use serde_json::Value;
 
 use super::ParseError;
 use super::pvesh::{bool_of, f64_of, read_json, str_of, u64_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "disks-list";
 
@@ -176,6 +177,20 @@ pub fn parse(text: &str) -> Result<DisksList, ParseError> {
         });
     }
     Ok(DisksList { disks })
+}
+
+/// The `disks-list` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "disks-list",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.disks = Some(parsed.disks.iter().map(Into::into).collect());
+    Ok(())
 }
 
 #[cfg(test)]

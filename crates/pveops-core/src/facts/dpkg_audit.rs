@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::lines;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "dpkg-audit";
 
@@ -91,6 +92,20 @@ impl Audit {
     fn locked_note_continues(&self, t: &str) -> bool {
         self.locked && self.problems.is_empty() && t.starts_with("modifying it")
     }
+}
+
+/// The `dpkg-audit` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "dpkg-audit",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.packages.broken_packages = Some(parsed.packages);
+    Ok(())
 }
 
 #[cfg(test)]

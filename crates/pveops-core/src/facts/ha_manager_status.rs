@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{LazyRegex, Line, lines, locale_noise, regex};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "ha-manager-status";
 
@@ -362,6 +363,20 @@ pub fn parse(text: &str) -> Result<HaStatus, ParseError> {
         }
     }
     b.finish(full)
+}
+
+/// The `ha-manager-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "ha-manager-status",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.ha = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

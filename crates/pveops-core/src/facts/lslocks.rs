@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ParseError;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "lslocks";
 
@@ -69,6 +70,20 @@ pub fn parse(text: &str) -> Result<Locks, ParseError> {
         .cloned()
         .collect();
     Ok(Locks { locks, apt })
+}
+
+/// The `apt-locks` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "apt-locks",
+    scope: Scope::PackageState,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.packages.apt_locks = Some(parsed.apt);
+    Ok(())
 }
 
 #[cfg(test)]

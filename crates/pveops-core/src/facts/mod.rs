@@ -50,6 +50,7 @@ pub mod ha_resources;
 pub mod ha_rules;
 pub mod lslocks;
 pub mod migrate_preflight;
+pub mod node_identity;
 pub mod node_rrddata;
 pub mod node_status;
 pub mod pct_config;
@@ -64,6 +65,7 @@ pub mod pveversion;
 pub mod qm_config;
 pub mod qm_list;
 pub mod qm_status;
+pub mod reboot_required;
 pub mod storage_content;
 pub mod subscription;
 pub mod systemctl_is_active;
@@ -116,6 +118,87 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// When a catalog read runs (`collect` in the `pveops` crate sends them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// On every node, in every assessment.
+    Node,
+    /// On every node, for the monitoring checks (load, disks, tasks, replication,
+    /// subscription, certificates). A PVE release without the API path (`pvesh`: "No 'get'
+    /// handler defined", PVE/RESTHandler.pm) simply lacks the fact: no finding.
+    Monitoring,
+    /// On every node, when a package upgrade is assessed (`pveops update`).
+    PackageState,
+    /// On every node, with `--upgrade-checklist`.
+    UpgradeChecklist,
+    /// Once per cluster, on the first node that answers (pmxcfs shows every member the same).
+    Cluster,
+    /// Once per backup storage, with the storage as the template's `storage`.
+    Storage,
+}
+
+/// Where a read's output is kept: the node's snapshot, or the lists read once per cluster.
+pub struct Keep<'a> {
+    pub node: &'a mut crate::snapshot::NodeSnapshot,
+    pub resources: &'a mut Vec<pvesh::Resource>,
+    pub backups: &'a mut Vec<storage_content::Backup>,
+}
+
+/// One read of the catalog, declared in the facts file of its command beside the parser: its
+/// template, when it runs, the template's variables, and what the snapshot keeps of it.
+pub struct Read {
+    /// The template (`templates/commands/NAME.hbs`), also the name of the command record.
+    pub template: &'static str,
+    pub scope: Scope,
+    /// The template's variables (most have none: [`no_vars`]).
+    pub vars: fn() -> serde_json::Value,
+    /// Parses the output into the snapshot; the error is one sentence (the parser's).
+    pub keep: fn(&crate::output::Output, &mut Keep<'_>) -> Result<(), String>,
+}
+
+/// The variables of a template that has none.
+pub fn no_vars() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// Every read of the catalog, in the order a node runs them (the snapshot's command records
+/// keep this order).
+pub const READS: &[Read] = &[
+    pvecm_status::READ,
+    pvesm_status::READ,
+    qm_list::READ,
+    pct_list::READ,
+    ha_manager_status::READ,
+    pveversion::READ,
+    node_identity::BOOT_ID,
+    node_identity::HOSTNAME,
+    utc_offset::READ,
+    apt_get::READ,
+    apt_lists::READ,
+    ceph_status::READ,
+    dpkg_audit::READ,
+    apt_policy::READ,
+    node_status::READ,
+    node_rrddata::READ,
+    disks_list::READ,
+    tasks::FAILED,
+    tasks::RUNNING,
+    pvesr_status::READ,
+    subscription::READ,
+    cert_info::READ,
+    systemctl_is_active::READ,
+    upgrade_checklist::READ,
+    lslocks::READ,
+    reboot_required::READ,
+    pvesh::CLUSTER_RESOURCES,
+    storage_content::READ,
+];
+
+/// The catalog read of template `template`, if it is one.
+pub fn read(template: &str) -> Option<&'static Read> {
+    READS.iter().find(|r| r.template == template)
+}
 
 /// Every kind `parse` knows, with a one-line description (`pveops parse --list`).
 pub const KINDS: &[(&str, &str)] = &[
@@ -397,6 +480,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::path::PathBuf;
+
+    /// Every catalog read renders from its embedded template with its variables, once each.
+    #[test]
+    fn every_read_has_its_template_and_one_place() {
+        let templates = crate::command::Templates::load(None).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in READS {
+            assert!(seen.insert(r.template), "{} is read twice", r.template);
+            let mut vars = (r.vars)();
+            if r.scope == Scope::Storage {
+                vars = serde_json::json!({ "storage": "backup" });
+            }
+            let c = templates.render(r.template, &vars).unwrap();
+            assert_eq!(c.name, r.template);
+            assert!(read(r.template).is_some());
+        }
+    }
 
     /// Fixture file name prefix → kind. Longest prefixes first where they overlap.
     const FIXTURE_KINDS: &[(&str, &str)] = &[

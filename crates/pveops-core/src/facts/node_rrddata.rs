@@ -31,6 +31,7 @@ use serde_json::Value;
 use super::ParseError;
 use super::common::finite;
 use super::pvesh::{f64_of, read_json, u64_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "node-rrddata";
 
@@ -169,6 +170,20 @@ pub fn parse(text: &str) -> Result<NodeRrdData, ParseError> {
         cpu_avg: mean(&cpus),
         iowait_avg: mean(&waits),
     })
+}
+
+/// The `node-rrddata` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "node-rrddata",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.load = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use serde_json::Value;
 use super::ParseError;
 use super::common::finite;
 use super::pvesh::{bool_of, f64_of, read_doc, str_of, u64_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "node-status";
 
@@ -263,6 +264,20 @@ pub fn parse(text: &str) -> Result<ParsedNodeStatus, ParseError> {
         boot_mode: boot.and_then(|b| str_of(b, "mode")),
         secureboot: boot.and_then(|b| bool_of(b, "secureboot")),
     })
+}
+
+/// The `node-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "node-status",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.node_status = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

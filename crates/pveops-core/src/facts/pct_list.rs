@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{Line, lines, locale_noise};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pct-list";
 
@@ -77,6 +78,21 @@ pub fn parse(text: &str) -> Result<PctList, ParseError> {
         });
     }
     Ok(PctList { containers })
+}
+
+/// The `pct-list` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "pct-list",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    k.node.containers = parse(&out.stdout_text())
+        .map_err(|e| e.to_string())?
+        .containers;
+    Ok(())
 }
 
 #[cfg(test)]

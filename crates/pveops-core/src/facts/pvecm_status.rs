@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{LazyRegex, Line, captures, group, lines, locale_noise, regex, split_kv};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvecm-status";
 
@@ -503,6 +504,21 @@ pub fn parse(text: &str) -> Result<PvecmStatus, ParseError> {
         }
     }
     Ok(st)
+}
+
+/// The `pvecm-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "pvecm-status",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    // Errors such as "not part of a cluster" or "Cannot initialize CMAP" are on stderr.
+    let parsed = parse_output(&out.stdout_text(), &out.stderr_text()).map_err(|e| e.to_string())?;
+    k.node.cluster = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::ParseError;
 use super::common::{Line, lines, locale_noise};
 use super::ha_manager_status::{Builder, HaStatus};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND_CLUSTER_STATUS: &str = "pvesh-cluster-status";
 pub const KIND_CLUSTER_RESOURCES: &str = "pvesh-cluster-resources";
@@ -441,6 +442,21 @@ pub fn parse_ha_status(text: &str) -> Result<HaStatus, ParseError> {
             .map_err(|e| ParseError { kind, ..e })?;
     }
     b.finish(None).map_err(|e| ParseError { kind, ..e })
+}
+
+/// The `/cluster/resources` read, once per cluster: guests, nodes and storages.
+pub const CLUSTER_RESOURCES: Read = Read {
+    template: "cluster-resources",
+    scope: Scope::Cluster,
+    vars: super::no_vars,
+    keep: keep_resources,
+};
+
+fn keep_resources(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse_cluster_resources(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.resources
+        .extend(parsed.resources.iter().map(Resource::from));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{Line, finite, lines, locale_noise};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvesm-status";
 
@@ -197,6 +198,21 @@ fn attach_errors(out: &mut PvesmStatus) {
                 .map(|d| d.message.clone());
         }
     }
+}
+
+/// The `pvesm-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "pvesm-status",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed =
+        parse_with_stderr(&out.stdout_text(), &out.stderr_text()).map_err(|e| e.to_string())?;
+    k.node.storages = parsed.storages.iter().map(Into::into).collect();
+    Ok(())
 }
 
 #[cfg(test)]

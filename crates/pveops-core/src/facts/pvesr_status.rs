@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{LazyRegex, Line, captures, group, lines, locale_noise, regex};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvesr-status";
 
@@ -227,6 +228,20 @@ pub fn parse(text: &str) -> Result<PvesrStatus, ParseError> {
         job.state.truncate(kept);
     }
     Ok(PvesrStatus { jobs })
+}
+
+/// The `pvesr-status` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "pvesr-status",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.replication = Some(parsed.jobs.iter().map(Into::into).collect());
+    Ok(())
 }
 
 #[cfg(test)]

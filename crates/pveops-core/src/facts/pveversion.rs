@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, locale_noise, regex, version_cmp};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pveversion";
 pub const KIND_V: &str = "pveversion-v";
@@ -238,6 +239,20 @@ pub fn parse_v(text: &str) -> Result<PveVersionV, ParseError> {
         _ => None,
     };
     Ok(out)
+}
+
+/// The `pveversion-v` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "pveversion-v",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse_v(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.version = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

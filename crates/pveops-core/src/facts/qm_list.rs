@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{Line, json_number, lines, locale_noise};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "qm-list";
 
@@ -135,6 +136,20 @@ pub fn parse(text: &str) -> Result<QmList, ParseError> {
         });
     }
     Ok(QmList { vms })
+}
+
+/// The `qm-list` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "qm-list",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.vms = parsed.vms.iter().map(Into::into).collect();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::pvesh::{bool_of, read_json, str_of, u64_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "storage-content";
 
@@ -124,6 +125,20 @@ pub fn parse(text: &str) -> Result<StorageContent, ParseError> {
         });
     }
     Ok(StorageContent { volumes })
+}
+
+/// The backup listing of one storage (`{"storage": ID}`), once per backup storage.
+pub const READ: Read = Read {
+    template: "storage-content",
+    scope: Scope::Storage,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.backups.extend(parsed.volumes.iter().map(Backup::from));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 use super::common::{Line, lines, locale_noise, split_kv};
 use super::stderr;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "subscription";
 
@@ -148,6 +149,20 @@ pub fn parse(text: &str) -> Result<ParsedSubscription, ParseError> {
         sockets: get("sockets").and_then(|s| s.trim().parse().ok()),
         fields,
     })
+}
+
+/// The `subscription` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "subscription",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.subscription = Some((&parsed).into());
+    Ok(())
 }
 
 #[cfg(test)]

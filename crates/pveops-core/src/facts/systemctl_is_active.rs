@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::{lines, locale_noise};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "systemctl-is-active";
 
@@ -100,6 +101,39 @@ pub fn parse_with_units(units: &[&str], text: &str) -> Result<SystemctlIsActive,
         }
     }
     Ok(out)
+}
+
+/// The PVE units whose state the snapshot records.
+pub const UNITS: &[&str] = &[
+    "pve-cluster",
+    "pvedaemon",
+    "pveproxy",
+    "pvestatd",
+    "corosync",
+    "pve-ha-lrm",
+    "pve-ha-crm",
+];
+
+fn units() -> serde_json::Value {
+    serde_json::json!({ "units": UNITS })
+}
+
+/// The `systemctl-is-active` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "systemctl-is-active",
+    scope: Scope::Node,
+    vars: units,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse_with_units(UNITS, &out.stdout_text()).map_err(|e| e.to_string())?;
+    for u in parsed.units {
+        if let Some(name) = u.unit {
+            k.node.services.insert(name, u.state);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use serde_json::Value;
 
 use super::ParseError;
 use super::pvesh::{read_json, str_of};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "tasks";
 
@@ -200,6 +201,34 @@ pub fn parse(text: &str) -> Result<Tasks, ParseError> {
         });
     }
     Ok(Tasks { tasks })
+}
+
+/// The node's failed tasks (the `tasks.no-recent-failures` check).
+pub const FAILED: Read = Read {
+    template: "node-tasks-failed",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+/// The node's running tasks (who holds a guest's `backup`/`migrate` lock).
+pub const RUNNING: Read = Read {
+    template: "node-tasks-running",
+    scope: Scope::Monitoring,
+    vars: super::no_vars,
+    keep,
+};
+
+/// Failed and running tasks are one list: a task is in one of them only.
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let t = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    let list = k.node.tasks.get_or_insert_with(Vec::new);
+    for task in &t.tasks {
+        if !list.iter().any(|x| x.upid == task.upid) {
+            list.push(task.into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

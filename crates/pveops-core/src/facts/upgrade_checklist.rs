@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 use super::common::{LazyRegex, captures, group, lines, locale_noise, regex, strip_ansi};
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "upgrade-checklist";
 
@@ -215,6 +216,20 @@ pub fn parse(text: &str) -> Result<UpgradeChecklist, ParseError> {
         complete,
         sections,
     })
+}
+
+/// The `upgrade-checklist` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "upgrade-checklist",
+    scope: Scope::UpgradeChecklist,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.upgrade_checklist = Some(parsed.results.iter().map(Into::into).collect());
+    Ok(())
 }
 
 #[cfg(test)]

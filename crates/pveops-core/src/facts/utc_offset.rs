@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::ParseError;
 use super::common::lines;
+use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "utc-offset";
 
@@ -53,6 +54,20 @@ pub fn parse(text: &str) -> Result<UtcOffset, ParseError> {
         text: t.to_string(),
         seconds: sign * (hours * 3600 + minutes * 60),
     })
+}
+
+/// The `utc-offset` read of the catalog: what the snapshot keeps of it.
+pub const READ: Read = Read {
+    template: "utc-offset",
+    scope: Scope::Node,
+    vars: super::no_vars,
+    keep,
+};
+
+fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+    k.node.utc_offset_seconds = Some(parsed.seconds);
+    Ok(())
 }
 
 #[cfg(test)]
