@@ -19,6 +19,13 @@ use super::common::{Line, lines};
 
 pub const KIND: &str = "apt-cache-show";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "apt-cache show PKG=VERSION...: each version's record, Size (bytes) and Installed-Size (KiB)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
     pub package: String,

@@ -19,6 +19,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-simulate";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "apt-get -s dist-upgrade: packages to install, upgrade, remove, keep back; new kernels",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One package the upgrade installs or upgrades (an `Inst` line).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Install {

@@ -14,6 +14,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-lists-stamp";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "date +%s; stat -c '%Y %n' of apt's lists and cache: when the lists were refreshed",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stamp {
     pub path: String,

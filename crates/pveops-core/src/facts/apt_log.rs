@@ -23,6 +23,13 @@ use super::common::{LazyRegex, captures, group, lines, regex};
 
 pub const KIND: &str = "apt-upgrade-log";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "apt-get -y dist-upgrade's log: packages unpacked and set up, dpkg's and apt's errors",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// A package dpkg unpacked or set up, with the version it printed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Package {

@@ -18,6 +18,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "apt-policy";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "apt-cache policy: the package indexes in use, Proxmox channels named",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Repository {
     pub priority: i64,

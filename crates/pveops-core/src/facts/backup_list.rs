@@ -13,6 +13,13 @@ use super::stderr;
 
 pub const KIND: &str = "backup-list";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesm list STORAGE --content backup: backups with VMID and time (vzdump and PBS)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Backup {
     pub volid: String,

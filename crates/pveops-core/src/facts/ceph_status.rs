@@ -32,6 +32,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "ceph-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "PVE's Ceph config and the node's OSDs (stat), then ceph health --format json: not-configured/configured/unreachable, noout",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// The PVE-managed Ceph config, shared by every node through pmxcfs.
 pub const CONFIG: &str = "/etc/pve/ceph.conf";
 /// PVE's Ceph directory (keyrings of the managed cluster).

@@ -23,6 +23,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "cert-info";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvenode cert info --output-format json: the node's certificates with validity (epochs) and SANs",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One certificate, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParsedCertificate {

@@ -17,6 +17,13 @@ use super::pvesh::{read_doc, u64_of};
 
 pub const KIND: &str = "cluster-options";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /cluster/options --output-format json: datacenter.cfg options (max_workers)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClusterOptions {
     /// `max_workers` of datacenter.cfg; `None` when unset (or not a positive integer, which

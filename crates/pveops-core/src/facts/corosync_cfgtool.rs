@@ -12,6 +12,13 @@ use super::stderr;
 
 pub const KIND: &str = "corosync-cfgtool";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "corosync-cfgtool -s (or -n): links and peer states",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Peer {
     pub nodeid: u32,

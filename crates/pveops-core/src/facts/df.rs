@@ -14,6 +14,13 @@ use super::common::lines;
 
 pub const KIND: &str = "df";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "df -B1 --output=avail,target PATH...: free bytes on the mount holding each path",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mount {
     pub avail_bytes: u64,

@@ -40,6 +40,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "disks-list";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/NODE/disks/list --output-format json: disks with type, size, SMART health, wearout (% life left)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One disk, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParsedDisk {

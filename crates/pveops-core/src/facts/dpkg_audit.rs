@@ -13,6 +13,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "dpkg-audit";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "dpkg --audit: packages left half installed or half configured",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     /// The explanation's first line, as dpkg printed it.

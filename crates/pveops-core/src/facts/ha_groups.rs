@@ -19,6 +19,13 @@ use super::pvesh::{bool_of, read_json, str_of};
 
 pub const KIND: &str = "ha-groups";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /cluster/ha/groups --output-format json: HA groups, restricted or not (PVE 8)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HaGroups {
     pub groups: Vec<HaGroup>,

@@ -13,6 +13,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "ha-manager-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "ha-manager status: quorum, master, fencing, LRMs, services",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Master {
     pub node: String,

@@ -14,6 +14,13 @@ use super::pvesh::{read_json, str_of};
 
 pub const KIND: &str = "ha-resources";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /cluster/ha/resources --output-format json: HA resources with state and group",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HaResources {
     pub resources: Vec<HaResource>,

@@ -25,6 +25,13 @@ use super::pvesh::{bool_of, read_json, str_of};
 
 pub const KIND: &str = "ha-rules";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HaRules {
     pub rules: Vec<HaRule>,

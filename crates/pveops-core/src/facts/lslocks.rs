@@ -12,6 +12,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "lslocks";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "lslocks --json --output COMMAND,PID,PATH: lock holders, apt's and dpkg's picked out",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// The locks apt and dpkg take (apt-pkg/deb/debsystem.cc `GetLock` on `lock-frontend`, then
 /// dpkg's own `lock`; apt-get update's lists lock; the archives lock of a download).
 pub const APT_LOCKS: &[&str] = &[

@@ -29,6 +29,13 @@ use super::pvesh::{bool_of, read_doc, str_of, u64_of};
 
 pub const KIND: &str = "migrate-preflight";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/N/{qemu,lxc}/ID/migrate: allowed targets, blocking reasons, local disks",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MigratePreflight {
     /// `qemu` (underscore keys) or `lxc` (PVE 9's hyphenated keys).

@@ -201,188 +201,62 @@ pub fn read(template: &str) -> Option<&'static Read> {
 }
 
 /// Every kind `parse` knows, with a one-line description (`pveops parse --list`).
-pub const KINDS: &[(&str, &str)] = &[
-    (
-        pvecm_status::KIND,
-        "pvecm status: quorum, votes, flags, members, qdevice; no-cluster/corosync-down/pmxcfs-down states",
-    ),
-    (
-        pvecm_nodes::KIND,
-        "pvecm nodes: members of this node's partition",
-    ),
-    (
-        pvesm_status::KIND,
-        "pvesm status: storages with status and sizes in bytes, storage errors from STDERR",
-    ),
-    (qm_list::KIND, "qm list [--full]: VMs of this node"),
-    (
-        pct_list::KIND,
-        "pct list: containers of this node with their lock",
-    ),
-    (
-        qm_config::KIND,
-        "qm config ID: VM configuration, description/sshkeys decoded",
-    ),
-    (
-        pct_config::KIND,
-        "pct config ID: container configuration and raw lxc.* keys in order",
-    ),
-    (
-        qm_status::KIND,
-        "qm status ID [--verbose]: VM status and every other field",
-    ),
-    (
-        pct_status::KIND,
-        "pct status ID [--verbose]: container status and every other field",
-    ),
-    (
-        ha_manager_status::KIND,
-        "ha-manager status: quorum, master, fencing, LRMs, services",
-    ),
-    (
-        pveversion::KIND,
-        "pveversion: manager version and running kernel",
-    ),
-    (
-        pveversion::KIND_V,
-        "pveversion -v: package versions, kernels, reboot pending",
-    ),
-    (
-        upgrade_checklist::KIND,
-        "pve8to9 / pve7to8 [--full]: check results by section and the summary",
-    ),
-    (
-        corosync_cfgtool::KIND,
-        "corosync-cfgtool -s (or -n): links and peer states",
-    ),
-    (
-        task_log::KIND,
-        "output of qm/pct migrate/start/shutdown: task lines and outcome",
-    ),
-    (
-        pvesh::KIND_CLUSTER_STATUS,
-        "pvesh get /cluster/status --output-format json",
-    ),
-    (
-        pvesh::KIND_CLUSTER_RESOURCES,
-        "pvesh get /cluster/resources --output-format json",
-    ),
-    (
-        pvesh::KIND_NODES_STORAGE,
-        "pvesh get /nodes/NODE/storage --output-format json",
-    ),
-    (
-        pvesh::KIND_HA_STATUS,
-        "pvesh get /cluster/ha/status/current --output-format json",
-    ),
-    (
-        systemctl_is_active::KIND,
-        "systemctl is-active UNIT...: one state per unit",
-    ),
-    (
-        zpool_status::KIND,
-        "zpool status -x: healthy, or each unhealthy pool with its devices",
-    ),
-    (
-        backup_list::KIND,
-        "pvesm list STORAGE --content backup: backups with VMID and time (vzdump and PBS)",
-    ),
-    (
-        stderr::KIND,
-        "STDERR of any PVE command: known errors as codes and sentences",
-    ),
-    (
-        apt_get::KIND,
-        "apt-get -s dist-upgrade: packages to install, upgrade, remove, keep back; new kernels",
-    ),
-    (
-        apt_lists::KIND,
-        "date +%s; stat -c '%Y %n' of apt's lists and cache: when the lists were refreshed",
-    ),
-    (
-        apt_log::KIND,
-        "apt-get -y dist-upgrade's log: packages unpacked and set up, dpkg's and apt's errors",
-    ),
-    (
-        apt_policy::KIND,
-        "apt-cache policy: the package indexes in use, Proxmox channels named",
-    ),
-    (
-        dpkg_audit::KIND,
-        "dpkg --audit: packages left half installed or half configured",
-    ),
-    (
-        lslocks::KIND,
-        "lslocks --json --output COMMAND,PID,PATH: lock holders, apt's and dpkg's picked out",
-    ),
-    (
-        apt_cache_show::KIND,
-        "apt-cache show PKG=VERSION...: each version's record, Size (bytes) and Installed-Size (KiB)",
-    ),
-    (
-        df::KIND,
-        "df -B1 --output=avail,target PATH...: free bytes on the mount holding each path",
-    ),
-    (
-        utc_offset::KIND,
-        "date +%z: the node's UTC offset, for the local times in vzdump file names",
-    ),
-    (
-        migrate_preflight::KIND,
-        "pvesh get /nodes/N/{qemu,lxc}/ID/migrate: allowed targets, blocking reasons, local disks",
-    ),
-    (
-        storage_content::KIND,
-        "pvesh get /nodes/N/storage/S/content --content backup: volumes with ctime (epoch)",
-    ),
-    (
-        ceph_status::KIND,
-        "PVE's Ceph config and the node's OSDs (stat), then ceph health --format json: not-configured/configured/unreachable, noout",
-    ),
-    (
-        cluster_options::KIND,
-        "pvesh get /cluster/options --output-format json: datacenter.cfg options (max_workers)",
-    ),
-    (
-        ha_rules::KIND,
-        "pvesh get /cluster/ha/rules --output-format json: HA node/resource-affinity rules (PVE 9)",
-    ),
-    (
-        ha_groups::KIND,
-        "pvesh get /cluster/ha/groups --output-format json: HA groups, restricted or not (PVE 8)",
-    ),
-    (
-        ha_resources::KIND,
-        "pvesh get /cluster/ha/resources --output-format json: HA resources with state and group",
-    ),
-    (
-        node_status::KIND,
-        "pvesh get /nodes/NODE/status --output-format json: CPU, load, memory, swap, rootfs in bytes, versions",
-    ),
-    (
-        node_rrddata::KIND,
-        "pvesh get /nodes/NODE/rrddata --timeframe hour --output-format json: the node's CPU and IO wait from pvestatd's RRD (latest, means)",
-    ),
-    (
-        disks_list::KIND,
-        "pvesh get /nodes/NODE/disks/list --output-format json: disks with type, size, SMART health, wearout (% life left)",
-    ),
-    (
-        tasks::KIND,
-        "pvesh get /nodes/NODE/tasks (or /cluster/tasks) --output-format json: tasks with status and outcome",
-    ),
-    (
-        pvesr_status::KIND,
-        "pvesr status: replication jobs with last/next sync, duration, fail count, state",
-    ),
-    (
-        subscription::KIND,
-        "pvesubscription get: subscription status, level, key, due date and every field",
-    ),
-    (
-        cert_info::KIND,
-        "pvenode cert info --output-format json: the node's certificates with validity (epochs) and SANs",
-    ),
+/// A `pveops parse` kind: its name, what it reads (for `--list`), and its parser as JSON.
+/// Each is declared in the facts file of its command, beside the parser.
+pub struct Kind {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub parse: fn(&str) -> Result<serde_json::Value, ParseError>,
+}
+
+/// Every `pveops parse` kind, in the order `--list` prints them.
+pub const KINDS: &[Kind] = &[
+    pvecm_status::PARSE,
+    pvecm_nodes::PARSE,
+    pvesm_status::PARSE,
+    qm_list::PARSE,
+    pct_list::PARSE,
+    qm_config::PARSE,
+    pct_config::PARSE,
+    qm_status::PARSE,
+    pct_status::PARSE,
+    ha_manager_status::PARSE,
+    pveversion::PARSE,
+    pveversion::PARSE_V,
+    upgrade_checklist::PARSE,
+    corosync_cfgtool::PARSE,
+    task_log::PARSE,
+    pvesh::PARSE_CLUSTER_STATUS,
+    pvesh::PARSE_CLUSTER_RESOURCES,
+    pvesh::PARSE_NODES_STORAGE,
+    pvesh::PARSE_HA_STATUS,
+    systemctl_is_active::PARSE,
+    zpool_status::PARSE,
+    backup_list::PARSE,
+    stderr::PARSE,
+    apt_get::PARSE,
+    apt_lists::PARSE,
+    apt_log::PARSE,
+    apt_policy::PARSE,
+    dpkg_audit::PARSE,
+    lslocks::PARSE,
+    apt_cache_show::PARSE,
+    df::PARSE,
+    utc_offset::PARSE,
+    migrate_preflight::PARSE,
+    storage_content::PARSE,
+    ceph_status::PARSE,
+    cluster_options::PARSE,
+    ha_rules::PARSE,
+    ha_groups::PARSE,
+    ha_resources::PARSE,
+    node_status::PARSE,
+    node_rrddata::PARSE,
+    disks_list::PARSE,
+    tasks::PARSE,
+    pvesr_status::PARSE,
+    subscription::PARSE,
+    cert_info::PARSE,
 ];
 
 fn to_json<T: Serialize>(
@@ -403,68 +277,13 @@ fn to_json<T: Serialize>(
 
 /// Parses `text` as `kind` and returns its JSON. An unknown kind is an error with line 0.
 pub fn parse(kind: &str, text: &str) -> Result<serde_json::Value, ParseError> {
-    match kind {
-        "pvecm-status" => to_json(pvecm_status::KIND, pvecm_status::parse(text)),
-        "pvecm-nodes" => to_json(pvecm_nodes::KIND, pvecm_nodes::parse(text)),
-        "pvesm-status" => to_json(pvesm_status::KIND, pvesm_status::parse(text)),
-        "qm-list" => to_json(qm_list::KIND, qm_list::parse(text)),
-        "pct-list" => to_json(pct_list::KIND, pct_list::parse(text)),
-        "qm-config" => to_json(qm_config::KIND, qm_config::parse(text)),
-        "pct-config" => to_json(pct_config::KIND, pct_config::parse(text)),
-        "qm-status" => to_json(qm_status::KIND, qm_status::parse(text)),
-        "pct-status" => to_json(pct_status::KIND, pct_status::parse(text)),
-        "ha-manager-status" => to_json(ha_manager_status::KIND, ha_manager_status::parse(text)),
-        "pveversion" => to_json(pveversion::KIND, pveversion::parse(text)),
-        "pveversion-v" => to_json(pveversion::KIND_V, pveversion::parse_v(text)),
-        "upgrade-checklist" => to_json(upgrade_checklist::KIND, upgrade_checklist::parse(text)),
-        "corosync-cfgtool" => to_json(corosync_cfgtool::KIND, corosync_cfgtool::parse(text)),
-        "task-log" => to_json(task_log::KIND, task_log::parse(text)),
-        "pvesh-cluster-status" => to_json(
-            pvesh::KIND_CLUSTER_STATUS,
-            pvesh::parse_cluster_status(text),
-        ),
-        "pvesh-cluster-resources" => to_json(
-            pvesh::KIND_CLUSTER_RESOURCES,
-            pvesh::parse_cluster_resources(text),
-        ),
-        "pvesh-nodes-storage" => {
-            to_json(pvesh::KIND_NODES_STORAGE, pvesh::parse_nodes_storage(text))
-        }
-        "pvesh-ha-status" => to_json(pvesh::KIND_HA_STATUS, pvesh::parse_ha_status(text)),
-        "systemctl-is-active" => {
-            to_json(systemctl_is_active::KIND, systemctl_is_active::parse(text))
-        }
-        "zpool-status" => to_json(zpool_status::KIND, zpool_status::parse(text)),
-        "backup-list" => to_json(backup_list::KIND, backup_list::parse(text)),
-        "pve-stderr" => to_json(stderr::KIND, stderr::parse(text)),
-        "apt-simulate" => to_json(apt_get::KIND, apt_get::parse(text)),
-        "apt-lists-stamp" => to_json(apt_lists::KIND, apt_lists::parse(text)),
-        "apt-policy" => to_json(apt_policy::KIND, apt_policy::parse(text)),
-        "apt-upgrade-log" => to_json(apt_log::KIND, apt_log::parse(text)),
-        "dpkg-audit" => to_json(dpkg_audit::KIND, dpkg_audit::parse(text)),
-        "lslocks" => to_json(lslocks::KIND, lslocks::parse(text)),
-        "apt-cache-show" => to_json(apt_cache_show::KIND, apt_cache_show::parse(text)),
-        "df" => to_json(df::KIND, df::parse(text)),
-        "utc-offset" => to_json(utc_offset::KIND, utc_offset::parse(text)),
-        "migrate-preflight" => to_json(migrate_preflight::KIND, migrate_preflight::parse(text)),
-        "ha-rules" => to_json(ha_rules::KIND, ha_rules::parse(text)),
-        "cluster-options" => to_json(cluster_options::KIND, cluster_options::parse(text)),
-        "ha-groups" => to_json(ha_groups::KIND, ha_groups::parse(text)),
-        "ha-resources" => to_json(ha_resources::KIND, ha_resources::parse(text)),
-        "storage-content" => to_json(storage_content::KIND, storage_content::parse(text)),
-        "ceph-status" => to_json(ceph_status::KIND, ceph_status::parse(text)),
-        "node-status" => to_json(node_status::KIND, node_status::parse(text)),
-        "node-rrddata" => to_json(node_rrddata::KIND, node_rrddata::parse(text)),
-        "disks-list" => to_json(disks_list::KIND, disks_list::parse(text)),
-        "tasks" => to_json(tasks::KIND, tasks::parse(text)),
-        "pvesr-status" => to_json(pvesr_status::KIND, pvesr_status::parse(text)),
-        "subscription" => to_json(subscription::KIND, subscription::parse(text)),
-        "cert-info" => to_json(cert_info::KIND, cert_info::parse(text)),
-        other => Err(ParseError::new(
+    match KINDS.iter().find(|k| k.name == kind) {
+        Some(k) => (k.parse)(text),
+        None => Err(ParseError::new(
             "parse",
             0,
-            other,
-            format!("unknown kind \"{other}\" (pveops parse --list shows the kinds)"),
+            kind,
+            format!("unknown kind \"{kind}\" (pveops parse --list shows the kinds)"),
         )),
     }
 }
@@ -623,7 +442,12 @@ mod tests {
 
     #[test]
     fn kinds_list_and_dispatch_agree() {
-        for (kind, desc) in KINDS {
+        for Kind {
+            name: kind,
+            what: desc,
+            ..
+        } in KINDS
+        {
             assert!(!desc.is_empty());
             let e = parse(kind, "\u{1}garbage\u{1}\n").err();
             assert_ne!(
@@ -633,7 +457,7 @@ mod tests {
             );
         }
         for (_, kind) in FIXTURE_KINDS {
-            assert!(KINDS.iter().any(|(k, _)| k == kind), "{kind} not listed");
+            assert!(KINDS.iter().any(|k| k.name == *kind), "{kind} not listed");
         }
     }
 
@@ -790,7 +614,7 @@ mod tests {
             let lines: Vec<&str> = text.split_inclusive('\n').collect();
             for n in 0..=lines.len() {
                 let prefix: String = lines.iter().take(n).copied().collect();
-                for (kind, _) in KINDS {
+                for Kind { name: kind, .. } in KINDS {
                     let _ = parse(kind, &prefix);
                 }
             }
@@ -810,7 +634,7 @@ mod tests {
             let dir = dir.unwrap().path();
             let kind = dir.file_name().unwrap().to_string_lossy().into_owned();
             assert!(
-                KINDS.iter().any(|(k, _)| *k == kind),
+                KINDS.iter().any(|k| k.name == kind),
                 "tests/fixtures/fuzz/{kind} is not a kind"
             );
             for file in std::fs::read_dir(&dir).unwrap() {
@@ -869,7 +693,7 @@ mod tests {
 
         #[test]
         fn arbitrary_strings_never_panic(s in "\\PC*") {
-            for (kind, _) in KINDS {
+            for Kind { name: kind, .. } in KINDS {
                 let _ = parse(kind, &s);
             }
         }
@@ -877,7 +701,7 @@ mod tests {
         #[test]
         fn pve_like_line_soup_never_panics(lines in prop::collection::vec(pve_fragment(), 0..24)) {
             let text = lines.join("\n");
-            for (kind, _) in KINDS {
+            for Kind { name: kind, .. } in KINDS {
                 let _ = parse(kind, &text);
             }
         }

@@ -35,6 +35,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "node-rrddata";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/NODE/rrddata --timeframe hour --output-format json: the node's CPU and IO wait from pvestatd's RRD (latest, means)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Latest {
     /// Epoch of the step's end.

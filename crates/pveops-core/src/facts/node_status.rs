@@ -38,6 +38,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "node-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/NODE/status --output-format json: CPU, load, memory, swap, rootfs in bytes, versions",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Memory {
     pub total_bytes: Option<u64>,

@@ -5,6 +5,13 @@ pub use super::guest_config::GuestConfig;
 
 pub const KIND: &str = "pct-config";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pct config ID: container configuration and raw lxc.* keys in order",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 pub fn parse(text: &str) -> Result<GuestConfig, ParseError> {
     super::guest_config::parse(KIND, text, true)
 }

@@ -12,6 +12,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pct-list";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pct list: containers of this node with their lock",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One row of `pct list` (kind `pct-list`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

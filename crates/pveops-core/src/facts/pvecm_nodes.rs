@@ -11,6 +11,13 @@ use super::stderr;
 
 pub const KIND: &str = "pvecm-nodes";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvecm nodes: members of this node's partition",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PvecmNodes {
     /// Real members (the qdevice pseudo-row is in `qdevice`).

@@ -14,6 +14,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvecm-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvecm status: quorum, votes, flags, members, qdevice; no-cluster/corosync-down/pmxcfs-down states",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One real cluster member from the membership table, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParsedMember {

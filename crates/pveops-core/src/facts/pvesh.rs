@@ -18,6 +18,34 @@ pub const KIND_CLUSTER_RESOURCES: &str = "pvesh-cluster-resources";
 pub const KIND_NODES_STORAGE: &str = "pvesh-nodes-storage";
 pub const KIND_HA_STATUS: &str = "pvesh-ha-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE_CLUSTER_STATUS: super::Kind = super::Kind {
+    name: KIND_CLUSTER_STATUS,
+    what: "pvesh get /cluster/status --output-format json",
+    parse: |text| super::to_json(KIND_CLUSTER_STATUS, parse_cluster_status(text)),
+};
+
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE_CLUSTER_RESOURCES: super::Kind = super::Kind {
+    name: KIND_CLUSTER_RESOURCES,
+    what: "pvesh get /cluster/resources --output-format json",
+    parse: |text| super::to_json(KIND_CLUSTER_RESOURCES, parse_cluster_resources(text)),
+};
+
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE_NODES_STORAGE: super::Kind = super::Kind {
+    name: KIND_NODES_STORAGE,
+    what: "pvesh get /nodes/NODE/storage --output-format json",
+    parse: |text| super::to_json(KIND_NODES_STORAGE, parse_nodes_storage(text)),
+};
+
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE_HA_STATUS: super::Kind = super::Kind {
+    name: KIND_HA_STATUS,
+    what: "pvesh get /cluster/ha/status/current --output-format json",
+    parse: |text| super::to_json(KIND_HA_STATUS, parse_ha_status(text)),
+};
+
 /// Reads the JSON document, skipping locale warnings and known STDERR lines before it; returns
 /// it with the line it starts on.
 pub(crate) fn read_doc(kind: &'static str, text: &str) -> Result<(Value, usize), ParseError> {

@@ -11,6 +11,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvesm-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesm status: storages with status and sizes in bytes, storage errors from STDERR",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One row of `pvesm status`, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParsedStorage {

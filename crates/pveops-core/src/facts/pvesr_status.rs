@@ -34,6 +34,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "pvesr-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesr status: replication jobs with last/next sync, duration, fail count, state",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
     /// `100-0`.

@@ -16,6 +16,20 @@ use super::{Keep, Read, Scope};
 pub const KIND: &str = "pveversion";
 pub const KIND_V: &str = "pveversion-v";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pveversion: manager version and running kernel",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE_V: super::Kind = super::Kind {
+    name: KIND_V,
+    what: "pveversion -v: package versions, kernels, reboot pending",
+    parse: |text| super::to_json(KIND_V, parse_v(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PveVersion {
     /// `9.1.1` (PVE >= 8) or `7.4-15` (PVE <= 7).

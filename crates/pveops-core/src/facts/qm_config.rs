@@ -5,6 +5,13 @@ pub use super::guest_config::GuestConfig;
 
 pub const KIND: &str = "qm-config";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "qm config ID: VM configuration, description/sshkeys decoded",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 pub fn parse(text: &str) -> Result<GuestConfig, ParseError> {
     super::guest_config::parse(KIND, text, false)
 }

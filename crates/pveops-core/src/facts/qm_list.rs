@@ -12,6 +12,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "qm-list";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "qm list [--full]: VMs of this node",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One row of `qm list`, as parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParsedVm {

@@ -5,6 +5,13 @@ pub use super::guest_status::GuestStatus;
 
 pub const KIND: &str = "qm-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "qm status ID [--verbose]: VM status and every other field",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 pub fn parse(text: &str) -> Result<GuestStatus, ParseError> {
     super::guest_status::parse(KIND, text)
 }

@@ -11,6 +11,13 @@ use super::common::{LazyRegex, captures, group, lines, locale_noise, regex};
 
 pub const KIND: &str = "pve-stderr";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "STDERR of any PVE command: known errors as codes and sentences",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One recognised STDERR message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {

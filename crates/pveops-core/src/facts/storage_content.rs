@@ -17,6 +17,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "storage-content";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/N/storage/S/content --content backup: volumes with ctime (epoch)",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StorageContent {
     pub volumes: Vec<Volume>,

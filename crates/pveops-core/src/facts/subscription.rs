@@ -27,6 +27,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "subscription";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesubscription get: subscription status, level, key, due date and every field",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// The subscription, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParsedSubscription {

@@ -10,6 +10,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "systemctl-is-active";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "systemctl is-active UNIT...: one state per unit",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// The words systemd prints (`unknown` on older systemd for a missing unit, `inactive` now).
 const STATES: &[&str] = &[
     "active",

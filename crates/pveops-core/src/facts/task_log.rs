@@ -12,6 +12,13 @@ use super::stderr;
 
 pub const KIND: &str = "task-log";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "output of qm/pct migrate/start/shutdown: task lines and outcome",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskLine {
     /// Timestamp as printed (`2025-01-04 00:34:24`; PVE 4: `May 02 10:57:01`), or null.

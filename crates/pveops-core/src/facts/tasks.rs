@@ -39,6 +39,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "tasks";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pvesh get /nodes/NODE/tasks (or /cluster/tasks) --output-format json: tasks with status and outcome",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 /// One task, as parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParsedTask {

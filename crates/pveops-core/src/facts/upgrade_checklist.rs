@@ -13,6 +13,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "upgrade-checklist";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "pve8to9 / pve7to8 [--full]: check results by section and the summary",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
     /// PASS, INFO, SKIP, NOTICE, WARN or FAIL.

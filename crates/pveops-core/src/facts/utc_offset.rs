@@ -13,6 +13,13 @@ use super::{Keep, Read, Scope};
 
 pub const KIND: &str = "utc-offset";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "date +%z: the node's UTC offset, for the local times in vzdump file names",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UtcOffset {
     /// As printed (`+0100`).

@@ -9,6 +9,13 @@ use super::common::{Line, lines, locale_noise};
 
 pub const KIND: &str = "zpool-status";
 
+/// Its `pveops parse` kind: the name, what it reads, and the parser.
+pub const PARSE: super::Kind = super::Kind {
+    name: KIND,
+    what: "zpool status -x: healthy, or each unhealthy pool with its devices",
+    parse: |text| super::to_json(KIND, parse(text)),
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Device {
     pub name: String,

@@ -270,16 +270,16 @@ fn parse(args: ParseArgs) -> Result<i32, crate::Error> {
     if args.list {
         let width = crate::facts::KINDS
             .iter()
-            .map(|(k, _)| k.len())
+            .map(|k| k.name.len())
             .max()
             .unwrap_or(0);
-        for (kind, what) in crate::facts::KINDS {
-            println!("{kind:width$}  {what}");
+        for k in crate::facts::KINDS {
+            println!("{:width$}  {}", k.name, k.what);
         }
         return Ok(0);
     }
     let kind = args.kind.unwrap_or_default();
-    if !crate::facts::KINDS.iter().any(|(k, _)| *k == kind) {
+    if !crate::facts::KINDS.iter().any(|k| k.name == kind) {
         return Err(crate::Error::Usage(format!(
             "unknown kind `{kind}`; `pveops parse --list` lists them"
         )));
