@@ -17,6 +17,7 @@ const READ_ONLY: &[&str] = &[
     "pveversion -v",
     "systemctl is-active ",
     "cat /proc/sys/kernel/random/boot_id",
+    "cat /proc/uptime",
     "hostname",
     "date +%z",
     "zpool status -x",

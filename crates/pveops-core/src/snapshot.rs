@@ -122,6 +122,8 @@ pub struct NodeSnapshot {
     pub version: Option<Version>,
     pub services: BTreeMap<String, String>,
     pub boot_id: Option<String>,
+    /// Seconds since the node booted (`/proc/uptime`); null when not read.
+    pub uptime_seconds: Option<u64>,
     /// The upgrade checker's results (`--upgrade-checklist`); null when it was not run.
     pub upgrade_checklist: Option<Vec<ChecklistResult>>,
     /// Pending package updates (`apt-get -s dist-upgrade`); null when not read.

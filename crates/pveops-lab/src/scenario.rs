@@ -100,6 +100,7 @@ fn node(i: u32) -> Node {
         cpus: 32,
         zpool: None,
         boot_id: format!("5eed{i:04x}-0000-4000-8000-00000000{i:04x}"),
+        booted: None,
         lrm: Some("active".into()),
         faults: Default::default(),
         partition: 0,

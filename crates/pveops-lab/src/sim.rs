@@ -162,6 +162,7 @@ fn real(path: &str, args: &[String]) -> i32 {
 
 fn is_simulated_file(path: &str) -> bool {
     path == "/proc/sys/kernel/random/boot_id"
+        || path == "/proc/uptime"
         || path == "/etc/pve/priv/known_hosts"
         || path == "/run/reboot-required"
 }
@@ -539,6 +540,13 @@ fn cat(c: &Cluster, node: &str, files: &[&str]) -> Reply {
             "/proc/sys/kernel/random/boot_id" => {
                 out.push_str(&c.node(node).map(|n| n.boot_id.clone()).unwrap_or_default());
                 out.push('\n');
+            }
+            // Linux fs/proc/uptime.c: seconds since boot and idle seconds over every CPU, each
+            // `%lu.%02lu`; this node idles 95 % of the time on each of its cores.
+            "/proc/uptime" => {
+                let up = c.node(node).map_or(0.0, |n| n.uptime(super::store::now()));
+                let cpus = c.node(node).map_or(1, |n| n.cpus.max(1));
+                out.push_str(&format!("{up:.2} {:.2}\n", up * 0.95 * f64::from(cpus)));
             }
             // Debian's marker that a package wants a reboot (written by update-notifier-common's
             // and the kernel's postinst hooks), on tmpfs: gone after a reboot.

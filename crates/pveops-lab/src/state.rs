@@ -348,6 +348,10 @@ pub struct Node {
     #[serde(default)]
     pub zpool: Option<String>,
     pub boot_id: String,
+    /// Unix time the node last booted (set when a simulated reboot brings it back); absent:
+    /// it has been up four days whenever it is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted: Option<f64>,
     /// The HA local resource manager state word (`active`, `idle`, `maintenance mode`).
     #[serde(default)]
     pub lrm: Option<String>,
@@ -397,6 +401,13 @@ pub struct Node {
     pub subscription_info: SubscriptionInfo,
     #[serde(default, skip_serializing_if = "Certs::is_default")]
     pub certs: Certs,
+}
+
+impl Node {
+    /// Seconds since the node booted, at `now` (Unix time).
+    pub fn uptime(&self, now: f64) -> f64 {
+        self.booted.map_or(4.0 * 86_400.0, |b| (now - b).max(0.0))
+    }
 }
 
 fn is_zero_u64(v: &u64) -> bool {
@@ -840,6 +851,7 @@ impl Cluster {
                     if let Some(n) = self.node_mut(&node) {
                         n.online = true;
                         n.boot_id = new_boot_id(now, n.nodeid);
+                        n.booted = Some(now);
                         n.apt.reboot_required = false;
                         if let Some(newest) = newest_kernel(&n.kernels_installed) {
                             n.kernel_running = newest;
