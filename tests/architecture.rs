@@ -240,3 +240,79 @@ fn the_plan_and_the_journal_are_typed_and_nothing_matches_our_own_messages() {
         }
     }
 }
+
+/// Only the SSH layer touches the network, and only the fleet opens sessions: everything else
+/// hands a `Fleet` on. (The demo waits for its own lab's ports on loopback.)
+#[test]
+fn only_the_ssh_layer_touches_the_network() {
+    let net = [
+        "TcpStream",
+        "TcpListener",
+        "UdpSocket",
+        "lookup_host",
+        "to_socket_addrs",
+    ];
+    let allowed = ["pveops/src/session.rs", "pveops/src/subcommand/demo.rs"];
+    let mut all = crate_sources("pveops-core");
+    all.extend(crate_sources("pveops"));
+    let hits: Vec<String> = all
+        .iter()
+        .filter(|(rel, code)| {
+            !allowed.contains(&rel.as_str()) && net.iter().any(|n| code.contains(n))
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    assert!(hits.is_empty(), "modules touching the network: {hits:?}");
+    let ssh: Vec<String> = all
+        .iter()
+        .filter(|(rel, code)| {
+            code.contains("russh::")
+                && ![
+                    "pveops/src/session.rs",
+                    "pveops/src/keys.rs",
+                    "pveops/src/known_hosts.rs",
+                ]
+                .contains(&rel.as_str())
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    assert!(ssh.is_empty(), "modules naming russh: {ssh:?}");
+    let connecting: Vec<String> = all
+        .iter()
+        .filter(|(rel, code)| {
+            code.contains("connector.connect(")
+                && !["pveops/src/fleet.rs", "pveops/src/session.rs"].contains(&rel.as_str())
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    assert!(
+        connecting.is_empty(),
+        "modules opening sessions: {connecting:?}"
+    );
+}
+
+/// The lab is a second, independent reading of PVE: it uses nothing of pveops-core but the
+/// error type and the bounded file reader, so it cannot share a parser's mistake.
+#[test]
+fn the_lab_shares_no_code_with_the_parsers() {
+    let mut used: Vec<String> = crate_sources("pveops-lab")
+        .iter()
+        .flat_map(|(_, code)| {
+            code.match_indices("pveops_core::")
+                .map(|(i, m)| {
+                    code[i + m.len()..]
+                        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    assert!(
+        used.iter().all(|m| m == "Error" || m == "input"),
+        "pveops-lab uses pveops_core::{used:?}"
+    );
+}
