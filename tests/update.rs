@@ -8,7 +8,7 @@ use pveops_lab::state::{AptLock, Cluster};
 use crate::support::cluster::SimCluster;
 use crate::support::{pveops, stderr};
 
-use crate::support::ops::fast;
+use crate::support::ops::{fast, journal};
 
 struct Run {
     code: Option<i32>,
@@ -64,14 +64,6 @@ fn guests(c: &Cluster) -> Vec<(u32, String, String)> {
     c.guests
         .iter()
         .map(|g| (g.vmid, g.node.clone(), g.status.clone()))
-        .collect()
-}
-
-fn journal(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
