@@ -21,6 +21,8 @@ mod reboot;
 mod restore;
 mod targets;
 mod update;
+mod waves;
+mod window;
 use drain::add_drain;
 pub use gates::membership_gate;
 use gates::{
@@ -36,6 +38,8 @@ use reboot::add_reboot;
 use restore::plan_restore;
 pub use targets::{Prechecks, Preflight};
 use update::{add_update, repositories_gate, update_rollback};
+pub use waves::waves;
+pub use window::parse_window;
 
 /// What the operator asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -399,46 +403,6 @@ impl Plan {
     }
 }
 
-/// Whether a step is a migration that may run beside others: a detached `qm`/`pct migrate`
-/// verified by where the guest is afterwards.
-fn concurrent(s: &Step) -> bool {
-    s.detached
-        && s.command.is_some()
-        && s.only_if.is_none()
-        && matches!(s.detail, Action::Migrate { .. })
-        && matches!(s.verify, Some(Verify::GuestOn { .. }))
-}
-
-/// Runs of consecutive migration steps cut into waves of at most `max` (none when `max` is 1:
-/// one at a time, as PVE's bulk migration with one worker). A run of one is no wave.
-pub fn waves(steps: &[Step], max: u32) -> Vec<Wave> {
-    let mut out = Vec::new();
-    if max <= 1 {
-        return out;
-    }
-    let mut run: Vec<u32> = Vec::new();
-    let flush = |run: &mut Vec<u32>, out: &mut Vec<Wave>| {
-        if run.len() > 1 {
-            for chunk in run.chunks(max as usize) {
-                out.push(Wave {
-                    wave: out.len() as u32 + 1,
-                    steps: chunk.to_vec(),
-                });
-            }
-        }
-        run.clear();
-    };
-    for s in steps {
-        if concurrent(s) {
-            run.push(s.seq);
-        } else {
-            flush(&mut run, &mut out);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
 /// Plans `op` against the before-snapshot; `pre` holds what PVE says about targets (migrate
 /// preflight per VMID, HA rules).
 pub fn plan(
@@ -683,51 +647,6 @@ fn any_other(snap: &Snapshot, node: &str) -> String {
         .filter_map(|n| n.pve_node.clone())
         .find(|n| n != node)
         .unwrap_or_else(|| node.to_string())
-}
-
-/// Parses a maintenance window `YYYY-MM-DD HH:MM/DURATION` (local time of the jump host;
-/// duration `2h`, `90m`, `1h30m`) into Unix seconds.
-pub fn parse_window(text: &str) -> Result<(i64, i64), String> {
-    let (start, dur) = text
-        .split_once('/')
-        .ok_or_else(|| format!("window `{text}`: write it as \"2026-11-28 22:00/2h\""))?;
-    let dt: jiff::civil::DateTime = start
-        .trim()
-        .parse()
-        .map_err(|e| format!("window `{text}`: the start is not a date and time ({e})"))?;
-    let zoned = dt
-        .to_zoned_datetime(jiff::tz::TimeZone::system())
-        .map_err(|e| format!("window `{text}`: {e}"))?;
-    let start = zoned.timestamp().as_second();
-    let mut secs = 0i64;
-    let mut num = String::new();
-    for c in dur.trim().chars() {
-        match c {
-            '0'..='9' => num.push(c),
-            'h' | 'm' | 's' => {
-                let n: i64 = num
-                    .parse()
-                    .map_err(|_| format!("window `{text}`: bad duration `{dur}`"))?;
-                secs += n * match c {
-                    'h' => 3600,
-                    'm' => 60,
-                    _ => 1,
-                };
-                num.clear();
-            }
-            _ => {
-                return Err(format!(
-                    "window `{text}`: bad duration `{dur}` (use 2h, 90m, 1h30m)"
-                ));
-            }
-        }
-    }
-    if !num.is_empty() || secs <= 0 {
-        return Err(format!(
-            "window `{text}`: bad duration `{dur}` (use 2h, 90m, 1h30m)"
-        ));
-    }
-    Ok((start, start + secs))
 }
 
 /// A step that turns HA node maintenance of `node` on (`enter`) or off, sent from `on`,
