@@ -199,7 +199,7 @@ impl Certs {
     }
 }
 
-/// The cluster's own Ceph (`src/lab/ceph.rs` prints it as ceph does).
+/// The cluster's own Ceph (`ceph.rs` prints it as ceph does).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ceph {
