@@ -68,7 +68,12 @@ pub fn parse(text: &str) -> Result<Uptime, ParseError> {
     })
 }
 
+/// A node whose `/proc/uptime` cannot be read (cat failed) simply lacks the fact: the uptime
+/// decides nothing, and the failed command stays in the snapshot's records with its status.
 fn keep(out: &crate::output::Output, k: &mut Keep<'_>) -> Result<(), String> {
+    if !out.success() {
+        return Ok(());
+    }
     let parsed = parse(&out.stdout_text()).map_err(|e| e.to_string())?;
     k.node.uptime_seconds = Some(parsed.seconds);
     Ok(())
