@@ -43,9 +43,9 @@ pub struct Collector {
     pub raw_sink: Option<std::sync::mpsc::Sender<Vec<Raw>>>,
 }
 
-/// A node's catalog: every read of `scopes` in the registry's order (`facts::READS`), then
-/// the commands of the command checks (after the reads of every node, before the optional
-/// ones, as `collect` appends them), each rendered with its variables.
+/// A node's catalog: every node and monitoring read in the registry's order (`facts::READS`)
+/// and the commands of the command checks, narrowed to `only` when it is not empty, then the
+/// reads of the `optional` scopes; each rendered with its variables.
 pub fn node_catalog(
     templates: &Templates,
     checks: &[Check],
@@ -67,12 +67,14 @@ pub fn node_catalog(
             wanted.push((name, json!({})));
         }
     }
+    // `--only` narrows the catalog; what was asked for besides it (`--upgrade-checklist`, an
+    // update's package state) is read all the same.
+    wanted.retain(|(name, _)| only.is_empty() || only.iter().any(|o| o == name));
     for scope in optional {
         wanted.extend(reads(std::slice::from_ref(scope)));
     }
     wanted
         .into_iter()
-        .filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name))
         .map(|(name, data)| templates.render(name, &data))
         .collect()
 }
@@ -427,5 +429,40 @@ fn absorb(
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--only` narrows the catalog but not what was asked for besides it.
+    #[test]
+    fn only_narrows_the_catalog_not_the_optional_reads() {
+        let t = Templates::load(None).unwrap();
+        let names = |only: &[&str], optional: &[Scope]| -> Vec<String> {
+            let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+            node_catalog(&t, &[], &only, optional)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(
+            names(
+                &["qm-list"],
+                &[Scope::UpgradeChecklist, Scope::PackageState]
+            ),
+            [
+                "qm-list",
+                "upgrade-checklist",
+                "apt-locks",
+                "reboot-required"
+            ]
+        );
+        let all = names(&[], &[Scope::UpgradeChecklist]);
+        assert_eq!(all.first().map(String::as_str), Some("pvecm-status"));
+        assert_eq!(all.last().map(String::as_str), Some("upgrade-checklist"));
+        assert!(all.iter().any(|n| n == "systemctl-is-active"));
     }
 }
